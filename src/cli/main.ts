@@ -1,0 +1,47 @@
+/**
+ * The `selfsup` command line. Argument parsing only: every command calls a
+ * library function. Exit codes: 0 ok, 1 failure, 2 usage error.
+ */
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.js';
+import { registerDoctor } from './commands/doctor.js';
+import { EXIT_USAGE, reportError } from './common.js';
+
+export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
+
+/** Each command lives in its own file under ./commands and registers itself here. */
+const COMMANDS: Register[] = [registerDoctor];
+
+export async function main(argv: string[]): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const program = new Command('selfsup')
+    .description('Self-supervised pretraining of ResNet backbones on native TensorFlow')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const register of COMMANDS) register(program, (p) => (pending = p));
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return 0;
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    return reportError(err);
+  }
+  if (!pending) {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return EXIT_USAGE;
+    }
+    return 0;
+  }
+  try {
+    return await pending;
+  } catch (err) {
+    return reportError(err);
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Backend choice: native TensorFlow on GPU > native TensorFlow on CPU > pure JS.
+ *
+ * Library code imports ops from `@tensorflow/tfjs` (in Node that resolves to the
+ * CommonJS build, the same instance `@tensorflow/tfjs-node` extends) and calls
+ * {@link initEngine} once before doing work; loading tfjs-node registers the
+ * `tensorflow` backend on that shared engine.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+
+const require = createRequire(import.meta.url);
+
+export type BackendPreference = 'auto' | 'gpu' | 'cpu' | 'js';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'gpu', 'cpu', 'js'];
+
+export interface EngineInfo {
+  /** tfjs backend name: `tensorflow` for native TensorFlow, `cpu` for pure JS. */
+  backend: string;
+  /** The npm package that provides the backend. */
+  provider: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node' | '@tensorflow/tfjs';
+  native: boolean;
+  gpu: boolean;
+  /** TensorFlow C library version (native only). */
+  tensorflowVersion?: string;
+  tfjsVersion: string;
+  /** Threads TensorFlow uses inside one op and across ops. */
+  intraOpThreads: number;
+  interOpThreads: number;
+  cpus: number;
+  /** Why the choice fell where it did; warnings for slow paths. */
+  notes: string[];
+}
+
+export interface EngineOptions {
+  /** Overrides the SELFSUP_BACKEND environment variable. Default `auto`. */
+  backend?: BackendPreference;
+  /** Print the pure-JS warning to stderr (default true). */
+  quiet?: boolean;
+}
+
+let current: EngineInfo | undefined;
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+}
+
+function parseThreads(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
+}
+
+function gpuVisible(): boolean {
+  if (process.env.CUDA_VISIBLE_DEVICES === '' || process.env.CUDA_VISIBLE_DEVICES === '-1') return false;
+  if (existsSync('/dev/nvidia0')) return true;
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
+  return r.status === 0 && /GPU \d/.test(r.stdout);
+}
+
+function canResolve(pkg: string): boolean {
+  try {
+    require.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads and validates the preference from an option or SELFSUP_BACKEND. */
+export function resolveBackendPreference(option?: string): BackendPreference {
+  const source = option !== undefined ? 'option --backend' : 'SELFSUP_BACKEND';
+  const value = (option ?? process.env.SELFSUP_BACKEND ?? 'auto').toLowerCase();
+  if (!(BACKEND_PREFERENCES as readonly string[]).includes(value)) {
+    throw new EngineError(`Expected one of ${BACKEND_PREFERENCES.join(', ')} for ${source} but received "${value}"`);
+  }
+  return value as BackendPreference;
+}
+
+function loadNative(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): string {
+  // TensorFlow's C++ logging is chatty at level 0; keep warnings and errors only unless asked.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  // biome-ignore lint/suspicious/noExplicitAny: the binding is untyped
+  const mod = require(pkg) as any;
+  const version: string | undefined = mod?.backend?.()?.binding?.TF_Version;
+  if (tf.getBackend() !== 'tensorflow') {
+    throw new EngineError(`${pkg} loaded but the active backend is "${tf.getBackend()}"`);
+  }
+  return version ?? 'unknown';
+}
+
+/**
+ * Picks and activates the backend. Idempotent: later calls return the first
+ * result (only one native package may be loaded in a process).
+ */
+export function initEngine(options: EngineOptions = {}): EngineInfo {
+  if (current) return current;
+  const preference = resolveBackendPreference(options.backend);
+  const cpus = os.availableParallelism?.() ?? os.cpus().length;
+  const notes: string[] = [];
+  let provider: EngineInfo['provider'] = '@tensorflow/tfjs';
+  let tensorflowVersion: string | undefined;
+  let gpu = false;
+
+  const tryGpu = preference === 'gpu' || (preference === 'auto' && canResolve('@tensorflow/tfjs-node-gpu'));
+  if (tryGpu) {
+    if (preference === 'auto' && !gpuVisible()) {
+      notes.push('@tensorflow/tfjs-node-gpu is installed but no GPU is visible; using the CPU');
+    } else {
+      try {
+        tensorflowVersion = loadNative('@tensorflow/tfjs-node-gpu');
+        provider = '@tensorflow/tfjs-node-gpu';
+        gpu = true;
+      } catch (e) {
+        if (preference === 'gpu') {
+          throw new EngineError(
+            `backend "gpu" was asked for but @tensorflow/tfjs-node-gpu failed to load: ${(e as Error).message}`,
+          );
+        }
+        notes.push(`@tensorflow/tfjs-node-gpu failed to load (${(e as Error).message.split('\n')[0]}); trying the CPU`);
+      }
+    }
+  }
+  if (!gpu && (preference === 'auto' || preference === 'cpu')) {
+    try {
+      tensorflowVersion = loadNative('@tensorflow/tfjs-node');
+      provider = '@tensorflow/tfjs-node';
+    } catch (e) {
+      const why = (e as Error).message.split('\n')[0];
+      if (preference === 'cpu') {
+        throw new EngineError(
+          `backend "cpu" (native TensorFlow) was asked for but @tensorflow/tfjs-node failed to load: ${why}. See docs/install.md.`,
+        );
+      }
+      notes.push(`@tensorflow/tfjs-node failed to load: ${why}`);
+    }
+  }
+  if (provider === '@tensorflow/tfjs') {
+    tf.setBackend('cpu');
+    const warning =
+      'WARNING: running on pure-JS TensorFlow.js (no native TensorFlow). Training is ~4000x slower; ' +
+      'selfsup refuses long runs unless you pass --allow-slow-backend. See docs/install.md to get native TensorFlow.';
+    notes.push(warning);
+    if (!options.quiet) process.stderr.write(`\n${'!'.repeat(78)}\n${warning}\n${'!'.repeat(78)}\n\n`);
+  }
+
+  current = {
+    backend: tf.getBackend(),
+    provider,
+    native: provider !== '@tensorflow/tfjs',
+    gpu,
+    tensorflowVersion,
+    tfjsVersion: tf.version_core,
+    intraOpThreads: parseThreads(process.env.TF_NUM_INTRAOP_THREADS, cpus),
+    interOpThreads: parseThreads(process.env.TF_NUM_INTEROP_THREADS, cpus),
+    cpus,
+    notes,
+  };
+  return current;
+}
+
+/** The engine chosen so far, if any. */
+export function engineInfo(): EngineInfo | undefined {
+  return current;
+}
+
+/**
+ * Throws unless the backend is native or the caller explicitly allows a slow one.
+ * Call before any long job (pretraining, finetuning, embedding a folder).
+ */
+export function assertFastBackend(allowSlowBackend = false): EngineInfo {
+  const info = initEngine();
+  if (!info.native && !allowSlowBackend) {
+    throw new EngineError(
+      'native TensorFlow is not available and pure JS is ~4000x slower; refusing a long run. ' +
+        'Install native TensorFlow (docs/install.md) or pass --allow-slow-backend.',
+    );
+  }
+  return info;
+}

@@ -1,0 +1,108 @@
+/** `selfsup doctor`: what the engine is and how fast it convolves. */
+
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { type EngineInfo, type EngineOptions, initEngine } from './backend.js';
+
+const require = createRequire(import.meta.url);
+
+export interface SpeedCheck {
+  /** What was timed. */
+  op: string;
+  shape: { batch: number; size: number; channels: number; kernel: number };
+  iterations: number;
+  seconds: number;
+  gflops: number;
+}
+
+export interface DoctorReport {
+  engine: EngineInfo;
+  node: string;
+  platform: string;
+  cpuModel: string;
+  totalMemoryGiB: number;
+  sharp?: { version: string; libvips: string };
+  speed?: SpeedCheck;
+}
+
+/**
+ * Times a 3x3 convolution (forward) for about `seconds` seconds and returns
+ * its rate in GFLOP/s (2 FLOPs per multiply-add).
+ */
+export function convSpeedCheck(seconds = 3, batch = 16, size = 56, channels = 64): SpeedCheck {
+  const kernel = 3;
+  const x = tf.randomNormal([batch, size, size, channels]) as tf.Tensor4D;
+  const w = tf.randomNormal([kernel, kernel, channels, channels]) as tf.Tensor4D;
+  const run = () => tf.tidy(() => tf.conv2d(x, w, 1, 'same').sum().dataSync());
+  run(); // warm-up: kernel selection, allocations
+  let iterations = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < seconds || iterations < 2) {
+    run();
+    iterations++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  x.dispose();
+  w.dispose();
+  const flops = 2 * batch * size * size * channels * channels * kernel * kernel * iterations;
+  return {
+    op: 'conv2d 3x3 stride 1 forward',
+    shape: { batch, size, channels, kernel },
+    iterations,
+    seconds: elapsed,
+    gflops: flops / elapsed / 1e9,
+  };
+}
+
+export async function runDoctor(
+  options: EngineOptions & { speedSeconds?: number; skipSpeed?: boolean } = {},
+): Promise<DoctorReport> {
+  const engine = initEngine({ backend: options.backend, quiet: true });
+  let sharpInfo: DoctorReport['sharp'];
+  try {
+    const sharp = require('sharp') as { versions: { sharp?: string; vips: string } };
+    sharpInfo = { version: sharp.versions.sharp ?? 'unknown', libvips: sharp.versions.vips };
+  } catch {
+    sharpInfo = undefined;
+  }
+  const report: DoctorReport = {
+    engine,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    sharp: sharpInfo,
+  };
+  if (!options.skipSpeed) {
+    // Pure JS is thousands of times slower: keep its check tiny.
+    report.speed = engine.native
+      ? convSpeedCheck(options.speedSeconds ?? 3)
+      : convSpeedCheck(options.speedSeconds ?? 1, 1, 14, 16);
+  }
+  return report;
+}
+
+export function formatDoctorReport(r: DoctorReport): string {
+  const e = r.engine;
+  const lines = [
+    `backend            ${e.backend} (${e.provider})${e.native ? '' : '  <-- pure JS: slow'}`,
+    `TensorFlow         ${e.tensorflowVersion ?? 'none (pure JS)'}`,
+    `TensorFlow.js      ${e.tfjsVersion}`,
+    `GPU                ${e.gpu ? 'yes' : 'no'}`,
+    `threads            intra-op ${e.intraOpThreads}, inter-op ${e.interOpThreads} (cpus: ${e.cpus})`,
+    `sharp / libvips    ${r.sharp ? `${r.sharp.version} / ${r.sharp.libvips}` : 'not installed'}`,
+    `node               ${r.node} on ${r.platform}`,
+    `cpu                ${r.cpuModel}, ${r.totalMemoryGiB} GiB`,
+  ];
+  if (r.speed) {
+    const s = r.speed;
+    lines.push(
+      `speed check        ${s.op}, [${s.shape.batch}, ${s.shape.size}, ${s.shape.size}, ${s.shape.channels}]: ` +
+        `${s.gflops.toFixed(1)} GFLOP/s (${s.iterations} runs in ${s.seconds.toFixed(2)} s)`,
+    );
+  }
+  for (const note of e.notes) lines.push(`note               ${note}`);
+  return lines.join('\n');
+}

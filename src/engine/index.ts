@@ -1,0 +1,3 @@
+export * from './backend.js';
+export * from './doctor.js';
+export * from './memory.js';

@@ -1,0 +1,3 @@
+/** selfsup library entry point. */
+export * from './engine/index.js';
+export { VERSION } from './version.js';
