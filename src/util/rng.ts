@@ -39,7 +39,8 @@ class SeededRng implements Rng {
     readonly seed: string,
     state?: object,
   ) {
-    this.gen = state ? X : seedrandom.alea(seed, { state: true });
+    // biome-ignore lint/suspicious/noExplicitAny: seedrandom's state type is per-algorithm
+    this.gen = state ? seedrandom.alea('', { state: state as any }) : seedrandom.alea(seed, { state: true });
   }
   next(): number {
     return this.gen();
