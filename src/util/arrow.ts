@@ -1,0 +1,142 @@
+/**
+ * Arrow IPC tables (manifests, metrics, embeddings, predictions). Files are in
+ * the Arrow IPC *file* format (Feather v2), which pandas (`read_feather`),
+ * polars (`read_ipc`) and DuckDB read directly. Writes are atomic.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  Bool,
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  Int32,
+  Int64,
+  makeData,
+  makeVector,
+  Schema,
+  Table,
+  tableFromIPC,
+  tableToIPC,
+  Utf8,
+  type Vector,
+  vectorFromArray,
+} from 'apache-arrow';
+import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { InputError } from './errors.js';
+
+/** A fixed-length float32 vector per row (embeddings, probabilities): data is [rows * dim]. */
+export interface VectorColumn {
+  kind: 'vector';
+  dim: number;
+  data: Float32Array;
+}
+
+export type ColumnData =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | BigInt64Array
+  | number[]
+  | Array<string | null>
+  | boolean[]
+  | VectorColumn;
+
+export type Columns = Record<string, ColumnData>;
+
+function toVector(name: string, col: ColumnData): Vector {
+  if (
+    col instanceof Float32Array ||
+    col instanceof Float64Array ||
+    col instanceof Int32Array ||
+    col instanceof BigInt64Array
+  ) {
+    return makeVector(col);
+  }
+  if (!Array.isArray(col) && (col as VectorColumn).kind === 'vector') {
+    const v = col as VectorColumn;
+    if (v.data.length % v.dim !== 0)
+      throw new Error(`column ${name}: vector data length ${v.data.length} is not a multiple of ${v.dim}`);
+    const child = makeData({ type: new Float32(), length: v.data.length, nullCount: 0, data: v.data });
+    const type = new FixedSizeList(v.dim, new Field('item', new Float32(), false));
+    return makeVector(makeData({ type, length: v.data.length / v.dim, nullCount: 0, child }));
+  }
+  const arr = col as unknown[];
+  const first = arr.find((x) => x !== null && x !== undefined);
+  if (typeof first === 'string' || first === undefined) return vectorFromArray(arr as (string | null)[], new Utf8());
+  if (typeof first === 'boolean') return vectorFromArray(arr as boolean[], new Bool());
+  if (typeof first === 'number') return makeVector(Float64Array.from(arr as number[]));
+  throw new Error(`column ${name}: unsupported values (${typeof first})`);
+}
+
+/** Builds a table; all columns must have the same number of rows. */
+export function buildTable(columns: Columns, metadata: Record<string, string> = {}): Table {
+  const vectors: Record<string, Vector> = {};
+  let rows: number | undefined;
+  for (const [name, col] of Object.entries(columns)) {
+    const v = toVector(name, col);
+    if (rows !== undefined && v.length !== rows) {
+      throw new Error(`column ${name} has ${v.length} rows but earlier columns have ${rows}`);
+    }
+    rows = v.length;
+    vectors[name] = v;
+  }
+  const table = new Table(vectors);
+  if (Object.keys(metadata).length === 0) return table;
+  const schema = new Schema(table.schema.fields, new Map(Object.entries(metadata)));
+  return new Table(schema, table.batches);
+}
+
+export function tableBytes(columns: Columns, metadata?: Record<string, string>): Uint8Array {
+  return tableToIPC(buildTable(columns, metadata), 'file');
+}
+
+/** Writes columns as an Arrow IPC file, atomically. */
+export async function writeArrowTable(
+  path: string,
+  columns: Columns,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  await writeFileAtomic(path, tableBytes(columns, metadata));
+}
+
+export function writeArrowTableSync(path: string, columns: Columns, metadata?: Record<string, string>): void {
+  writeFileAtomicSync(path, tableBytes(columns, metadata));
+}
+
+/** Reads an Arrow IPC file (or stream); errors name the file. */
+export function readArrowTable(path: string): Table {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new InputError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return tableFromIPC(bytes);
+  } catch (e) {
+    throw new InputError(path, `not a readable Arrow IPC file (${(e as Error).message})`);
+  }
+}
+
+/** A column as plain JS values (numbers, bigint, strings, booleans, or Float32Array rows for vectors). */
+export function columnValues(table: Table, name: string): unknown[] {
+  const col = table.getChild(name);
+  if (!col) {
+    const names = table.schema.fields.map((f) => f.name).join(', ');
+    throw new Error(`no column "${name}" (columns: ${names})`);
+  }
+  const out: unknown[] = new Array(col.length);
+  for (let i = 0; i < col.length; i++) {
+    const v = col.get(i);
+    out[i] = v && typeof v === 'object' && 'toArray' in v ? Float32Array.from((v as Vector).toArray()) : v;
+  }
+  return out;
+}
+
+/** Table metadata as a plain object. */
+export function tableMetadata(table: Table): Record<string, string> {
+  return Object.fromEntries(table.schema.metadata.entries());
+}
+
+export { Float64, Int32, Int64 };
