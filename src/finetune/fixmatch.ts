@@ -1,0 +1,152 @@
+/**
+ * FixMatch (Sohn et al., 2020, "FixMatch: Simplifying Semi-Supervised Learning
+ * with Consistency and Confidence"): "we produce an artificial label for each
+ * unlabeled sample by applying the model to a weakly-augmented version; if the
+ * model's highest predicted class probability is above a threshold, the one-hot
+ * pseudo-label is then used as the target for a strongly-augmented version".
+ *
+ * Unsupervised loss: `l_u = 1/(mu B) sum_b 1[max q_b >= tau] H(argmax q_b, p(y | strong(u_b)))`,
+ * with q_b the (gradient-stopped) prediction on the weak view; total loss
+ * `l_s + lambda_u l_u`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { PipelineSpec } from '../data/types.js';
+import { invalidOption } from '../util/errors.js';
+
+export interface FixMatchOptions {
+  /** Confidence threshold tau on the weak view's max probability. Paper: 0.95. */
+  threshold: number;
+  /** Unlabeled images per labeled image in a batch (mu). Paper: 7. */
+  ratio: number;
+  /** Weight lambda_u of the unlabeled loss. Paper: 1. */
+  weight: number;
+  /** Epochs over which lambda_u ramps linearly from 0 to `weight` (0 = no ramp). */
+  warmupEpochs: number;
+}
+
+export const FIXMATCH_DEFAULTS: FixMatchOptions = { threshold: 0.95, ratio: 3, weight: 1, warmupEpochs: 1 };
+
+export interface FixMatchTerms {
+  /** Scalar unsupervised loss (mean over all unlabeled samples, masked ones count as 0). */
+  loss: tf.Scalar;
+  /** [U] 1 where the weak view was confident enough, else 0. */
+  mask: tf.Tensor1D;
+  /** [U] argmax of the weak view's prediction. */
+  pseudoLabels: tf.Tensor1D;
+  /** [U] max probability of the weak view's prediction. */
+  confidence: tf.Tensor1D;
+}
+
+/**
+ * The FixMatch unlabeled term for weak-view logits [U, K] and strong-view
+ * logits [U, K]. The weak logits are treated as constants (no gradient flows
+ * through the pseudo-labels). Call inside tf.tidy.
+ */
+export function fixMatchTerms(weakLogits: tf.Tensor2D, strongLogits: tf.Tensor2D, threshold: number): FixMatchTerms {
+  if (!(threshold >= 0 && threshold <= 1)) throw invalidOption('fixmatch.threshold', 'a number in [0, 1]', threshold);
+  return tf.tidy(() => {
+    // Only argmax and a comparison of the weak probabilities reach the loss: neither
+    // has a gradient, so the pseudo-labels act as constants (tfjs has no stopGradient).
+    const probs = tf.softmax(weakLogits); // [U, K]
+    const confidence = tf.max(probs, 1) as tf.Tensor1D; // [U]
+    const pseudoLabels = tf.argMax(probs, 1) as tf.Tensor1D; // [U] int32
+    const mask = tf.cast(tf.greaterEqual(confidence, threshold), 'float32') as tf.Tensor1D;
+    const numClasses = strongLogits.shape[1];
+    const logProbs = tf.logSoftmax(strongLogits); // [U, K]
+    const perSample = tf.neg(tf.sum(tf.mul(tf.oneHot(pseudoLabels, numClasses).toFloat(), logProbs), 1)); // [U]
+    const loss = tf.mean(tf.mul(perSample, mask)) as tf.Scalar;
+    return { loss, mask, pseudoLabels, confidence };
+  });
+}
+
+/** lambda_u at a (fractional) epoch: linear ramp from 0 over `warmupEpochs`, then `weight`. */
+export function unlabeledWeight(options: FixMatchOptions, epoch: number): number {
+  if (options.warmupEpochs <= 0) return options.weight;
+  return options.weight * Math.min(1, Math.max(0, epoch / options.warmupEpochs));
+}
+
+/** Checks FixMatch options merged over defaults; errors name `<prefix>.<key>`. */
+export function validateFixMatch(value: unknown, prefix = 'recipe.fixmatch'): FixMatchOptions {
+  if (value === undefined || value === null) return { ...FIXMATCH_DEFAULTS };
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalidOption(prefix, 'an object', value);
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (!(key in FIXMATCH_DEFAULTS)) {
+      throw invalidOption(`${prefix}.${key}`, `one of the keys ${Object.keys(FIXMATCH_DEFAULTS).join(', ')}`, key);
+    }
+  }
+  const out = { ...FIXMATCH_DEFAULTS, ...v } as FixMatchOptions;
+  const num = (key: keyof FixMatchOptions, min: number, max: number) => {
+    const x = out[key];
+    if (typeof x !== 'number' || !Number.isFinite(x) || x < min || x > max) {
+      throw invalidOption(`${prefix}.${key}`, `a number between ${min} and ${max}`, x);
+    }
+  };
+  num('threshold', 0, 1);
+  num('ratio', 1, 64);
+  num('weight', 0, 100);
+  num('warmupEpochs', 0, 10_000);
+  if (!Number.isInteger(out.ratio)) throw invalidOption(`${prefix}.ratio`, 'an integer between 1 and 64', out.ratio);
+  return out;
+}
+
+/** Summary the training loop accumulates over an epoch (host numbers). */
+export interface FixMatchStats {
+  /** Fraction of unlabeled samples whose pseudo-label passed the threshold. */
+  maskRate: number;
+  /** Accuracy of the pseudo-labels that passed, when the unlabeled set has hidden labels. */
+  pseudoLabelAccuracy?: number;
+  /** Unlabeled samples seen. */
+  seen: number;
+}
+
+/** Accumulates mask rate and pseudo-label accuracy from per-batch host arrays. */
+export class FixMatchMeter {
+  private seen = 0;
+  private passed = 0;
+  private checked = 0;
+  private right = 0;
+
+  add(mask: ArrayLike<number>, pseudoLabels: ArrayLike<number>, hiddenLabels?: ArrayLike<number>): void {
+    for (let i = 0; i < mask.length; i++) {
+      this.seen++;
+      if (mask[i] <= 0) continue;
+      this.passed++;
+      const truth = hiddenLabels?.[i];
+      if (truth !== undefined && truth >= 0) {
+        this.checked++;
+        if (truth === pseudoLabels[i]) this.right++;
+      }
+    }
+  }
+
+  stats(): FixMatchStats {
+    return {
+      maskRate: this.seen > 0 ? this.passed / this.seen : 0,
+      pseudoLabelAccuracy: this.checked > 0 ? this.right / this.checked : undefined,
+      seen: this.seen,
+    };
+  }
+}
+
+/** Default weak view (flip + padded crop, as in FixMatch) for an input of `size` px. */
+export function weakView(size: number, mean: number[], std: number[]): PipelineSpec {
+  return [
+    { op: 'randomResizedCrop', size, scale: [0.8, 1], ratio: [0.9, 1.1] },
+    { op: 'horizontalFlip', p: 0.5 },
+    { op: 'normalize', mean, std },
+  ];
+}
+
+/** Default strong view: weak geometry plus color jitter, grayscale, blur and solarize. */
+export function strongView(size: number, mean: number[], std: number[]): PipelineSpec {
+  return [
+    { op: 'randomResizedCrop', size, scale: [0.5, 1] },
+    { op: 'horizontalFlip', p: 0.5 },
+    { op: 'colorJitter', p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
+    { op: 'randomGrayscale', p: 0.2 },
+    { op: 'gaussianBlur', p: 0.5, sigma: [0.1, 1.5] },
+    { op: 'solarize', p: 0.2, threshold: 128 },
+    { op: 'normalize', mean, std },
+  ];
+}
