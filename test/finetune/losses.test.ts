@@ -45,17 +45,17 @@ function refFocalSoftmax(logits: number[][], labels: number[], gamma: number, al
 function refFocalSigmoid(logits: number[][], targets: number[][], gamma: number, alpha: number | number[]): number {
   let s = 0;
   let n = 0;
-  logits.forEach((z, i) =>
-    z.forEach((v, k) => {
-      const p = 1 / (1 + Math.exp(-v));
+  for (let i = 0; i < logits.length; i++) {
+    for (let k = 0; k < logits[i].length; k++) {
+      const p = 1 / (1 + Math.exp(-logits[i][k]));
       const t = targets[i][k];
       const a = typeof alpha === 'number' ? alpha : alpha[k];
       const pt = t === 1 ? p : 1 - p;
       const at = t === 1 ? a : 1 - a;
       s += -at * (1 - pt) ** gamma * Math.log(pt);
       n++;
-    }),
-  );
+    }
+  }
   return s / n;
 }
 
