@@ -27,7 +27,9 @@ try {
 if (r.status === 0 && info && info.backend === 'tensorflow' && info.check === 100) {
   process.stderr.write(`selfsup: native TensorFlow ${info.tf} ready (tfjs backend "tensorflow")\n`);
 } else {
-  const reason = (r.stderr || r.error?.message || 'unknown').trim().split('\n').filter(Boolean).slice(-3);
+  const lines = (r.stderr || r.error?.message || 'unknown').trim().split('\n').filter(Boolean);
+  const errorLines = lines.filter((l) => /Error|error:|cannot|not found/i.test(l) && !/^\s+at /.test(l));
+  const reason = (errorLines.length ? errorLines : lines).slice(0, 3);
   const bar = '='.repeat(78);
   process.stderr.write(
     [
