@@ -26,11 +26,11 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
-        return 0;
+      // `--help` and `--version` exit 0; help shown because no command was given, and parse errors, exit 2.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    return reportError(err);
+    return reportError(err, argv.includes('--json'));
   }
   if (!pending) {
     if (argv.length === 0) {
@@ -42,6 +42,6 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await pending;
   } catch (err) {
-    return reportError(err);
+    return reportError(err, argv.includes('--json'));
   }
 }
