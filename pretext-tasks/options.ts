@@ -1,0 +1,87 @@
+/**
+ * Helpers every task's `validate()` uses: merge user options over the typed
+ * defaults, reject unknown keys, and check each value with the standard message
+ * "Expected X for task.options.<key> but received Z".
+ */
+import { describeValue, invalidOption, UsageError } from '../src/util/errors.js';
+
+/** The recipe path of an option, as it appears in error messages. */
+export function optionKey(key: string): string {
+  return `task.options.${key}`;
+}
+
+/**
+ * Returns `defaults` overridden by the keys of `options` (undefined or null
+ * `options` means all defaults). Throws on a non-object or an unknown key.
+ */
+export function mergeOptions<Options extends object>(defaults: Options, options: unknown): Record<string, unknown> {
+  if (options === undefined || options === null) return { ...(defaults as Record<string, unknown>) };
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw invalidOption('task.options', 'an object', options);
+  }
+  const known = Object.keys(defaults);
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new UsageError(
+        `Unknown key ${optionKey(key)} (received ${describeValue((options as Record<string, unknown>)[key])}); valid keys: ${known.join(', ')}`,
+      );
+    }
+  }
+  const merged: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(options)) {
+    if (value !== undefined) merged[key] = value;
+  }
+  return merged;
+}
+
+export function checkInteger(key: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer between ${min} and ${max}`;
+    throw invalidOption(optionKey(key), range, value);
+  }
+  return value;
+}
+
+/** A finite number in [min, max]; `exclusiveMin` makes the lower bound open. */
+export function checkNumber(key: string, value: unknown, min: number, max: number, exclusiveMin = false): number {
+  const low = exclusiveMin ? `> ${min}` : `>= ${min}`;
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    (exclusiveMin && value === min) ||
+    value > max
+  ) {
+    const range = Number.isFinite(max) ? `a number ${low} and <= ${max}` : `a number ${low}`;
+    throw invalidOption(optionKey(key), range, value);
+  }
+  return value;
+}
+
+export function checkOneOf<T extends string | number>(key: string, value: unknown, allowed: readonly T[]): T {
+  if (!(allowed as readonly unknown[]).includes(value)) {
+    const list = allowed.map((a) => (typeof a === 'string' ? `"${a}"` : String(a))).join(', ');
+    throw invalidOption(optionKey(key), `one of ${list}`, value);
+  }
+  return value as T;
+}
+
+export function checkBoolean(key: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidOption(optionKey(key), 'true or false', value);
+  return value;
+}
+
+/** A [low, high] pair with min <= low <= high <= max. */
+export function checkRange(key: string, value: unknown, min: number, max: number): [number, number] {
+  if (
+    !Array.isArray(value) ||
+    value.length !== 2 ||
+    !value.every((v) => typeof v === 'number' && Number.isFinite(v)) ||
+    value[0] < min ||
+    value[1] > max ||
+    value[0] > value[1]
+  ) {
+    throw invalidOption(optionKey(key), `[low, high] with ${min} <= low <= high <= ${max}`, value);
+  }
+  return [value[0], value[1]];
+}
