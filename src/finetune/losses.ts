@@ -101,8 +101,9 @@ export function focalLossSoftmax(logits: tf.Tensor2D, labels: tf.Tensor1D, optio
     // (1 - p_t)^gamma; clip at 0 so rounding above 1 cannot give NaN for fractional gamma.
     const modulator = gamma === 0 ? tf.onesLike(pt) : tf.pow(tf.relu(tf.sub(1, pt)), gamma);
     let perSample = tf.neg(tf.mul(modulator, logPt)) as tf.Tensor1D; // [B]
-    if (options.alpha !== undefined) {
-      const alpha = perClass(options.alpha, numClasses, 'alpha');
+    const alphaOption = options.alpha;
+    if (alphaOption !== undefined && typeof alphaOption !== 'number') {
+      const alpha = perClass(alphaOption, numClasses, 'alpha');
       perSample = tf.mul(perSample, tf.gather(alpha, labelsInt)) as tf.Tensor1D;
     }
     return tf.mean(perSample) as tf.Scalar;

@@ -1,0 +1,153 @@
+/**
+ * Labeled sets for finetuning are small (tens to a few thousand images), so they
+ * are decoded once into memory as float pixels in [0, 1]; batches are slices of
+ * that array, augmented on the tensor side (see tensor-augment.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ImageSource } from '../data/types.js';
+import { invalidOption, UsageError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+
+export interface ImageSet {
+  /** [N, H, W, C] pixels in [0, 1], row-major. */
+  pixels: Float32Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: 1 | 3;
+  /** Class per image, -1 = unlabeled. */
+  labels: Int32Array;
+  classNames: string[];
+  /** Index of each image in its source (for reports). */
+  sourceIndices: Int32Array;
+  /** A human name per image (a path, or `file.idx#123`). */
+  describe(i: number): string;
+}
+
+export interface LoadImageSetOptions {
+  /** Side length the images are resized to (square). */
+  size: number;
+  channels: 1 | 3;
+  /** Source indices to load (default: all). */
+  indices?: Int32Array;
+  /** Show a progress line on stderr. */
+  progress?: boolean;
+  /** Images decoded concurrently (default 8). */
+  concurrency?: number;
+}
+
+/** Decodes `source` (or the chosen indices) into memory at `size` x `size` x `channels`. */
+export async function loadImageSet(source: ImageSource, options: LoadImageSetOptions): Promise<ImageSet> {
+  const { size, channels } = options;
+  if (!Number.isInteger(size) || size < 4) throw invalidOption('input.size', 'an integer >= 4', size);
+  const indices = options.indices ?? Int32Array.from({ length: source.size }, (_, i) => i);
+  const n = indices.length;
+  const plane = size * size * channels;
+  const pixels = new Float32Array(n * plane);
+  const labels = new Int32Array(n).fill(-1);
+  const progress = options.progress ? new Progress({ label: 'decode', total: n }) : undefined;
+  const concurrency = options.concurrency ?? 8;
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const raw = await source.load(indices[i], channels);
+      if (raw.channels !== channels) {
+        throw new UsageError(`${source.describe(indices[i])}: decoded ${raw.channels} channels, expected ${channels}`);
+      }
+      if (raw.width === size && raw.height === size) {
+        for (let j = 0; j < plane; j++) pixels[i * plane + j] = raw.data[j] / 255;
+      } else {
+        const resized = tf.tidy(() => {
+          const t = tf.tensor3d(raw.data, [raw.height, raw.width, channels], 'int32').toFloat().div(255);
+          return tf.image
+            .resizeBilinear(t as tf.Tensor3D, [size, size], true)
+            .clipByValue(0, 1)
+            .dataSync();
+        });
+        pixels.set(resized, i * plane);
+      }
+      if (source.labels) labels[i] = source.labels[indices[i]];
+      progress?.tick();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  progress?.finish();
+  return {
+    pixels,
+    count: n,
+    height: size,
+    width: size,
+    channels,
+    labels,
+    classNames: source.classNames?.slice() ?? [],
+    sourceIndices: Int32Array.from(indices),
+    describe: (i) => source.describe(indices[i]),
+  };
+}
+
+/** An ImageSet over pixels already in memory (tests, generated data, IDX arrays). */
+export function imageSetFromArrays(
+  pixels: Float32Array,
+  shape: [number, number, number, number],
+  labels: Int32Array,
+  classNames: string[],
+  describe: (i: number) => string = (i) => `#${i}`,
+): ImageSet {
+  const [n, h, w, c] = shape;
+  if (c !== 1 && c !== 3) throw invalidOption('channels', '1 or 3', c);
+  if (pixels.length !== n * h * w * c) throw invalidOption('pixels', `${n * h * w * c} values`, pixels.length);
+  if (labels.length !== n) throw invalidOption('labels', `${n} labels`, labels.length);
+  return {
+    pixels,
+    count: n,
+    height: h,
+    width: w,
+    channels: c,
+    labels,
+    classNames,
+    sourceIndices: Int32Array.from({ length: n }, (_, i) => i),
+    describe,
+  };
+}
+
+/** The images at `indices` (positions in `set`) as a new set (pixels copied). */
+export function subsetImageSet(set: ImageSet, indices: ArrayLike<number>): ImageSet {
+  const plane = set.height * set.width * set.channels;
+  const pixels = new Float32Array(indices.length * plane);
+  const labels = new Int32Array(indices.length);
+  const sourceIndices = new Int32Array(indices.length);
+  const positions = Int32Array.from(indices as ArrayLike<number>);
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i];
+    if (p < 0 || p >= set.count) throw invalidOption(`indices[${i}]`, `a position in 0..${set.count - 1}`, p);
+    pixels.set(set.pixels.subarray(p * plane, (p + 1) * plane), i * plane);
+    labels[i] = set.labels[p];
+    sourceIndices[i] = set.sourceIndices[p];
+  }
+  return {
+    ...set,
+    pixels,
+    count: positions.length,
+    labels,
+    sourceIndices,
+    describe: (i) => set.describe(positions[i]),
+  };
+}
+
+/** The set with different labels (e.g. flipped for an experiment, or hidden). */
+export function withLabels(set: ImageSet, labels: Int32Array): ImageSet {
+  if (labels.length !== set.count) throw invalidOption('labels', `${set.count} labels`, labels.length);
+  return { ...set, labels };
+}
+
+/** Pixels of `positions` as a tensor [B, H, W, C] in [0, 1]. */
+export function batchPixels(set: ImageSet, positions: ArrayLike<number>): tf.Tensor4D {
+  const plane = set.height * set.width * set.channels;
+  const out = new Float32Array(positions.length * plane);
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i];
+    out.set(set.pixels.subarray(p * plane, (p + 1) * plane), i * plane);
+  }
+  return tf.tensor4d(out, [positions.length, set.height, set.width, set.channels]);
+}

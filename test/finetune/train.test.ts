@@ -1,0 +1,200 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../src/engine/backend.js';
+import { Classifier } from '../../src/finetune/classifier.js';
+import { strongView, weakView } from '../../src/finetune/fixmatch.js';
+import { withLabels } from '../../src/finetune/image-set.js';
+import { argmaxRows } from '../../src/finetune/metrics.js';
+import { TRAIN_DEFAULTS, type TrainOptions, trainClassifier } from '../../src/finetune/train.js';
+import { createRng } from '../../src/util/rng.js';
+import { CLASSES, INPUT, quadrantSet } from './synthetic.js';
+import { createTinyBackbone } from './tiny-backbone.js';
+
+function makeClassifier(seed = 1): Classifier {
+  const rng = createRng(seed);
+  return new Classifier(
+    createTinyBackbone(1, rng.derive('backbone')),
+    { input: INPUT, classNames: CLASSES, hidden: [] },
+    rng.derive('head'),
+  );
+}
+
+function accuracy(c: Classifier, set = quadrantSet(80, 99)): number {
+  const probs = c.predictProbabilities(set);
+  const { predicted } = argmaxRows(probs, 4);
+  return predicted.filter((p, i) => p === set.labels[i]).length / set.count;
+}
+
+const base = (over: Partial<TrainOptions>): TrainOptions => ({
+  ...TRAIN_DEFAULTS,
+  trainView: [],
+  seed: 3,
+  learningRate: 0.05,
+  ...over,
+});
+
+function snapshot(c: Classifier): Map<string, Float32Array> {
+  return new Map(c.variables().map((v) => [v.name, v.variable.dataSync().slice() as Float32Array]));
+}
+function changed(a: Map<string, Float32Array>, b: Map<string, Float32Array>, name: string): boolean {
+  const x = a.get(name)!;
+  const y = b.get(name)!;
+  return x.some((v, i) => v !== y[i]);
+}
+
+describe('finetuning loop', () => {
+  beforeAll(() => {
+    expect(initEngine().backend).toBe('tensorflow');
+  });
+
+  it('linear probe on precomputed features learns, loss goes down, same seed same result', async () => {
+    const train = quadrantSet(64, 1);
+    const runs: number[][] = [];
+    for (let r = 0; r < 2; r++) {
+      const c = makeClassifier();
+      const before = snapshot(c);
+      const result = await trainClassifier(c, base({ stages: [{ epochs: 15, trainable: ['head'] }], batchSize: 16 }), {
+        labeled: train,
+      });
+      expect(result.precomputedFeatures).toBe(true);
+      const h = result.history;
+      expect(h[h.length - 1].loss).toBeLessThan(h[0].loss);
+      expect(accuracy(c)).toBeGreaterThan(0.8);
+      // The backbone did not move.
+      expect(changed(before, snapshot(c), 'conv1.weight')).toBe(false);
+      runs.push(h.map((m) => m.loss));
+      c.dispose();
+    }
+    expect(runs[0]).toEqual(runs[1]);
+  });
+
+  it('staged unfreezing trains only the selected parts; frozen BN statistics stay; tensor count flat', async () => {
+    const train = quadrantSet(48, 2);
+    const c = makeClassifier(2);
+    const counts: number[] = [];
+    const s0 = snapshot(c);
+    await trainClassifier(
+      c,
+      base({ stages: [{ epochs: 2, trainable: ['head'] }], batchSize: 16, trainView: weakView(12, [0.3], [0.3]) }),
+      { labeled: train },
+    );
+    const s1 = snapshot(c);
+    expect(changed(s0, s1, 'head.classifier.0.weight')).toBe(true);
+    expect(changed(s0, s1, 'layer4.0.conv1.weight')).toBe(false);
+    expect(changed(s0, s1, 'bn1.running_mean')).toBe(false);
+    await trainClassifier(
+      c,
+      base({ stages: [{ epochs: 2, trainable: ['layer4', 'head'] }], batchSize: 16, backboneLrMultiplier: 0.5 }),
+      { labeled: train },
+    );
+    const s2 = snapshot(c);
+    expect(changed(s1, s2, 'layer4.0.conv1.weight')).toBe(true);
+    expect(changed(s1, s2, 'conv1.weight')).toBe(false);
+    expect(changed(s1, s2, 'bn1.running_mean')).toBe(false);
+    const result = await trainClassifier(
+      c,
+      base({
+        stages: [
+          { epochs: 1, trainable: ['head'] },
+          { epochs: 4, trainable: ['all'] },
+        ],
+        batchSize: 16,
+        optimizer: 'momentum',
+        weightDecay: 1e-4,
+      }),
+      { labeled: train, onEpoch: () => counts.push(tf.memory().numTensors) },
+    );
+    const s3 = snapshot(c);
+    expect(changed(s2, s3, 'conv1.weight')).toBe(true);
+    expect(changed(s2, s3, 'bn1.running_mean')).toBe(true);
+    expect(result.history.map((m) => m.stage)).toEqual([0, 1, 1, 1, 1]);
+    // Flat across the epochs of one stage (optimizer slots appear in the first epoch of a stage).
+    expect(new Set(counts.slice(2)).size).toBe(1);
+    expect(accuracy(c)).toBeGreaterThan(0.7);
+    c.dispose();
+  });
+
+  it('backbone learning rate multiplier 0 keeps the backbone fixed while the head trains', async () => {
+    const c = makeClassifier(4);
+    const s0 = snapshot(c);
+    await trainClassifier(
+      c,
+      base({ stages: [{ epochs: 1, trainable: ['all'] }], batchSize: 16, optimizer: 'sgd', backboneLrMultiplier: 0 }),
+      {
+        labeled: quadrantSet(32, 4),
+      },
+    );
+    const s1 = snapshot(c);
+    expect(changed(s0, s1, 'conv1.weight')).toBe(false);
+    expect(changed(s0, s1, 'head.classifier.0.weight')).toBe(true);
+    c.dispose();
+  });
+
+  it('FixMatch runs on an unlabeled set and reports mask rate and pseudo-label accuracy', async () => {
+    const labeled = quadrantSet(16, 5);
+    const unlabeledTruth = quadrantSet(64, 6);
+    const c = makeClassifier(5);
+    const counts: number[] = [];
+    const result = await trainClassifier(
+      c,
+      base({
+        stages: [{ epochs: 6, trainable: ['all'] }],
+        batchSize: 8,
+        fixmatch: {
+          threshold: 0.6,
+          ratio: 2,
+          weight: 1,
+          warmupEpochs: 2,
+          weakView: weakView(12, [0.3], [0.3]),
+          strongView: strongView(12, [0.3], [0.3]),
+        },
+        trainView: weakView(12, [0.3], [0.3]),
+      }),
+      { labeled, unlabeled: unlabeledTruth, onEpoch: () => counts.push(tf.memory().numTensors) },
+    );
+    const last = result.history[result.history.length - 1];
+    expect(last.maskRate).toBeGreaterThan(0);
+    expect(last.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
+    expect(last.unlabeledLoss).toBeGreaterThanOrEqual(0);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    // Hidden labels are optional: with all -1 the accuracy is undefined but the mask rate is still reported.
+    const hidden = withLabels(unlabeledTruth, new Int32Array(64).fill(-1));
+    const again = await trainClassifier(
+      c,
+      base({
+        stages: [{ epochs: 1, trainable: ['head'] }],
+        batchSize: 8,
+        fixmatch: {
+          threshold: 0.5,
+          ratio: 1,
+          weight: 1,
+          warmupEpochs: 0,
+          weakView: weakView(12, [0.3], [0.3]),
+          strongView: strongView(12, [0.3], [0.3]),
+        },
+      }),
+      { labeled, unlabeled: hidden },
+    );
+    expect(again.history[0].pseudoLabelAccuracy).toBeUndefined();
+    expect(again.history[0].maskRate).toBeGreaterThanOrEqual(0);
+    c.dispose();
+  });
+
+  it('errors: FixMatch without unlabeled data, stages selecting nothing', async () => {
+    const c = makeClassifier(6);
+    const labeled = quadrantSet(8, 7);
+    await expect(
+      trainClassifier(
+        c,
+        base({ fixmatch: { threshold: 0.9, ratio: 1, weight: 1, warmupEpochs: 0, weakView: [], strongView: [] } }),
+        { labeled },
+      ),
+    ).rejects.toThrow('FixMatch needs an unlabeled set');
+    await expect(
+      trainClassifier(c, base({ stages: [{ epochs: 1, trainable: ['layer9'] }] }), { labeled }),
+    ).rejects.toThrow(
+      /Expected name prefixes that select some variables \(head, layer4, backbone, all\) for recipe.stages\[0\].trainable/,
+    );
+    c.dispose();
+  });
+});
