@@ -1,0 +1,278 @@
+/**
+ * The backbone directory (`backbone.safetensors` + `manifest.json`) and the one
+ * loader that accepts everything a user may hand us: a backbone directory, a run
+ * directory, a torchvision `.safetensors` file, or a tfjs `model.json`.
+ */
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { createBackbone, resolveBackboneConfig } from '../backbones/registry.js';
+import type { Backbone, BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { InputError, UsageError } from '../util/errors.js';
+import {
+  type BackboneManifest,
+  buildManifest,
+  MANIFEST_FILE,
+  type ManifestExtras,
+  manifestExtras,
+  manifestToSafetensorsMetadata,
+  readManifest,
+  safetensorsMetadataToExtras,
+  writeManifest,
+} from './manifest.js';
+import { encodeSafetensors, readSafetensors } from './safetensors.js';
+import {
+  backboneToLayersModel,
+  layersModelToBackbone,
+  readLayersModel,
+  TFJS_MODEL_FILE,
+  TFJS_WEIGHTS_FILE,
+  writeLayersModel,
+} from './tfjs-model.js';
+import { backboneToStateDict, type DenseWeights, inferConfig, loadStateDict } from './torchvision.js';
+
+export const BACKBONE_WEIGHTS_FILE = 'backbone.safetensors';
+
+/** Where a run keeps its backbone, in the order they are tried. */
+export const RUN_BACKBONE_DIRS = ['backbone', path.join('checkpoints', 'last', 'backbone')];
+
+export interface SaveBackboneOptions {
+  /** Also store a classifier as torchvision's `fc.weight` / `fc.bias`. */
+  fc?: DenseWeights;
+  /** Weight dtype (default F32). */
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+function numBatchesTracked(backbone: Backbone): number {
+  return (backbone as { numBatchesTracked?: number }).numBatchesTracked ?? 0;
+}
+
+/** `backbone.safetensors` bytes (torchvision names/layouts, `__metadata__` from the manifest). */
+function safetensorsBytes(backbone: Backbone, manifest: BackboneManifest, options: SaveBackboneOptions): Uint8Array {
+  return encodeSafetensors(
+    backboneToStateDict(backbone, { dtype: options.dtype, fc: options.fc }),
+    manifestToSafetensorsMetadata(manifest),
+  );
+}
+
+/**
+ * Writes a backbone directory atomically: `<dir>/backbone.safetensors` (torchvision
+ * names; loads into torchvision with `load_state_dict(strict=False)`) and
+ * `<dir>/manifest.json`. Returns the manifest.
+ */
+export async function saveBackbone(
+  backbone: Backbone,
+  dir: string,
+  extras: ManifestExtras = {},
+  options: SaveBackboneOptions = {},
+): Promise<BackboneManifest> {
+  const manifest = buildManifest(
+    backbone.config,
+    backbone.featureDim,
+    { weights: BACKBONE_WEIGHTS_FILE },
+    extras,
+    numBatchesTracked(backbone),
+  );
+  if (options.fc) manifest.fcClasses = options.fc.outputDim;
+  const bytes = safetensorsBytes(backbone, manifest, options);
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeFileAtomic(path.join(tmp, BACKBONE_WEIGHTS_FILE), bytes);
+    await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
+  });
+  return manifest;
+}
+
+/** Writes the backbone as a tfjs LayersModel directory (`model.json`, `weights.bin`, `manifest.json`). */
+export async function saveBackboneTfjs(
+  backbone: Backbone,
+  dir: string,
+  extras: ManifestExtras = {},
+): Promise<BackboneManifest> {
+  const manifest = buildManifest(
+    backbone.config,
+    backbone.featureDim,
+    { model: TFJS_MODEL_FILE, weights: TFJS_WEIGHTS_FILE },
+    extras,
+    numBatchesTracked(backbone),
+  );
+  const model = backboneToLayersModel(backbone, manifest.inputSize);
+  try {
+    await writeDirAtomic(dir, async (tmp) => {
+      await writeLayersModel(model, tmp, { selfsup: manifest });
+      await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
+    });
+  } finally {
+    model.dispose();
+  }
+  return manifest;
+}
+
+/** Writes a single torchvision-style `.safetensors` file plus `<name>.manifest.json` beside it. */
+export async function saveBackboneSafetensorsFile(
+  backbone: Backbone,
+  file: string,
+  extras: ManifestExtras = {},
+  options: SaveBackboneOptions = {},
+): Promise<BackboneManifest> {
+  const manifest = buildManifest(
+    backbone.config,
+    backbone.featureDim,
+    { weights: path.basename(file) },
+    extras,
+    numBatchesTracked(backbone),
+  );
+  if (options.fc) manifest.fcClasses = options.fc.outputDim;
+  await writeFileAtomic(file, safetensorsBytes(backbone, manifest, options));
+  await writeManifest(file.replace(/\.safetensors$/, '') + '.manifest.json', manifest);
+  return manifest;
+}
+
+export interface LoadBackboneOptions {
+  /** Required for a foreign .safetensors file whose keys do not tell (they usually do); checked otherwise. */
+  arch?: ResNetArch | string;
+  stem?: Stem;
+  inputChannels?: 1 | 3;
+  widthMultiplier?: number;
+}
+
+export interface LoadedBackbone {
+  backbone: Backbone;
+  /** The stored manifest, or one built from what the file says. */
+  manifest: BackboneManifest;
+  /** A torchvision `fc` found beside the backbone weights (tfjs layout [in, out]). */
+  fc?: DenseWeights;
+  /** The file the weights came from and its format. */
+  weightsFile: string;
+  format: 'backbone-dir' | 'safetensors' | 'tfjs';
+}
+
+/** Finds what `target` is: a weights file, a backbone directory, a tfjs directory, or a run directory. */
+export function resolveBackbonePath(target: string): { kind: 'safetensors' | 'tfjs' | 'backbone-dir'; file: string } {
+  if (!existsSync(target)) throw new InputError(target, 'no such file or directory');
+  if (statSync(target).isFile()) {
+    if (target.endsWith('.json')) return { kind: 'tfjs', file: target };
+    return { kind: 'safetensors', file: target };
+  }
+  const candidates = ['.', ...RUN_BACKBONE_DIRS];
+  for (const relative of candidates) {
+    const dir = path.join(target, relative);
+    if (existsSync(path.join(dir, BACKBONE_WEIGHTS_FILE))) {
+      return { kind: 'backbone-dir', file: path.join(dir, BACKBONE_WEIGHTS_FILE) };
+    }
+    if (existsSync(path.join(dir, TFJS_MODEL_FILE))) return { kind: 'tfjs', file: path.join(dir, TFJS_MODEL_FILE) };
+  }
+  throw new InputError(
+    target,
+    `no backbone found: looked for ${BACKBONE_WEIGHTS_FILE} or ${TFJS_MODEL_FILE} in ${candidates
+      .map((c) => (c === '.' ? 'the directory' : `${c}/`))
+      .join(', ')}`,
+  );
+}
+
+/** Merges what the file says with what the caller says; a contradiction is an error naming both. */
+function mergeConfig(file: string, found: Partial<BackboneConfig>, options: LoadBackboneOptions): BackboneConfig {
+  const pick = <K extends keyof BackboneConfig>(key: K, given: unknown): unknown => {
+    const known = found[key];
+    if (given !== undefined && known !== undefined && given !== known) {
+      throw new InputError(file, `the weights are ${key} ${String(known)} but ${String(given)} was asked for`);
+    }
+    return given ?? known;
+  };
+  const arch = pick('arch', options.arch);
+  if (arch === undefined) {
+    throw new UsageError(
+      `${file}: cannot tell the architecture from the keys; pass --arch (resnet18, resnet34, resnet50)`,
+    );
+  }
+  return resolveBackboneConfig(String(arch), {
+    stem: pick('stem', options.stem) as Stem | undefined,
+    inputChannels: pick('inputChannels', options.inputChannels) as 1 | 3 | undefined,
+    widthMultiplier: pick('widthMultiplier', options.widthMultiplier) as number | undefined,
+  });
+}
+
+function configOfManifest(m: BackboneManifest): Partial<BackboneConfig> {
+  return { arch: m.architecture, stem: m.stem, inputChannels: m.inputChannels, widthMultiplier: m.widthMultiplier };
+}
+
+/**
+ * Loads a backbone from a backbone directory, a run directory (`<run>/backbone/`
+ * or `<run>/checkpoints/last/backbone/`), a torchvision `.safetensors` file
+ * (backbone only or with `fc`, which is returned separately), or a tfjs
+ * `model.json`. The caller owns (and disposes) the returned backbone.
+ */
+export async function loadBackbone(target: string, options: LoadBackboneOptions = {}): Promise<LoadedBackbone> {
+  const { kind, file } = resolveBackbonePath(target);
+  if (kind === 'tfjs') {
+    const { model, metadata } = await readLayersModel(file);
+    try {
+      const beside = path.join(path.dirname(file), MANIFEST_FILE);
+      const stored =
+        (metadata.selfsup as BackboneManifest | undefined) ?? (existsSync(beside) ? readManifest(beside) : undefined);
+      const config = mergeConfig(file, stored ? configOfManifest(stored) : {}, options);
+      const backbone = createBackbone(config.arch, { ...config, init: 'none' });
+      layersModelToBackbone(model, backbone, file);
+      const manifest = stored ?? buildManifest(config, backbone.featureDim, { model: path.basename(file) });
+      return { backbone, manifest, weightsFile: file, format: 'tfjs' };
+    } finally {
+      model.dispose();
+    }
+  }
+  const contents = readSafetensors(file);
+  const besideManifest = path.join(path.dirname(file), MANIFEST_FILE);
+  const stored = kind === 'backbone-dir' && existsSync(besideManifest) ? readManifest(besideManifest) : undefined;
+  const inferred = inferConfig(contents);
+  const found: Partial<BackboneConfig> = stored
+    ? configOfManifest(stored)
+    : {
+        arch: inferred.arch,
+        stem: inferred.stem,
+        inputChannels:
+          inferred.inputChannels === 1 || inferred.inputChannels === 3 ? inferred.inputChannels : undefined,
+        widthMultiplier: inferred.widthMultiplier,
+      };
+  const config = mergeConfig(file, found, options);
+  const backbone = createBackbone(config.arch, { ...config, init: 'none' });
+  try {
+    const { fc } = loadStateDict(backbone, contents, file);
+    const manifest =
+      stored ??
+      buildManifest(
+        config,
+        backbone.featureDim,
+        { weights: path.basename(file) },
+        { source: file, pretextTask: 'imported', ...safetensorsMetadataToExtras(contents.metadata) },
+        (backbone as { numBatchesTracked?: number }).numBatchesTracked ?? 0,
+      );
+    return { backbone, manifest, fc, weightsFile: file, format: kind };
+  } catch (e) {
+    backbone.dispose();
+    throw e;
+  }
+}
+
+export type ExportFormat = 'safetensors' | 'tfjs';
+
+/**
+ * Loads whatever `source` is and writes it out: `safetensors` to a backbone
+ * directory (or a single file when `out` ends in `.safetensors`), `tfjs` to a
+ * LayersModel directory. Manifest extras of the source are carried over.
+ */
+export async function exportBackbone(
+  source: string,
+  format: ExportFormat,
+  out: string,
+  options: LoadBackboneOptions & { dtype?: 'F32' | 'F16' | 'BF16'; extras?: ManifestExtras } = {},
+): Promise<BackboneManifest> {
+  const loaded = await loadBackbone(source, options);
+  try {
+    const extras = { ...manifestExtras(loaded.manifest), ...options.extras };
+    if (format === 'tfjs') return await saveBackboneTfjs(loaded.backbone, out, extras);
+    const saveOptions = { fc: loaded.fc, dtype: options.dtype };
+    if (out.endsWith('.safetensors'))
+      return await saveBackboneSafetensorsFile(loaded.backbone, out, extras, saveOptions);
+    return await saveBackbone(loaded.backbone, out, extras, saveOptions);
+  } finally {
+    loaded.backbone.dispose();
+  }
+}

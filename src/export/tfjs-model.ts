@@ -1,0 +1,191 @@
+/**
+ * Backbone <-> TensorFlow.js LayersModel (`model.json` + `weights.bin`).
+ *
+ * The exported model is a plain tfjs-layers graph that reproduces the backbone
+ * in inference mode: ZeroPadding2D + Conv2D('valid', no bias) where PyTorch pads
+ * symmetrically, BatchNormalization(epsilon 1e-5), ReLU, Add, and a final
+ * GlobalAveragePooling2D, so `model.predict(x)` returns the pooled features
+ * [B, D]. Layer names are the torchvision module names (`layer1.0.conv1`), and
+ * the selfsup config rides along in `userDefinedMetadata.selfsup`. Training
+ * never goes through tfjs-layers (see src/backbones/ops.ts).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { baseWidth, RESNET_SPECS } from '../backbones/resnet.js';
+import type { Backbone, BackboneConfig } from '../backbones/types.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { InputError } from '../util/errors.js';
+
+export const TFJS_MODEL_FILE = 'model.json';
+export const TFJS_WEIGHTS_FILE = 'weights.bin';
+
+type SymbolicTensor = tf.SymbolicTensor;
+
+/** Builds the inference graph of a backbone config; layer names are torchvision module names. */
+export function buildLayersModel(config: BackboneConfig, inputSize: number | null = null): tf.LayersModel {
+  const spec = RESNET_SPECS[config.arch];
+  const expansion = spec.block === 'bottleneck' ? 4 : 1;
+  const base = baseWidth(config.widthMultiplier);
+  const input = tf.input({ shape: [inputSize, inputSize, config.inputChannels], name: 'image' });
+  const conv = (x: SymbolicTensor, name: string, filters: number, size: number, stride: number, padding: number) => {
+    let h = x;
+    if (padding > 0) h = tf.layers.zeroPadding2d({ padding, name: `${name}.pad` }).apply(h) as SymbolicTensor;
+    return tf.layers
+      .conv2d({ filters, kernelSize: size, strides: stride, padding: 'valid', useBias: false, name })
+      .apply(h) as SymbolicTensor;
+  };
+  const norm = (x: SymbolicTensor, name: string) =>
+    tf.layers.batchNormalization({ axis: -1, epsilon: 1e-5, momentum: 0.9, name }).apply(x) as SymbolicTensor;
+  const relu = (x: SymbolicTensor, name: string) => tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
+
+  const imagenet = config.stem === 'imagenet';
+  let h = relu(norm(conv(input, 'conv1', base, imagenet ? 7 : 3, imagenet ? 2 : 1, imagenet ? 3 : 1), 'bn1'), 'relu');
+  if (imagenet) {
+    // After a ReLU, zero padding equals PyTorch's -inf padding for max pooling.
+    h = tf.layers.zeroPadding2d({ padding: 1, name: 'maxpool.pad' }).apply(h) as SymbolicTensor;
+    h = tf.layers
+      .maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'maxpool' })
+      .apply(h) as SymbolicTensor;
+  }
+  let width = base;
+  spec.layers.forEach((count, stage) => {
+    const planes = base * 2 ** stage;
+    for (let index = 0; index < count; index++) {
+      const name = `layer${stage + 1}.${index}`;
+      const stride = index === 0 && stage > 0 ? 2 : 1;
+      const output = planes * expansion;
+      let out: SymbolicTensor;
+      if (spec.block === 'basic') {
+        out = relu(norm(conv(h, `${name}.conv1`, planes, 3, stride, 1), `${name}.bn1`), `${name}.relu1`);
+        out = norm(conv(out, `${name}.conv2`, planes, 3, 1, 1), `${name}.bn2`);
+      } else {
+        out = relu(norm(conv(h, `${name}.conv1`, planes, 1, 1, 0), `${name}.bn1`), `${name}.relu1`);
+        out = relu(norm(conv(out, `${name}.conv2`, planes, 3, stride, 1), `${name}.bn2`), `${name}.relu2`);
+        out = norm(conv(out, `${name}.conv3`, output, 1, 1, 0), `${name}.bn3`);
+      }
+      const shortcut =
+        stride !== 1 || width !== output
+          ? norm(conv(h, `${name}.downsample.0`, output, 1, stride, 0), `${name}.downsample.1`)
+          : h;
+      h = relu(tf.layers.add({ name: `${name}.add` }).apply([out, shortcut]) as SymbolicTensor, `${name}.relu`);
+      width = output;
+    }
+  });
+  const pooled = tf.layers.globalAveragePooling2d({ name: 'avgpool' }).apply(h) as SymbolicTensor;
+  return tf.model({ inputs: input, outputs: pooled, name: `selfsup_${config.arch}` });
+}
+
+/** Where each backbone variable lives in the LayersModel: layer name and weight index. */
+function layerSlot(name: string, kind: string): { layer: string; index: number } {
+  const dot = name.lastIndexOf('.');
+  const layer = name.slice(0, dot);
+  const index = { conv: 0, 'bn-gamma': 0, 'bn-beta': 1, 'bn-mean': 2, 'bn-var': 3 }[kind];
+  if (index === undefined) throw new Error(`no LayersModel slot for ${name} (${kind})`);
+  return { layer, index };
+}
+
+/** A LayersModel holding copies of the backbone's weights (caller disposes it). */
+export function backboneToLayersModel(backbone: Backbone, inputSize: number | null = null): tf.LayersModel {
+  const model = buildLayersModel(backbone.config, inputSize);
+  const byLayer = new Map<string, tf.Tensor[]>();
+  for (const { name, variable, kind } of backbone.variables()) {
+    const { layer, index } = layerSlot(name, kind);
+    const list = byLayer.get(layer) ?? [];
+    list[index] = variable;
+    byLayer.set(layer, list);
+  }
+  for (const [layer, weights] of byLayer) model.getLayer(layer).setWeights(weights);
+  return model;
+}
+
+/** Copies a LayersModel's weights (built by {@link buildLayersModel}) into the backbone's variables. */
+export function layersModelToBackbone(model: tf.LayersModel, backbone: Backbone, file: string): void {
+  for (const { name, variable, kind } of backbone.variables()) {
+    const { layer, index } = layerSlot(name, kind);
+    let weights: tf.Tensor[];
+    try {
+      weights = model.getLayer(layer).getWeights();
+    } catch {
+      throw new InputError(file, `has no layer "${layer}" (expected a selfsup ${backbone.config.arch} export)`);
+    }
+    const value = weights[index];
+    if (!value || value.shape.join(',') !== variable.shape.join(',')) {
+      throw new InputError(
+        file,
+        `layer "${layer}" weight ${index} has shape [${value?.shape.join(', ') ?? 'none'}], expected [${variable.shape.join(', ')}]`,
+      );
+    }
+    variable.assign(value);
+  }
+}
+
+/** Writes `model.json` + `weights.bin` into `dir` (each file atomically). */
+export async function writeLayersModel(
+  model: tf.LayersModel,
+  dir: string,
+  metadata: Record<string, unknown>,
+): Promise<void> {
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  if (!artifacts?.weightData || !artifacts.weightSpecs) throw new Error('tfjs returned no weights to save');
+  const data = tf.io.CompositeArrayBuffer.join(artifacts.weightData);
+  const modelJson = {
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    convertedBy: null,
+    modelTopology: artifacts.modelTopology,
+    weightsManifest: [{ paths: [`./${TFJS_WEIGHTS_FILE}`], weights: artifacts.weightSpecs }],
+    userDefinedMetadata: metadata,
+  };
+  await writeFileAtomic(path.join(dir, TFJS_WEIGHTS_FILE), new Uint8Array(data));
+  await writeFileAtomic(path.join(dir, TFJS_MODEL_FILE), JSON.stringify(modelJson));
+}
+
+export interface ReadLayersModel {
+  model: tf.LayersModel;
+  metadata: Record<string, unknown>;
+}
+
+/** Reads a `model.json` and its weight files (checked against the manifest sizes) into a LayersModel. */
+export async function readLayersModel(modelFile: string): Promise<ReadLayersModel> {
+  let json: tf.io.ModelJSON;
+  try {
+    json = JSON.parse(readFileSync(modelFile, 'utf8')) as tf.io.ModelJSON;
+  } catch (e) {
+    throw new InputError(modelFile, `cannot read the tfjs model.json (${(e as Error).message})`);
+  }
+  if (!json?.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new InputError(modelFile, 'not a tfjs LayersModel model.json (no modelTopology / weightsManifest)');
+  }
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: ArrayBuffer[] = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const relative of group.paths) {
+      const file = path.join(path.dirname(modelFile), relative);
+      try {
+        const bytes = readFileSync(file);
+        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+      } catch (e) {
+        throw new InputError(file, `cannot read weights listed in ${modelFile} (${(e as Error).message})`);
+      }
+    }
+  }
+  const bytesPerValue: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+  const needed = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * (bytesPerValue[s.dtype] ?? 4), 0);
+  const data = tf.io.CompositeArrayBuffer.join(buffers);
+  if (data.byteLength !== needed) {
+    throw new InputError(
+      modelFile,
+      `weights hold ${data.byteLength} bytes but model.json describes ${needed} (truncated?)`,
+    );
+  }
+  const model = await tf.loadLayersModel(tf.io.fromMemory(json.modelTopology, specs, data));
+  return { model, metadata: (json.userDefinedMetadata ?? {}) as Record<string, unknown> };
+}
