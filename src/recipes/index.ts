@@ -1,0 +1,6 @@
+/** Recipes: YAML as data, validated against schemas, with `extends`. */
+export * from './load.js';
+export * from './pretrain-recipe.js';
+export * from './pretrain-schema.js';
+export * from './reference.js';
+export * from './schema.js';

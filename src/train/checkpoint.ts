@@ -1,0 +1,171 @@
+/**
+ * Checkpoints: a whole directory written atomically (temporary sibling, then
+ * rename), so a crash leaves either the previous checkpoint or the complete new
+ * one, never half of one. `checkpoints/last` names the newest complete one; it is
+ * rewritten (atomically) only after the directory is in place.
+ *
+ * Layout of `checkpoints/ckpt-<globalStep>/`:
+ * - `tensors.bin`   float32/int32 little-endian data of every variable, concatenated
+ * - `tensors.json`  `{format, tensors: [{name, dtype, shape, offset, length}]}`
+ * - `state.json`    training position, optimizer host state, seed, reference loss
+ * - `metrics.arrow` the metrics rows up to this checkpoint
+ */
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { InputError } from '../util/errors.js';
+import { MetricsLog } from './metrics.js';
+
+export const CHECKPOINT_FORMAT = 'selfsup-checkpoint/1';
+
+export interface NamedTensorVariable {
+  name: string;
+  variable: tf.Variable;
+}
+
+/** Where training continues from, and what it needs to continue identically. */
+export interface TrainingState {
+  /** Epoch (0-based) of the next step to run. */
+  epoch: number;
+  /** Step inside that epoch of the next step to run (0 = epoch start). */
+  step: number;
+  /** Steps done so far. */
+  globalStep: number;
+  stepsPerEpoch: number;
+  /** Run seed; every random stream is derived from it by (epoch, step) name. */
+  seed: number;
+  /** Loss of the run's first step (reference of the explosion check), or null. */
+  referenceLoss: number | null;
+  optimizer: { name: string; steps: number };
+  /** State of the root random stream (all per-step streams are derived by name from the seed). */
+  rngState: object;
+  /** Wall-clock time of the save. */
+  savedAt: string;
+}
+
+interface TensorEntry {
+  name: string;
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+/** Writes variables as `tensors.bin` + `tensors.json` into `dir` (not atomic by itself: use inside writeDirAtomic). */
+export async function writeTensors(dir: string, variables: NamedTensorVariable[]): Promise<void> {
+  const entries: TensorEntry[] = [];
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const { name, variable } of variables) {
+    const dtype = variable.dtype === 'int32' ? 'int32' : 'float32';
+    const values = (await variable.data()) as Float32Array | Int32Array;
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    entries.push({ name, dtype, shape: [...variable.shape], offset, length: bytes.byteLength });
+    chunks.push(bytes);
+    offset += bytes.byteLength;
+  }
+  await fsp.writeFile(path.join(dir, 'tensors.bin'), Buffer.concat(chunks));
+  await fsp.writeFile(
+    path.join(dir, 'tensors.json'),
+    `${JSON.stringify({ format: CHECKPOINT_FORMAT, tensors: entries }, null, 1)}\n`,
+  );
+}
+
+/**
+ * Assigns saved values to `variables` by name. Every variable must be present
+ * with the same shape; errors name the file and the variable.
+ */
+export function readTensorsInto(dir: string, variables: NamedTensorVariable[]): void {
+  const indexFile = path.join(dir, 'tensors.json');
+  let index: { format: string; tensors: TensorEntry[] };
+  try {
+    index = JSON.parse(readFileSync(indexFile, 'utf8'));
+  } catch (e) {
+    throw new InputError(indexFile, `cannot read the checkpoint index (${(e as Error).message})`);
+  }
+  if (index.format !== CHECKPOINT_FORMAT) {
+    throw new InputError(indexFile, `Expected format "${CHECKPOINT_FORMAT}" but received "${index.format}"`);
+  }
+  const data = readFileSync(path.join(dir, 'tensors.bin'));
+  const byName = new Map(index.tensors.map((t) => [t.name, t]));
+  for (const { name, variable } of variables) {
+    const entry = byName.get(name);
+    if (!entry) throw new InputError(indexFile, `the checkpoint has no variable "${name}"`);
+    if (entry.shape.join(',') !== variable.shape.join(',')) {
+      throw new InputError(
+        indexFile,
+        `variable "${name}" has shape [${entry.shape}] in the checkpoint but [${variable.shape}] in the model`,
+      );
+    }
+    if (entry.offset + entry.length > data.byteLength) {
+      throw new InputError(path.join(dir, 'tensors.bin'), `truncated: variable "${name}" runs past the end`);
+    }
+    const copy = new Uint8Array(entry.length);
+    copy.set(data.subarray(entry.offset, entry.offset + entry.length));
+    const values = entry.dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
+    tf.tidy(() => variable.assign(tf.tensor(values, entry.shape, entry.dtype)));
+  }
+}
+
+export function checkpointName(globalStep: number): string {
+  return `ckpt-${String(globalStep).padStart(9, '0')}`;
+}
+
+/**
+ * Saves a checkpoint directory atomically, then points `checkpoints/last` at it
+ * and removes all but the newest `keep` checkpoints. Returns its path.
+ */
+export async function saveCheckpoint(
+  runDir: string,
+  variables: NamedTensorVariable[],
+  state: TrainingState,
+  metrics: MetricsLog,
+  keep: number,
+): Promise<string> {
+  const root = path.join(runDir, 'checkpoints');
+  const name = checkpointName(state.globalStep);
+  const target = path.join(root, name);
+  await writeDirAtomic(target, async (dir) => {
+    await writeTensors(dir, variables);
+    await fsp.writeFile(path.join(dir, 'metrics.arrow'), metrics.toArrowBytes());
+    await fsp.writeFile(path.join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+  });
+  await writeFileAtomic(path.join(root, 'last'), `${name}\n`);
+  const all = (await fsp.readdir(root)).filter((n) => /^ckpt-\d+$/.test(n)).sort();
+  for (const old of all.slice(0, Math.max(0, all.length - keep))) {
+    if (old !== name) await fsp.rm(path.join(root, old), { recursive: true, force: true });
+  }
+  return target;
+}
+
+/** The directory `checkpoints/last` points at, or undefined when the run has none. */
+export function lastCheckpoint(runDir: string): string | undefined {
+  const pointer = path.join(runDir, 'checkpoints', 'last');
+  if (!existsSync(pointer)) return undefined;
+  const name = readFileSync(pointer, 'utf8').trim();
+  const dir = path.join(runDir, 'checkpoints', name);
+  if (!existsSync(path.join(dir, 'state.json'))) {
+    throw new InputError(pointer, `points at "${name}", which is not a complete checkpoint`);
+  }
+  return dir;
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  state: TrainingState;
+  metrics: MetricsLog;
+}
+
+/** Reads a checkpoint's state and metrics and assigns its tensors to `variables`. */
+export function loadCheckpoint(dir: string, variables: NamedTensorVariable[]): LoadedCheckpoint {
+  const stateFile = path.join(dir, 'state.json');
+  let state: TrainingState;
+  try {
+    state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  } catch (e) {
+    throw new InputError(stateFile, `cannot read the training state (${(e as Error).message})`);
+  }
+  readTensorsInto(dir, variables);
+  return { dir, state, metrics: MetricsLog.read(path.join(dir, 'metrics.arrow')) };
+}

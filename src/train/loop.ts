@@ -1,0 +1,490 @@
+/**
+ * The pretraining loop. It knows nothing task-specific: the task (a PretextTask
+ * plugin) says which views to load, builds its heads and computes each batch's
+ * loss; the loop owns the variables, the optimizer, the schedule, checkpoints,
+ * metrics and monitors.
+ *
+ * Each step: one tf.tidy computes loss and gradients (tf.variableGrads over the
+ * trainable variables of backbone + heads) and clips them; the loss is read on
+ * the host and checked (NaN, Inf, explosion) before a second tf.tidy applies the
+ * update, so a diverged step never touches the weights. Nothing awaits inside a tidy.
+ */
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { PretextTask } from '../../pretext-tasks/types.js';
+import type { Backbone, Head } from '../backbones/types.js';
+import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
+import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
+import { UsageError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import { createRng } from '../util/rng.js';
+import {
+  lastCheckpoint,
+  loadCheckpoint,
+  type NamedTensorVariable,
+  saveCheckpoint,
+  type TrainingState,
+  writeTensors,
+} from './checkpoint.js';
+import { defaultComponents, type TrainComponents } from './components.js';
+import { embeddingSpread, isCollapsed } from './knn.js';
+import { MetricsLog, type MetricsRow, writeCurves } from './metrics.js';
+import { evaluationPipeline, type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
+import { clipByGlobalNorm, createOptimizer, type TrainableParam } from './optimizers.js';
+import { checkResumeRecipe, createRunDir, readResolvedRecipe, writeResolvedRecipe, writeStatus } from './run-dir.js';
+import { learningRateAt } from './schedules.js';
+
+export type TrainEvent =
+  | { type: 'start'; runDir: string; epochs: number; stepsPerEpoch: number; resumedFrom?: string }
+  | { type: 'step'; row: MetricsRow }
+  | { type: 'epoch'; row: MetricsRow }
+  | { type: 'checkpoint'; dir: string }
+  | { type: 'warning'; message: string }
+  | { type: 'end'; runDir: string; status: 'finished' | 'stopped' };
+
+export interface PretrainOptions {
+  /** Unlabeled images: a folder, manifest or IDX file (opened by the data layer). */
+  dataPath?: string;
+  /** Or an already opened source (takes precedence over dataPath). */
+  source?: ImageSource;
+  /** Parent folder of runs; a new run goes to `<outDir>/<name>-<timestamp>/`. */
+  outDir?: string;
+  /** Exact run folder name under outDir (default: generated). */
+  runId?: string;
+  /** A run folder to continue from its last checkpoint. */
+  resume?: string;
+  /** Labelled validation images for the kNN monitor (path, or an opened source). */
+  validationPath?: string;
+  validationSource?: ImageSource;
+  onEvent?: (event: TrainEvent) => void;
+  /** Show a progress bar on stderr (default true). */
+  progress?: boolean;
+  /** Stop (status `stopped`, no extra checkpoint) after this many steps in this call. */
+  maxSteps?: number;
+  components?: Partial<TrainComponents>;
+}
+
+export interface PretrainResult {
+  runDir: string;
+  status: 'finished' | 'stopped';
+  metrics: MetricsLog;
+  /** Loss of each step run in this call, in order. */
+  losses: number[];
+}
+
+/** A run stopped because its loss diverged; the last good checkpoint is kept. */
+export class DivergenceError extends Error {
+  override name = 'DivergenceError';
+  constructor(
+    message: string,
+    readonly runDir: string,
+    readonly lastGoodCheckpoint: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+function mean(values: number[]): number {
+  const finite = values.filter(Number.isFinite);
+  return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Number.NaN;
+}
+
+/** Pretrains a backbone as `recipe` says; see docs/training.md. */
+export async function pretrain(given: PretrainRecipe, options: PretrainOptions = {}): Promise<PretrainResult> {
+  const parts: TrainComponents = { ...(await defaultComponents()), ...options.components };
+  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
+  const task: PretextTask<any, any> = parts.getTask(given.task.id);
+  const taskOptions = task.validate(given.task.options);
+  const recipe: PretrainRecipe = structuredClone(given);
+  recipe.task.options = structuredClone(taskOptions);
+  const input = {
+    size: recipe.input.size,
+    channels: recipe.input.channels,
+    mean: recipe.input.mean ?? new Array(recipe.input.channels).fill(0.5),
+    std: recipe.input.std ?? new Array(recipe.input.channels).fill(0.5),
+  };
+  const train = recipe.train;
+
+  // The run folder: new, or the one being resumed (its recipe may differ only in epochs / lrOverrides).
+  let runDir: string;
+  let resumeDir: string | undefined;
+  if (options.resume) {
+    runDir = options.resume;
+    checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
+    resumeDir = lastCheckpoint(runDir);
+    if (!resumeDir) throw new UsageError(`${runDir} has no checkpoint to resume from (checkpoints/last is missing)`);
+  } else {
+    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId);
+  }
+  await writeResolvedRecipe(runDir, recipe);
+
+  const source = options.source ?? (await parts.openSource(requirePath(options.dataPath)));
+  const root = createRng(recipe.seed);
+  let subset: Int32Array | undefined;
+  if (recipe.data.limit !== null && recipe.data.limit < source.size) {
+    subset = root.derive('subset').permutation(source.size).slice(0, recipe.data.limit).sort();
+  }
+  const images = subset?.length ?? source.size;
+  const fullSteps = recipe.data.dropLast
+    ? Math.floor(images / recipe.data.batchSize)
+    : Math.ceil(images / recipe.data.batchSize);
+  if (fullSteps < 1) {
+    throw new UsageError(
+      `recipe.data.batchSize (${recipe.data.batchSize}) is larger than the ${images} images with dropLast: true`,
+    );
+  }
+  const stepsPerEpoch = Math.min(fullSteps, train.maxStepsPerEpoch ?? fullSteps);
+  const views = task.views(taskOptions, input);
+  const loaderOptions = (epoch: number, startBatch: number): LoaderOptions => ({
+    batchSize: recipe.data.batchSize,
+    views,
+    channels: input.channels,
+    seed: recipe.seed,
+    epoch,
+    shuffle: true,
+    dropLast: recipe.data.dropLast,
+    startBatch,
+    subset,
+    workers: recipe.data.workers ?? undefined,
+    prefetch: recipe.data.prefetch,
+    cacheSize: recipe.data.cacheSize ?? undefined,
+  });
+
+  // Model, heads and optimizer; every variable is owned here and disposed in `finally`.
+  const backbone: Backbone = parts.createBackbone(
+    { ...recipe.backbone, inputChannels: input.channels },
+    root.derive('backbone'),
+  );
+  const heads = task.createHeads(taskOptions, backbone.featureDim, root.derive('heads'));
+  const headModules: Record<string, Head> = task.headModules(heads);
+  const params: TrainableParam[] = [];
+  const saved: NamedTensorVariable[] = [];
+  const addModule = (prefix: string, module: { variables(): ReturnType<Backbone['variables']> }) => {
+    for (const v of module.variables()) {
+      const name = `${prefix}.${v.name}`;
+      saved.push({ name, variable: v.variable });
+      if (v.trainable) params.push({ name, variable: v.variable, kind: v.kind });
+    }
+  };
+  addModule('backbone', backbone);
+  for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
+  const optimizer = createOptimizer(train.optimizer, params);
+  saved.push(...optimizer.stateVariables());
+  const paramByVariable = new Map(params.map((p) => [p.variable.name, p.name]));
+  const trainable = params.map((p) => p.variable);
+
+  const emit = (event: TrainEvent) => options.onEvent?.(event);
+  const progress = new Progress({
+    total: train.epochs * stepsPerEpoch,
+    label: 'pretrain',
+    silent: options.progress === false,
+  });
+  const losses: number[] = [];
+  let metrics = new MetricsLog();
+  let position = { epoch: 0, step: 0, globalStep: 0 };
+  let referenceLoss: number | null = null;
+  let lastGood: string | undefined;
+
+  const state = (): TrainingState => ({
+    epoch: position.epoch,
+    step: position.step,
+    globalStep: position.globalStep,
+    stepsPerEpoch,
+    seed: recipe.seed,
+    referenceLoss,
+    optimizer: { name: optimizer.name, ...optimizer.hostState() },
+    rngState: root.state(),
+    savedAt: new Date().toISOString(),
+  });
+  const checkpoint = async () => {
+    lastGood = await saveCheckpoint(runDir, saved, state(), metrics, train.keepCheckpoints);
+    await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+    emit({ type: 'checkpoint', dir: lastGood });
+  };
+
+  let validation: { source: ImageSource; split: KnnSplit } | undefined;
+  const validationSource =
+    options.validationSource ?? (options.validationPath ? await parts.openSource(options.validationPath) : undefined);
+  if (validationSource) {
+    const { bankImages, queryImages } = recipe.monitor.knn;
+    validation = { source: validationSource, split: knnSplit(validationSource, bankImages, queryImages, recipe.seed) };
+  }
+
+  try {
+    if (resumeDir) {
+      const loaded = loadCheckpoint(resumeDir, saved);
+      if (loaded.state.stepsPerEpoch !== stepsPerEpoch) {
+        throw new UsageError(
+          `cannot resume ${runDir}: it had ${loaded.state.stepsPerEpoch} steps per epoch, the data now gives ${stepsPerEpoch}`,
+        );
+      }
+      metrics = loaded.metrics;
+      position = { epoch: loaded.state.epoch, step: loaded.state.step, globalStep: loaded.state.globalStep };
+      referenceLoss = loaded.state.referenceLoss;
+      optimizer.restoreHostState(loaded.state.optimizer);
+      lastGood = resumeDir;
+      await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+    }
+    emit({ type: 'start', runDir, epochs: train.epochs, stepsPerEpoch, resumedFrom: resumeDir });
+    await writeStatus(runDir, { status: 'running', ...position });
+    progress.update(position.globalStep);
+    let stepsThisCall = 0;
+
+    while (position.epoch < train.epochs) {
+      const epoch = position.epoch;
+      const epochStart = performance.now();
+      // Step rows of this epoch so far (a resumed epoch continues its summary).
+      const epochRows: MetricsRow[] = metrics.stepRows().filter((r) => r.epoch === epoch);
+      let collapseWarned = false;
+      const loader = parts.createLoader(source, loaderOptions(epoch, position.step));
+      const iterator = loader[Symbol.asyncIterator]();
+      try {
+        while (position.step < stepsPerEpoch) {
+          if (options.maxSteps !== undefined && stepsThisCall >= options.maxSteps) {
+            await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+            await writeStatus(runDir, { status: 'stopped', ...position });
+            emit({ type: 'end', runDir, status: 'stopped' });
+            progress.finish('stopped');
+            return { runDir, status: 'stopped', metrics, losses };
+          }
+          const waitStart = performance.now();
+          const next = await iterator.next();
+          const dataWaitMs = performance.now() - waitStart;
+          if (next.done) break;
+          const batch: Batch = next.value;
+          const stepStart = performance.now();
+          const lr = learningRateAt(
+            train.optimizer.lr,
+            train.schedule,
+            { epoch, step: position.step, stepsPerEpoch, epochs: train.epochs },
+            train.lrOverrides,
+          );
+          const measureSpread =
+            recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
+          const stepRng = root.derive('step', epoch, position.step);
+
+          // Forward + backward: loss, task metrics, (optional) embedding spread, clipped gradients.
+          const escaped: tf.Tensor[] = [];
+          let taskMetrics: Record<string, tf.Scalar> = {};
+          let spread: tf.Scalar | undefined;
+          let embeddingDim = 0;
+          const { loss, grads, norm } = tf.tidy(() => {
+            const viewTensors = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
+            const { value, grads: byVariable } = tf.variableGrads(() => {
+              const out = task.step({ backbone, heads, views: viewTensors, training: true, rng: stepRng }, taskOptions);
+              taskMetrics = out.metrics;
+              for (const m of Object.values(out.metrics)) escaped.push(tf.keep(m));
+              if (measureSpread && out.embeddings) {
+                embeddingDim = out.embeddings.shape[1];
+                spread = tf.keep(embeddingSpread(out.embeddings));
+                escaped.push(spread);
+              }
+              return out.loss;
+            }, trainable);
+            const named: Record<string, tf.Tensor> = {};
+            for (const [variableName, g] of Object.entries(byVariable)) {
+              const param = paramByVariable.get(variableName);
+              if (param && g) named[param] = g;
+            }
+            const clipped = clipByGlobalNorm(named, train.gradClipNorm);
+            return { loss: value as tf.Scalar, grads: clipped.grads, norm: clipped.norm };
+          });
+          const lossValue = (await loss.data())[0];
+          const normValue = (await norm.data())[0];
+          const metricValues: Record<string, number> = {};
+          for (const [key, m] of Object.entries(taskMetrics)) metricValues[key] = (await m.data())[0];
+          const spreadValue = spread ? (await spread.data())[0] : Number.NaN;
+          for (const t of escaped) t.dispose();
+
+          const problem = divergence(lossValue, normValue, referenceLoss, train.divergence);
+          if (problem) {
+            tf.dispose([loss, norm, ...Object.values(grads)]);
+            const where = `epoch ${epoch}, step ${position.step} (global step ${position.globalStep + 1})`;
+            const kept = lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint had been written yet';
+            const message = `training stopped at ${where}: ${problem}; ${kept}. Lower the learning rate (recipe.train.optimizer.lr or --lr-override ${epoch}=LR) or set recipe.train.gradClipNorm, then resume.`;
+            await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+            await writeStatus(runDir, { status: 'diverged', message, ...position });
+            progress.finish('diverged');
+            throw new DivergenceError(message, runDir, lastGood);
+          }
+          tf.tidy(() => optimizer.apply(grads, lr));
+          tf.dispose([loss, norm, ...Object.values(grads)]);
+          referenceLoss ??= lossValue;
+          losses.push(lossValue);
+
+          const seconds = (performance.now() - stepStart) / 1000;
+          const row: MetricsRow = {
+            kind: 'step',
+            epoch,
+            step: position.step,
+            globalStep: position.globalStep + 1,
+            loss: lossValue,
+            lr,
+            gradNorm: normValue,
+            imagesPerSecond: batch.indices.length / Math.max(seconds, 1e-9),
+            dataWaitMs,
+            embeddingSpread: spreadValue,
+            knnAccuracy: Number.NaN,
+            seconds,
+            ...metricValues,
+          };
+          metrics.add(row);
+          epochRows.push(row);
+          emit({ type: 'step', row });
+          if (
+            Number.isFinite(spreadValue) &&
+            !collapseWarned &&
+            isCollapsed(spreadValue, embeddingDim, recipe.monitor.collapse.minRatio)
+          ) {
+            collapseWarned = true;
+            emit({
+              type: 'warning',
+              message: `possible collapse at epoch ${epoch}, step ${position.step}: embedding spread ${spreadValue.toExponential(2)} is below ${recipe.monitor.collapse.minRatio} x 1/sqrt(${embeddingDim}) = ${(recipe.monitor.collapse.minRatio / Math.sqrt(embeddingDim)).toExponential(2)}`,
+            });
+          }
+          position = { ...position, step: position.step + 1, globalStep: position.globalStep + 1 };
+          stepsThisCall++;
+          progress.update(position.globalStep, `epoch ${epoch} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)}`);
+          if (
+            train.checkpointEverySteps > 0 &&
+            position.globalStep % train.checkpointEverySteps === 0 &&
+            position.step < stepsPerEpoch
+          ) {
+            await checkpoint();
+          }
+        }
+      } finally {
+        await iterator.return?.();
+        await loader.close?.();
+      }
+
+      // End of epoch: summary row, monitors, checkpoint.
+      const epochSeconds = (performance.now() - epochStart) / 1000;
+      const taskKeys = Object.keys(epochRows[0] ?? {}).filter((k) => !(k in emptyRow()));
+      const summary: MetricsRow = {
+        ...emptyRow(),
+        kind: 'epoch',
+        epoch,
+        step: epochRows.length,
+        globalStep: position.globalStep,
+        loss: mean(epochRows.map((r) => r.loss)),
+        lr: epochRows.at(-1)?.lr ?? Number.NaN,
+        gradNorm: mean(epochRows.map((r) => r.gradNorm)),
+        imagesPerSecond:
+          epochRows.reduce((n, r) => n + r.imagesPerSecond * r.seconds, 0) /
+          Math.max(
+            1e-9,
+            epochRows.reduce((n, r) => n + r.seconds, 0),
+          ),
+        dataWaitMs: epochRows.reduce((n, r) => n + r.dataWaitMs, 0),
+        embeddingSpread: mean(epochRows.map((r) => r.embeddingSpread)),
+        seconds: epochSeconds,
+      };
+      for (const key of taskKeys) summary[key] = mean(epochRows.map((r) => r[key] as number));
+      const lastEpoch = epoch + 1 === train.epochs;
+      if (validation && ((epoch + 1) % recipe.monitor.knn.everyEpochs === 0 || lastEpoch)) {
+        const evalViews = [evaluationPipeline(input)];
+        summary.knnAccuracy = await knnAccuracy(
+          backbone,
+          validation.source,
+          validation.split,
+          (indices) =>
+            parts.createLoader(validation!.source, {
+              ...loaderOptions(0, 0),
+              views: evalViews,
+              subset: indices,
+              shuffle: false,
+              dropLast: false,
+              batchSize: Math.min(256, recipe.data.batchSize),
+            }),
+          recipe.monitor.knn.k,
+          recipe.monitor.knn.temperature,
+        );
+      }
+      metrics.add(summary);
+      emit({ type: 'epoch', row: summary });
+      position = { epoch: epoch + 1, step: 0, globalStep: position.globalStep };
+      if ((epoch + 1) % train.checkpointEveryEpochs === 0 || lastEpoch) await checkpoint();
+    }
+
+    // The finished run: backbone export, curves, status.
+    const exportDir = path.join(runDir, 'backbone');
+    const metadata = {
+      arch: recipe.backbone.arch,
+      task: recipe.task.id,
+      inputSize: String(input.size),
+      channels: String(input.channels),
+      mean: JSON.stringify(input.mean),
+      std: JSON.stringify(input.std),
+    };
+    if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, metadata);
+    else {
+      const { writeDirAtomic } = await import('../util/atomic.js');
+      await writeDirAtomic(exportDir, async (dir) => {
+        await writeTensors(
+          dir,
+          backbone.variables().map((v) => ({ name: v.name, variable: v.variable })),
+        );
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(
+          path.join(dir, 'config.json'),
+          `${JSON.stringify({ config: backbone.config, ...metadata }, null, 2)}\n`,
+        );
+      });
+    }
+    await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+    await writeCurves(path.join(runDir, 'curves.png'), metrics, `${recipe.task.id} / ${recipe.backbone.arch}`);
+    await writeStatus(runDir, { status: 'finished', ...position });
+    progress.finish('done');
+    emit({ type: 'end', runDir, status: 'finished' });
+    return { runDir, status: 'finished', metrics, losses };
+  } finally {
+    optimizer.dispose();
+    for (const head of Object.values(headModules)) head.dispose();
+    backbone.dispose();
+    if (validationSource && !options.validationSource) await closeSource(validationSource);
+  }
+}
+
+function emptyRow(): MetricsRow {
+  return {
+    kind: 'step',
+    epoch: 0,
+    step: 0,
+    globalStep: 0,
+    loss: Number.NaN,
+    lr: Number.NaN,
+    gradNorm: Number.NaN,
+    imagesPerSecond: Number.NaN,
+    dataWaitMs: Number.NaN,
+    embeddingSpread: Number.NaN,
+    knnAccuracy: Number.NaN,
+    seconds: Number.NaN,
+  };
+}
+
+async function closeSource(source: ImageSource): Promise<void> {
+  const closable = source as ImageSource & { close?: () => unknown };
+  await closable.close?.();
+}
+
+function requirePath(dataPath: string | undefined): string {
+  if (!dataPath) throw new UsageError('pretrain needs data: pass --data <folder|manifest.arrow|file.idx>');
+  return dataPath;
+}
+
+/** Why a step's loss counts as diverged, or undefined when it is fine. */
+export function divergence(
+  loss: number,
+  gradNorm: number,
+  referenceLoss: number | null,
+  limits: PretrainRecipe['train']['divergence'],
+): string | undefined {
+  if (!Number.isFinite(loss)) return `the loss is ${loss}`;
+  if (!Number.isFinite(gradNorm)) return `the gradient norm is ${gradNorm} (loss ${loss})`;
+  if (loss > limits.maxLoss) return `the loss ${loss} exceeds recipe.train.divergence.maxLoss (${limits.maxLoss})`;
+  if (referenceLoss !== null && referenceLoss > 0 && loss > limits.explodeFactor * referenceLoss) {
+    return `the loss exploded to ${loss}, more than recipe.train.divergence.explodeFactor (${limits.explodeFactor}) times the first loss ${referenceLoss}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,99 @@
+/**
+ * The run folder: `runs/<id>/` holds `recipe.resolved.yaml`, `status.json`,
+ * `checkpoints/`, `metrics.arrow`, `curves.png` and `backbone/`.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { stringifyRecipe } from '../recipes/load.js';
+import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { InputError, UsageError } from '../util/errors.js';
+
+export const RESOLVED_RECIPE = 'recipe.resolved.yaml';
+
+export interface RunStatus {
+  status: 'running' | 'finished' | 'diverged' | 'stopped' | 'failed';
+  message?: string;
+  epoch?: number;
+  step?: number;
+  globalStep?: number;
+  updatedAt: string;
+}
+
+function timestamp(date = new Date()): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+    .replace('T', '-');
+}
+
+/** Creates `outDir/<name>-<timestamp>[-n]/` (never reusing a folder) and returns its path. */
+export function createRunDir(outDir: string, name: string, runId?: string): string {
+  mkdirSync(outDir, { recursive: true });
+  const base = runId ?? `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${timestamp()}`;
+  let dir = path.join(outDir, base);
+  for (let n = 2; existsSync(dir); n++) {
+    if (runId) throw new UsageError(`run folder ${dir} already exists; use --resume ${dir} to continue it`);
+    dir = path.join(outDir, `${base}-${n}`);
+  }
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+export async function writeResolvedRecipe(runDir: string, recipe: PretrainRecipe): Promise<void> {
+  await writeFileAtomic(
+    path.join(runDir, RESOLVED_RECIPE),
+    stringifyRecipe(
+      recipe,
+      'Fully resolved recipe of this run (defaults filled, extends merged). Written by selfsup pretrain.',
+    ),
+  );
+}
+
+/** The recipe a run was started with (as saved, already resolved). */
+export function readResolvedRecipe(runDir: string): PretrainRecipe {
+  const file = path.join(runDir, RESOLVED_RECIPE);
+  if (!existsSync(file)) throw new InputError(file, 'not found: is this a selfsup run folder?');
+  return YAML.parse(readFileSync(file, 'utf8')) as PretrainRecipe;
+}
+
+export async function writeStatus(runDir: string, status: Omit<RunStatus, 'updatedAt'>): Promise<void> {
+  await writeFileAtomic(
+    path.join(runDir, 'status.json'),
+    `${JSON.stringify({ ...status, updatedAt: new Date().toISOString() }, null, 2)}\n`,
+  );
+}
+
+export function readStatus(runDir: string): RunStatus | undefined {
+  const file = path.join(runDir, 'status.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as RunStatus) : undefined;
+}
+
+/** Keys (dotted paths) whose values differ between two plain-data values. */
+export function differingKeys(a: unknown, b: unknown, prefix = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(a) && isObject(b)) {
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
+    return keys.flatMap((k) => differingKeys(a[k], b[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [prefix || '(root)'];
+}
+
+/** What a resume may change: the epoch count and the learning-rate overrides (and the run name). */
+export const RESUME_MUTABLE_KEYS = ['name', 'train.epochs', 'train.lrOverrides'];
+
+/** Throws when `recipe` differs from the run's saved recipe in anything a resume may not change. */
+export function checkResumeRecipe(saved: PretrainRecipe, recipe: PretrainRecipe, runDir: string): void {
+  const changed = differingKeys(saved, recipe).filter(
+    (key) => !RESUME_MUTABLE_KEYS.some((m) => key === m || key.startsWith(`${m}.`)),
+  );
+  if (changed.length) {
+    throw new UsageError(
+      `cannot resume ${runDir} with a different recipe: ${changed.map((k) => `recipe.${k}`).join(', ')} changed ` +
+        `(only ${RESUME_MUTABLE_KEYS.filter((k) => k !== 'name').join(' and ')} may change on resume)`,
+    );
+  }
+}
