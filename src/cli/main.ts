@@ -5,12 +5,13 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { registerDoctor } from './commands/doctor.js';
+import { registerEmbed } from './commands/embed.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
 /** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor];
+const COMMANDS: Register[] = [registerDoctor, registerEmbed];
 
 export async function main(argv: string[]): Promise<number> {
   let pending: Promise<number> | undefined;

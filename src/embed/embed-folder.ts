@@ -1,0 +1,96 @@
+/**
+ * `selfsup embed` as a library call: load a backbone, embed a set of images,
+ * and write embeddings, near-duplicates, outliers and a 2-D map.
+ *
+ * ```ts
+ * const result = await embedFolder({ model: 'runs/demo/pretrain', data: 'photos/', out: 'runs/demo/embed' });
+ * console.log(result.files.embeddings, result.duplicatePairs);
+ * ```
+ */
+import path from 'node:path';
+import { writeArrowTable } from '../util/arrow.js';
+import { assertInteger } from '../util/errors.js';
+import { createRng } from '../util/rng.js';
+import { type AnalyseOptions, analyseEmbeddings, type EmbedSummary } from './analyse.js';
+import { type EmbedFailure, embedImages } from './embed-images.js';
+import { loadModelForEmbedding, type OpenImagesOptions, openImagesForEmbedding } from './inputs.js';
+
+export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
+  /** A backbone export folder (manifest.json + safetensors) or a run folder holding one. */
+  model: string;
+  /** Images: folder, manifest.arrow, labels .csv/.arrow, or IDX file. */
+  data: string;
+  /** Output folder (created). */
+  out: string;
+  /** Input side in px (default: the manifest's input size). */
+  inputSize?: number;
+  /** Images per forward pass. Default 128. */
+  batchSize?: number;
+  /** Embed a seeded random sample of at most this many images (default: all). */
+  limit?: number;
+  /** Called after each batch. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EmbedFolderResult extends EmbedSummary {
+  /** The export folder the weights came from. */
+  modelDir: string;
+  /** Images in the source, and how many were embedded. */
+  sourceImages: number;
+  /** Unreadable images, skipped (also written to failures.arrow when any). */
+  failures: EmbedFailure[];
+  seconds: number;
+}
+
+/** Embeds the images of `options.data` with the backbone of `options.model` and writes every output to `options.out`. */
+export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFolderResult> {
+  const started = Date.now();
+  const model = loadModelForEmbedding(options.model, options.inputSize);
+  try {
+    const source = await openImagesForEmbedding(options.data, options);
+    let subset: Int32Array | undefined;
+    if (options.limit !== undefined) {
+      const limit = assertInteger('limit', options.limit, 3, 10_000_000);
+      if (limit < source.size) {
+        const order = createRng(options.seed ?? 0)
+          .derive('embed-sample')
+          .permutation(source.size);
+        subset = order.subarray(0, limit).sort();
+      }
+    }
+    options.onStage?.(
+      `embedding ${subset?.length ?? source.size} images with ${model.manifest.architecture} from ${model.dir}`,
+    );
+    const rows = await embedImages(model.backbone, source, model.preprocess, {
+      batchSize: options.batchSize,
+      subset,
+      onProgress: options.onProgress,
+    });
+    const summary = await analyseEmbeddings(rows, options.out, {
+      ...options,
+      metadata: {
+        model: model.dir,
+        architecture: model.manifest.architecture,
+        data: options.data,
+        inputSize: String(model.preprocess.size),
+        ...options.metadata,
+      },
+    });
+    if (rows.failures.length > 0) {
+      await writeArrowTable(path.join(options.out, 'failures.arrow'), {
+        index: Int32Array.from(rows.failures, (f) => f.index),
+        path: rows.failures.map((f) => f.path),
+        reason: rows.failures.map((f) => f.reason),
+      });
+    }
+    return {
+      ...summary,
+      modelDir: model.dir,
+      sourceImages: source.size,
+      failures: rows.failures,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    model.backbone.dispose();
+  }
+}
