@@ -1,0 +1,207 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../src/engine/index.js';
+import { type OptimizerConfig, PRETRAIN_SCHEMA, type ScheduleConfig } from '../../src/recipes/pretrain-schema.js';
+import { defaultsOf } from '../../src/recipes/schema.js';
+import { clipByGlobalNorm, createOptimizer, type TrainableParam } from '../../src/train/optimizers.js';
+import { learningRateAt } from '../../src/train/schedules.js';
+
+beforeAll(() => {
+  expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
+});
+
+const defaults = defaultsOf(PRETRAIN_SCHEMA) as { train: { optimizer: OptimizerConfig; schedule: ScheduleConfig } };
+const config = (o: Partial<OptimizerConfig>): OptimizerConfig => ({ ...defaults.train.optimizer, ...o });
+
+// Two parameters: a weight (decayed, adapted) and a bias (exempt), and gradients for 3 steps.
+const W0 = [0.5, -1.2, 2.0, 0.3];
+const B0 = [0.1, -0.4];
+const GW = [
+  [0.2, -0.1, 0.4, 1.0],
+  [-0.3, 0.5, 0.1, -0.2],
+  [0.05, 0.0, -0.6, 0.3],
+];
+const GB = [
+  [1.0, -2.0],
+  [0.5, 0.5],
+  [-1.0, 0.25],
+];
+
+function runTf(cfg: OptimizerConfig, lrs: number[]): { w: number[]; b: number[] } {
+  const w = tf.variable(tf.tensor1d(W0));
+  const b = tf.variable(tf.tensor1d(B0));
+  const params: TrainableParam[] = [
+    { name: 'layer.weight', variable: w, kind: 'conv' },
+    { name: 'layer.bias', variable: b, kind: 'bias' },
+  ];
+  const optimizer = createOptimizer(cfg, params);
+  const before = tf.memory().numTensors;
+  lrs.forEach((lr, t) => {
+    tf.tidy(() => optimizer.apply({ 'layer.weight': tf.tensor1d(GW[t]), 'layer.bias': tf.tensor1d(GB[t]) }, lr));
+  });
+  expect(tf.memory().numTensors).toBe(before);
+  const out = { w: Array.from(w.dataSync()), b: Array.from(b.dataSync()) };
+  optimizer.dispose();
+  w.dispose();
+  b.dispose();
+  return out;
+}
+
+/** Plain-loop reference of each update rule (PyTorch's formulas), per parameter. */
+function reference(cfg: OptimizerConfig, lrs: number[]): { w: number[]; b: number[] } {
+  const run = (p0: number[], grads: number[][], exempt: boolean): number[] => {
+    const p = [...p0];
+    const buf = p.map(() => 0);
+    const m = p.map(() => 0);
+    const v = p.map(() => 0);
+    lrs.forEach((lr, t) => {
+      const grad = grads[t];
+      if (cfg.name === 'sgd') {
+        for (let i = 0; i < p.length; i++) {
+          const g = grad[i] + (exempt ? 0 : cfg.weightDecay * p[i]);
+          buf[i] = cfg.momentum * buf[i] + g;
+          const step = cfg.nesterov ? g + cfg.momentum * buf[i] : buf[i];
+          p[i] -= lr * step;
+        }
+      } else if (cfg.name === 'adamw') {
+        const [b1, b2] = cfg.betas;
+        for (let i = 0; i < p.length; i++) {
+          if (!exempt) p[i] *= 1 - lr * cfg.weightDecay;
+          m[i] = b1 * m[i] + (1 - b1) * grad[i];
+          v[i] = b2 * v[i] + (1 - b2) * grad[i] ** 2;
+          const mHat = m[i] / (1 - b1 ** (t + 1));
+          const vHat = v[i] / (1 - b2 ** (t + 1));
+          p[i] -= (lr * mHat) / (Math.sqrt(vHat) + cfg.eps);
+        }
+      } else {
+        const g = grad.map((x, i) => x + (exempt ? 0 : cfg.weightDecay * p[i]));
+        let rate = lr;
+        if (!exempt) {
+          const pn = Math.sqrt(p.reduce((s, x) => s + x * x, 0));
+          const gn = Math.sqrt(g.reduce((s, x) => s + x * x, 0));
+          rate = pn > 0 && gn > 0 ? (lr * cfg.trustCoefficient * pn) / gn : lr;
+        }
+        for (let i = 0; i < p.length; i++) {
+          buf[i] = cfg.momentum * buf[i] + rate * g[i];
+          p[i] -= cfg.nesterov ? cfg.momentum * buf[i] + rate * g[i] : buf[i];
+        }
+      }
+    });
+    return p;
+  };
+  return { w: run(W0, GW, false), b: run(B0, GB, true) };
+}
+
+function expectClose(actual: number[], expected: number[]): void {
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((a, i) => expect(a).toBeCloseTo(expected[i], 5));
+}
+
+describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => {
+  const lrs = [0.1, 0.05, 0.2];
+  const cases: Array<[string, Partial<OptimizerConfig>]> = [
+    ['sgd, no momentum', { name: 'sgd', momentum: 0, weightDecay: 0.01 }],
+    ['sgd momentum', { name: 'sgd', momentum: 0.9, weightDecay: 0.01 }],
+    ['sgd Nesterov', { name: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 0.05 }],
+    ['adamw', { name: 'adamw', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
+    ['lars', { name: 'lars', momentum: 0.9, weightDecay: 1e-4, trustCoefficient: 0.001 }],
+    ['lars Nesterov', { name: 'lars', momentum: 0.8, nesterov: true, weightDecay: 0.01, trustCoefficient: 0.02 }],
+  ];
+  for (const [label, overrides] of cases) {
+    it(label, () => {
+      const cfg = config(overrides);
+      const got = runTf(cfg, lrs);
+      const want = reference(cfg, lrs);
+      expectClose(got.w, want.w);
+      expectClose(got.b, want.b);
+    });
+  }
+
+  it('weight decay skips biases and BatchNorm (zero gradient leaves them unchanged)', () => {
+    const cfg = config({ name: 'sgd', momentum: 0, weightDecay: 0.5 });
+    const vars = {
+      conv: tf.variable(tf.tensor1d([1, 2])),
+      gamma: tf.variable(tf.tensor1d([1, 2])),
+      beta: tf.variable(tf.tensor1d([1, 2])),
+      bias: tf.variable(tf.tensor1d([1, 2])),
+    };
+    const kinds = { conv: 'conv', gamma: 'bn-gamma', beta: 'bn-beta', bias: 'bias' } as const;
+    const params = Object.entries(vars).map(([k, variable]) => ({
+      name: k,
+      variable,
+      kind: kinds[k as keyof typeof kinds],
+    }));
+    const optimizer = createOptimizer(cfg, params);
+    tf.tidy(() => optimizer.apply(Object.fromEntries(Object.keys(vars).map((k) => [k, tf.zeros([2])])), 1));
+    expectClose(Array.from(vars.conv.dataSync()), [0.5, 1]);
+    for (const k of ['gamma', 'beta', 'bias'] as const) expectClose(Array.from(vars[k].dataSync()), [1, 2]);
+    expect(optimizer.stateVariables()).toEqual([]);
+    optimizer.dispose();
+    tf.dispose(Object.values(vars));
+  });
+
+  it('slot variables are named, counted and disposed', () => {
+    const w = tf.variable(tf.zeros([3]));
+    const before = tf.memory().numTensors;
+    const optimizer = createOptimizer(config({ name: 'adamw' }), [{ name: 'w', variable: w, kind: 'conv' }]);
+    expect(optimizer.stateVariables().map((s) => s.name)).toEqual(['optimizer.m.w', 'optimizer.v.w']);
+    expect(tf.memory().numTensors).toBe(before + 2);
+    optimizer.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    w.dispose();
+  });
+});
+
+describe('gradient clipping by global norm', () => {
+  it('scales to maxNorm when above, leaves alone when below', () => {
+    tf.tidy(() => {
+      const grads = { a: tf.tensor1d([3, 0]), b: tf.tensor1d([0, 4]) }; // norm 5
+      const clipped = clipByGlobalNorm(grads, 1);
+      expect(clipped.norm.dataSync()[0]).toBeCloseTo(5, 5);
+      expectClose(Array.from(clipped.grads.a.dataSync()), [0.6, 0]);
+      expectClose(Array.from(clipped.grads.b.dataSync()), [0, 0.8]);
+      const loose = clipByGlobalNorm(grads, 10);
+      expectClose(Array.from(loose.grads.b.dataSync()), [0, 4]);
+      const off = clipByGlobalNorm(grads, 0);
+      expect(off.grads).toBe(grads);
+    });
+  });
+});
+
+describe('learning-rate schedules', () => {
+  const schedule = (o: Partial<ScheduleConfig>): ScheduleConfig => ({ ...defaults.train.schedule, ...o });
+  const at = (s: ScheduleConfig, epoch: number, step: number, overrides = {}) =>
+    learningRateAt(1, s, { epoch, step, stepsPerEpoch: 10, epochs: 5 }, overrides);
+
+  it('linear warmup then cosine to minLr', () => {
+    const s = schedule({ name: 'cosine', warmupEpochs: 1, minLr: 0.1 });
+    expect(at(s, 0, 0)).toBeCloseTo(0.1, 10);
+    expect(at(s, 0, 4)).toBeCloseTo(0.5, 10);
+    expect(at(s, 0, 9)).toBeCloseTo(1, 10);
+    expect(at(s, 1, 0)).toBeCloseTo(1, 10);
+    // progress (t - 10) / 39: halfway at t = 29.5 -> check t = 29 by formula
+    expect(at(s, 2, 9)).toBeCloseTo(0.1 + (0.9 * (1 + Math.cos((Math.PI * 19) / 39))) / 2, 10);
+    expect(at(s, 4, 9)).toBeCloseTo(0.1, 10);
+  });
+
+  it('step schedule multiplies by gamma at each milestone', () => {
+    const s = schedule({ name: 'step', milestones: [2, 4], gamma: 0.1 });
+    expect(at(s, 0, 5)).toBe(1);
+    expect(at(s, 2, 0)).toBeCloseTo(0.1, 12);
+    expect(at(s, 4, 3)).toBeCloseTo(0.01, 12);
+  });
+
+  it('per-epoch overrides replace the schedule for the whole epoch', () => {
+    const s = schedule({ name: 'cosine' });
+    expect(at(s, 3, 0, { 3: 0.007 })).toBe(0.007);
+    expect(at(s, 3, 9, { 3: 0.007 })).toBe(0.007);
+    expect(at(s, 2, 9, { 3: 0.007 })).toBe(at(s, 2, 9));
+  });
+
+  it('constant with warmup', () => {
+    const s = schedule({ name: 'constant', warmupEpochs: 0.5 });
+    expect(at(s, 0, 0)).toBeCloseTo(0.2, 12);
+    expect(at(s, 0, 4)).toBe(1);
+    expect(at(s, 3, 3)).toBe(1);
+  });
+});
