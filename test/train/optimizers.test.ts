@@ -94,7 +94,7 @@ function reference(cfg: OptimizerConfig, lrs: number[]): { w: number[]; b: numbe
 
 function expectClose(actual: number[], expected: number[]): void {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((a, i) => expect(a).toBeCloseTo(expected[i], 5));
+  for (let i = 0; i < actual.length; i++) expect(actual[i]).toBeCloseTo(expected[i], 5);
 }
 
 describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => {
