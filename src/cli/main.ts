@@ -6,12 +6,13 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerEmbed } from './commands/embed.js';
+import { registerScan } from './commands/scan.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
 /** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor, registerEmbed];
+const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerScan];
 
 export async function main(argv: string[]): Promise<number> {
   let pending: Promise<number> | undefined;

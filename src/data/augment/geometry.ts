@@ -1,0 +1,171 @@
+/** Geometric augmentations on host arrays (torchvision semantics where one exists). */
+import type { Rng } from '../../util/rng.js';
+import { type AnyImage, cropWithPadding, type FloatImage, resampleBox, toFloatImage } from './image.js';
+
+/** torchvision Resize(int): the shorter side becomes `size`, the other keeps the aspect ratio. */
+export function resizeShorter(image: AnyImage, size: number): FloatImage {
+  const { width, height } = image;
+  if (Math.min(width, height) === size) return toFloatImage(image);
+  const outWidth = width <= height ? size : Math.max(1, Math.floor((size * width) / height));
+  const outHeight = width <= height ? Math.max(1, Math.floor((size * height) / width)) : size;
+  return resampleBox(image, 0, 0, width, height, outWidth, outHeight);
+}
+
+/** torchvision CenterCrop: a size x size box from the middle, zero-padded when the image is smaller. */
+export function centerCrop(image: AnyImage, size: number): FloatImage {
+  const top = Math.round((image.height - size) / 2);
+  const left = Math.round((image.width - size) / 2);
+  return cropWithPadding(image, left, top, size, size);
+}
+
+export interface CropBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * torchvision RandomResizedCrop.get_params: up to 10 tries of an area fraction
+ * in `scale` and a log-uniform aspect ratio in `ratio`; otherwise the central
+ * crop with the ratio clamped into range (or the whole image).
+ */
+export function randomResizedCropBox(
+  width: number,
+  height: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: Rng,
+): CropBox {
+  const area = width * height;
+  const logLow = Math.log(ratio[0]);
+  const logHigh = Math.log(ratio[1]);
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * rng.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(rng.uniform(logLow, logHigh));
+    const w = Math.round(Math.sqrt(targetArea * aspect));
+    const h = Math.round(Math.sqrt(targetArea / aspect));
+    if (w > 0 && h > 0 && w <= width && h <= height) {
+      return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
+    }
+  }
+  const inRatio = width / height;
+  let w = width;
+  let h = height;
+  if (inRatio < ratio[0]) {
+    h = Math.round(w / ratio[0]);
+  } else if (inRatio > ratio[1]) {
+    w = Math.round(h * ratio[1]);
+  }
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
+}
+
+export function randomResizedCrop(
+  image: AnyImage,
+  size: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: Rng,
+): FloatImage {
+  const box = randomResizedCropBox(image.width, image.height, scale, ratio, rng);
+  return resampleBox(image, box.left, box.top, box.width, box.height, size, size);
+}
+
+/** Mirrors left-right in place. */
+export function flipHorizontal(image: FloatImage): FloatImage {
+  const { width, height, channels: c, data } = image;
+  for (let y = 0; y < height; y++) {
+    const row = y * width * c;
+    for (let x = 0; x < width >> 1; x++) {
+      const a = row + x * c;
+      const b = row + (width - 1 - x) * c;
+      for (let ch = 0; ch < c; ch++) {
+        const t = data[a + ch];
+        data[a + ch] = data[b + ch];
+        data[b + ch] = t;
+      }
+    }
+  }
+  return image;
+}
+
+/** Mirrors top-bottom in place. */
+export function flipVertical(image: FloatImage): FloatImage {
+  const { width, height, channels: c, data } = image;
+  const rowLength = width * c;
+  const temp = new Float32Array(rowLength);
+  for (let y = 0; y < height >> 1; y++) {
+    const a = y * rowLength;
+    const b = (height - 1 - y) * rowLength;
+    temp.set(data.subarray(a, a + rowLength));
+    data.copyWithin(a, b, b + rowLength);
+    data.set(temp, b);
+  }
+  return image;
+}
+
+/** Rotates counter-clockwise by k * 90 degrees (like numpy.rot90 / torch.rot90 on H, W). */
+export function rotate90(image: FloatImage, k: number): FloatImage {
+  const turns = ((k % 4) + 4) % 4;
+  if (turns === 0) return image;
+  const { width, height, channels: c, data } = image;
+  const outWidth = turns === 2 ? width : height;
+  const outHeight = turns === 2 ? height : width;
+  const out = new Float32Array(data.length);
+  for (let y = 0; y < outHeight; y++) {
+    for (let x = 0; x < outWidth; x++) {
+      let sy: number;
+      let sx: number;
+      if (turns === 1) {
+        sy = x;
+        sx = width - 1 - y;
+      } else if (turns === 2) {
+        sy = height - 1 - y;
+        sx = width - 1 - x;
+      } else {
+        sy = height - 1 - x;
+        sx = y;
+      }
+      const s = (sy * width + sx) * c;
+      const d = (y * outWidth + x) * c;
+      for (let ch = 0; ch < c; ch++) out[d + ch] = data[s + ch];
+    }
+  }
+  return { data: out, width: outWidth, height: outHeight, channels: c };
+}
+
+export interface JigsawOptions {
+  grid: number;
+  tileSize: number;
+  gap: number;
+  jitter: number;
+}
+
+/**
+ * Cuts grid x grid tiles in row-major order. Each cell (image / grid) is shrunk
+ * by `gap` px (centered), a box of (inner - jitter) px is taken at a random
+ * offset in [0, jitter] on each axis, and resized to tileSize.
+ */
+export function jigsawTiles(image: AnyImage, options: JigsawOptions, rng: Rng): FloatImage[] {
+  const { grid, tileSize, gap, jitter } = options;
+  const cellWidth = Math.floor(image.width / grid);
+  const cellHeight = Math.floor(image.height / grid);
+  const boxWidth = cellWidth - gap - jitter;
+  const boxHeight = cellHeight - gap - jitter;
+  if (boxWidth < 1 || boxHeight < 1) {
+    throw new RangeError(
+      `jigsaw: a ${image.width}x${image.height} image has ${cellWidth}x${cellHeight} px cells for grid ${grid}, too small for gap ${gap} + jitter ${jitter}; resize the image first or lower gap/jitter`,
+    );
+  }
+  const tiles: FloatImage[] = [];
+  for (let row = 0; row < grid; row++) {
+    for (let col = 0; col < grid; col++) {
+      const offsetY = rng.int(jitter + 1);
+      const offsetX = rng.int(jitter + 1);
+      const top = row * cellHeight + Math.floor(gap / 2) + offsetY;
+      const left = col * cellWidth + Math.floor(gap / 2) + offsetX;
+      tiles.push(resampleBox(image, left, top, boxWidth, boxHeight, tileSize, tileSize));
+    }
+  }
+  return tiles;
+}
