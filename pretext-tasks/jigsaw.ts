@@ -99,7 +99,7 @@ export const jigsawTask: PretextTask<JigsawOptions, JigsawHeads> = {
   optionDocs: {
     grid: 'Tiles per side: 3 (default, the paper) or 2 (small images).',
     permutationCount:
-      'Number of permutations = classes, integer from 2 to grid²! (default 100; the paper uses 100-1000, 1000 takes ~10 s to generate).',
+      'Number of permutations = classes, integer from 2 to grid²! (default 100; the paper uses 100-1000; generating 1000 of 9 tiles takes a few seconds, once per process).',
     permutationSeed:
       'Seed of the permutation set, integer >= 0 (default 0). Part of the task: keep it fixed across runs.',
     tileSize: 'Tile side in px, or "auto" (default: 64/75 of a grid cell, e.g. 8 px at 28 px input and grid 3).',

@@ -63,7 +63,7 @@ export function maxPermutationCount(tiles: number): number {
 /**
  * `count` permutations of `tiles` tiles with a greedily maximised minimal Hamming
  * distance, the same for the same (tiles, count, seed). Cached per process.
- * Cost: O(count * tiles! * tiles) — about a second for 100 of 9 tiles.
+ * Cost: O(count * tiles!) — about a second for 100 of 9 tiles, a few seconds for 1000.
  */
 export function maximalHammingPermutations(tiles: number, count: number, seed: number | string = 0): PermutationSet {
   if (!Number.isInteger(tiles) || tiles < 2 || tiles > 9) {
@@ -85,29 +85,48 @@ export function maximalHammingPermutations(tiles: number, count: number, seed: n
   const chosen: number[] = [];
   let lastDistance = tiles;
 
+  // Each permutation packed as 4-bit digits: positions 0-7 in `low`, position 8 in `high`,
+  // so a Hamming distance is a XOR and a count of non-zero nibbles.
+  const low = new Int32Array(total);
+  const high = new Int32Array(total);
+  for (let c = 0; c < total; c++) {
+    let packed = 0;
+    for (let i = 0; i < Math.min(tiles, 8); i++) packed |= all[c * tiles + i] << (4 * i);
+    low[c] = packed;
+    high[c] = tiles === 9 ? all[c * tiles + 8] : 0;
+  }
+
+  // After each pick: lower every candidate's distance to the set, and find the
+  // largest such distance and how many candidates share it, in one pass.
+  let best = 0;
+  let ties = 0;
   const choose = (index: number) => {
     chosen.push(index);
-    const base = index * tiles;
+    const pickedLow = low[index];
+    const pickedHigh = high[index];
+    best = 0;
+    ties = 0;
     for (let c = 0; c < total; c++) {
-      const offset = c * tiles;
-      let d = 0;
-      for (let i = 0; i < tiles; i++) if (all[offset + i] !== all[base + i]) d++;
-      if (d < minDistance[c]) minDistance[c] = d;
+      let current = minDistance[c];
+      if (current > 0) {
+        const x = low[c] ^ pickedLow;
+        const nonZero = (x | (x >>> 1) | (x >>> 2) | (x >>> 3)) & 0x11111111; // 1 per differing nibble
+        const d = (Math.imul(nonZero, 0x11111111) >>> 28) + (high[c] !== pickedHigh ? 1 : 0);
+        if (d < current) {
+          current = d;
+          minDistance[c] = d;
+        }
+      }
+      if (current > best) {
+        best = current;
+        ties = 1;
+      } else if (current === best) ties++;
     }
   };
 
   choose(rng.int(total));
   while (chosen.length < count) {
-    let best = 0;
-    let ties = 0;
-    for (let c = 0; c < total; c++) {
-      const d = minDistance[c];
-      if (d > best) {
-        best = d;
-        ties = 1;
-      } else if (d === best) ties++;
-    }
-    // best > 0 always holds here: count <= total leaves an unchosen permutation.
+    // best > 0 here: count <= total leaves an unchosen permutation.
     let pick = rng.int(ties);
     let index = -1;
     for (let c = 0; c < total; c++) {
