@@ -16,7 +16,7 @@ import { type EmbedFailure, embedImages } from './embed-images.js';
 import { loadModelForEmbedding, type OpenImagesOptions, openImagesForEmbedding } from './inputs.js';
 
 export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
-  /** A backbone export folder (manifest.json + safetensors) or a run folder holding one. */
+  /** A run folder, a backbone export folder, a torchvision .safetensors file or a tfjs model.json. */
   model: string;
   /** Images: folder, manifest.arrow, labels .csv/.arrow, or IDX file. */
   data: string;
@@ -33,8 +33,8 @@ export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
 }
 
 export interface EmbedFolderResult extends EmbedSummary {
-  /** The export folder the weights came from. */
-  modelDir: string;
+  /** The weights file the backbone came from. */
+  modelFile: string;
   /** Images in the source, and how many were embedded. */
   sourceImages: number;
   /** Unreadable images, skipped (also written to failures.arrow when any). */
@@ -45,7 +45,7 @@ export interface EmbedFolderResult extends EmbedSummary {
 /** Embeds the images of `options.data` with the backbone of `options.model` and writes every output to `options.out`. */
 export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFolderResult> {
   const started = Date.now();
-  const model = loadModelForEmbedding(options.model, options.inputSize);
+  const model = await loadModelForEmbedding(options.model, options.inputSize);
   try {
     const source = await openImagesForEmbedding(options.data, options);
     let subset: Int32Array | undefined;
@@ -59,7 +59,7 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
       }
     }
     options.onStage?.(
-      `embedding ${subset?.length ?? source.size} images with ${model.manifest.architecture} from ${model.dir}`,
+      `embedding ${subset?.length ?? source.size} images with ${model.manifest.architecture} from ${model.weightsFile}`,
     );
     const rows = await embedImages(model.backbone, source, model.preprocess, {
       batchSize: options.batchSize,
@@ -69,7 +69,7 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
     const summary = await analyseEmbeddings(rows, options.out, {
       ...options,
       metadata: {
-        model: model.dir,
+        model: model.weightsFile,
         architecture: model.manifest.architecture,
         data: options.data,
         inputSize: String(model.preprocess.size),
@@ -85,7 +85,7 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
     }
     return {
       ...summary,
-      modelDir: model.dir,
+      modelFile: model.weightsFile,
       sourceImages: source.size,
       failures: rows.failures,
       seconds: (Date.now() - started) / 1000,

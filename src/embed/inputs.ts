@@ -3,17 +3,15 @@
  * that holds one) and images (a folder, class folders, a scan manifest, a CSV or
  * Arrow label table, or an IDX file).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { createBackbone } from '../backbones/registry.js';
 import type { Backbone } from '../backbones/types.js';
 import { classFolderDataset, folderDataset, manifestDataset } from '../data/datasets/folder.js';
 import { idxDataset } from '../data/datasets/idx.js';
 import { labelTableDataset } from '../data/datasets/label-table.js';
 import type { ImageSource } from '../data/types.js';
-import { type BackboneManifest, MANIFEST_FILE, readManifest } from '../export/manifest.js';
-import { readSafetensors } from '../export/safetensors.js';
-import { loadStateDict } from '../export/torchvision.js';
+import { loadBackbone } from '../export/backbone-store.js';
+import type { BackboneManifest } from '../export/manifest.js';
 import { readArrowTable } from '../util/arrow.js';
 import { InputError } from '../util/errors.js';
 import type { EmbedPreprocess } from './embed-images.js';
@@ -22,46 +20,8 @@ export interface LoadedModel {
   backbone: Backbone;
   preprocess: EmbedPreprocess;
   manifest: BackboneManifest;
-  /** The export folder the weights came from. */
-  dir: string;
-}
-
-/**
- * Finds the backbone export for `location`: the folder itself when it holds a
- * manifest.json, else the newest subfolder (one level down, then two: a run's
- * `backbone/` or `export/...`) that does.
- */
-export function findBackboneExport(location: string): string {
-  if (!existsSync(location))
-    throw new InputError(location, 'does not exist (expected a run folder or a backbone export)');
-  if (!statSync(location).isDirectory()) {
-    throw new InputError(location, 'is a file; pass the folder that holds manifest.json (a run or a backbone export)');
-  }
-  if (existsSync(path.join(location, MANIFEST_FILE))) return location;
-  const candidates: string[] = [];
-  const visit = (dir: string, depth: number) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
-      const sub = path.join(dir, entry.name);
-      if (existsSync(path.join(sub, MANIFEST_FILE))) candidates.push(sub);
-      else if (depth < 2) visit(sub, depth + 1);
-    }
-  };
-  visit(location, 1);
-  const withWeights = candidates.filter((dir) => hasSafetensors(dir));
-  if (withWeights.length === 0) {
-    throw new InputError(
-      location,
-      'holds no backbone export (no manifest.json with safetensors weights here or below); ' +
-        'finish a run with `selfsup pretrain` or make one with `selfsup export <run> --format safetensors`',
-    );
-  }
-  withWeights.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
-  return withWeights[0];
-}
-
-function hasSafetensors(dir: string): boolean {
-  return readdirSync(dir).some((f) => f.endsWith('.safetensors'));
+  /** The weights file the backbone came from. */
+  weightsFile: string;
 }
 
 /** Default input side when a manifest does not record one: 32 px for the small stem, 224 px otherwise. */
@@ -69,31 +29,17 @@ export function defaultInputSize(manifest: BackboneManifest): number {
   return manifest.inputSize ?? (manifest.stem === 'small' ? 32 : 224);
 }
 
-/** Builds the backbone of an export folder (or a run holding one) and loads its safetensors weights. */
-export function loadModelForEmbedding(location: string, inputSize?: number): LoadedModel {
-  const dir = findBackboneExport(location);
-  const manifestFile = path.join(dir, MANIFEST_FILE);
-  const manifest = readManifest(manifestFile);
-  const weightsName =
-    Object.values(manifest.files).find((f) => f.endsWith('.safetensors')) ??
-    readdirSync(dir).find((f) => f.endsWith('.safetensors'));
-  if (!weightsName) throw new InputError(manifestFile, 'lists no .safetensors weights file');
-  const weightsFile = path.join(dir, weightsName);
-  const backbone = createBackbone(manifest.architecture, {
-    inputChannels: manifest.inputChannels,
-    widthMultiplier: manifest.widthMultiplier,
-    stem: manifest.stem,
-    init: 'none',
-  });
-  try {
-    loadStateDict(backbone, readSafetensors(weightsFile), weightsFile);
-  } catch (e) {
-    backbone.dispose();
-    throw e;
-  }
+/**
+ * Loads the backbone of a run folder, a backbone export folder, a torchvision
+ * `.safetensors` file or a tfjs `model.json` (via the export layer's
+ * `loadBackbone`), with the preprocessing its manifest records.
+ */
+export async function loadModelForEmbedding(location: string, inputSize?: number): Promise<LoadedModel> {
+  const loaded = await loadBackbone(location);
+  const { manifest } = loaded;
   return {
-    backbone,
-    dir,
+    backbone: loaded.backbone,
+    weightsFile: loaded.weightsFile,
     manifest,
     preprocess: {
       size: inputSize ?? defaultInputSize(manifest),

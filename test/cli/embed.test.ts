@@ -46,7 +46,7 @@ describe('selfsup embed (subprocess)', () => {
     expect(result.sourceImages).toBe(13);
     expect(result.failures).toHaveLength(1);
     expect(result.failures[0].path).toBe(path.join(images, 'rows', 'broken.png'));
-    expect(result.modelDir).toBe(model);
+    expect(result.modelFile).toBe(path.join(model, 'backbone.safetensors'));
     expect(result.labeled).toBe(true);
     const embeddings = readEmbeddings(path.join(out, 'embeddings.arrow'));
     expect(embeddings.indices).toHaveLength(12);
@@ -79,11 +79,11 @@ describe('selfsup embed (subprocess)', () => {
     expect(r.stderr).toContain(`selfsup: ${missing}: does not exist (given as --data)`);
   });
 
-  it('names a folder without a backbone export, exit 1', async () => {
+  it('names a folder without a backbone, exit 1', async () => {
     const r = await runCli(['embed', images, '--data', images, '--out', path.join(dir, 'x'), '--json']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      `selfsup: ${images}: holds no backbone export (no manifest.json with safetensors weights here or below)`,
+      `selfsup: ${images}: no backbone found: looked for backbone.safetensors or model.json in the directory, backbone/`,
     );
     expect(JSON.parse(r.stdout).exitCode).toBe(1);
   });

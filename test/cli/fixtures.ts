@@ -7,9 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { createBackbone } from '../../src/backbones/registry.js';
-import { buildManifest, MANIFEST_FILE, writeManifest } from '../../src/export/manifest.js';
-import { writeSafetensors } from '../../src/export/safetensors.js';
-import { backboneToStateDict } from '../../src/export/torchvision.js';
+import { saveBackbone } from '../../src/export/backbone-store.js';
 import { createRng } from '../../src/util/rng.js';
 
 /** Writes `perClass` 16x16 grayscale PNGs into dir/<class>/ for two classes; returns the paths. */
@@ -40,7 +38,7 @@ export function writeBrokenPng(file: string): void {
   writeFileSync(file, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0]));
 }
 
-/** A 1-channel small-stem ResNet-18 of width 1/8, exported as safetensors + manifest.json into `dir`. */
+/** A 1-channel small-stem ResNet-18 of width 1/8, saved as a backbone folder (backbone.safetensors + manifest.json). */
 export async function writeTinyBackboneExport(dir: string, inputSize = 16): Promise<string> {
   const backbone = createBackbone('resnet18', { inputChannels: 1, stem: 'small', widthMultiplier: 0.125, seed: 3 });
   mkdirSync(dir, { recursive: true });

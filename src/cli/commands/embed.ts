@@ -31,7 +31,7 @@ interface EmbedCliOptions extends GlobalOptions {
 /** Human summary of an embedding run: where each output is. */
 export function formatEmbedResult(r: EmbedFolderResult): string {
   const lines = [
-    `Embedded ${r.images} of ${r.sourceImages} images (${r.dim}-d features) in ${r.seconds.toFixed(1)} s, model ${r.modelDir}`,
+    `Embedded ${r.images} of ${r.sourceImages} images (${r.dim}-d features) in ${r.seconds.toFixed(1)} s, model ${r.modelFile}`,
     `  embeddings       ${r.files.embeddings}`,
     `  near-duplicates  ${r.files.duplicates}  (${r.duplicatePairs} pair(s) with cosine similarity >= ${r.duplicateThreshold}${r.duplicatePairsTruncated ? ', list cut' : ''})`,
     `  outliers         ${r.files.outliers}  (${r.outliersListed} listed, lowest mean similarity to ${r.neighbors} neighbours first)`,
@@ -51,7 +51,10 @@ export function registerEmbed(program: Command, setResult: (p: Promise<number>) 
       .description(
         'embed images with a backbone: embeddings (Arrow), near-duplicate pairs, outliers, and a 2-D map (PNG)',
       )
-      .argument('<model>', 'a run folder or a backbone export folder (manifest.json + .safetensors)')
+      .argument(
+        '<model>',
+        'a run folder, a backbone folder (manifest.json + backbone.safetensors), a .safetensors file or a tfjs model.json',
+      )
       .requiredOption('--data <path>', 'images: a folder, a scan manifest.arrow, a labels .csv/.arrow, or an IDX file')
       .requiredOption('--out <dir>', 'output folder')
       .option('--class-folders', 'treat the subfolders of --data as classes (labels colour the map)')
