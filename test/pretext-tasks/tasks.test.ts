@@ -1,6 +1,7 @@
 /**
- * Every built-in task trains: a few Adam steps on a fixed tiny batch lower the
- * loss, and the live tensor count stays flat across steps.
+ * Every built-in task trains a small ResNet-18 (width 0.125, small stem): a few
+ * Adam steps on a fixed tiny batch lower the loss, and the live tensor count stays
+ * flat across steps.
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { contrastiveTask } from '../../pretext-tasks/contrastive.js';
 import { jigsawTask } from '../../pretext-tasks/jigsaw.js';
 import type { AnyPretextTask } from '../../pretext-tasks/registry.js';
 import { rotationTask } from '../../pretext-tasks/rotation.js';
+import { createBackbone } from '../../src/backbones/registry.js';
 import type { Backbone } from '../../src/backbones/types.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { createRng, type Rng } from '../../src/util/rng.js';
@@ -77,7 +79,12 @@ describe('pretext tasks train on a tiny batch', () => {
     it(`${c.name}: loss goes down and the tensor count is flat`, () => {
       const rng = createRng(`tasks/${c.name}`);
       const options = c.task.validate(c.options);
-      const backbone: Backbone = createTinyBackbone(1, rng.derive('backbone'));
+      const backbone: Backbone = createBackbone('resnet18', {
+        widthMultiplier: 0.125,
+        stem: 'small',
+        inputChannels: 1,
+        rng: rng.derive('backbone'),
+      });
       const heads = c.task.createHeads(options, backbone.featureDim, rng.derive('heads'));
       const trainer = createTrainer(c.task, options, backbone, heads, 0.01);
       const views = c.views(rng.derive('data'));
