@@ -41,20 +41,7 @@ export function writeBrokenPng(file: string): void {
 /** A 1-channel small-stem ResNet-18 of width 1/8, saved as a backbone folder (backbone.safetensors + manifest.json). */
 export async function writeTinyBackboneExport(dir: string, inputSize = 16): Promise<string> {
   const backbone = createBackbone('resnet18', { inputChannels: 1, stem: 'small', widthMultiplier: 0.125, seed: 3 });
-  mkdirSync(dir, { recursive: true });
-  await writeSafetensors(path.join(dir, 'backbone.safetensors'), backboneToStateDict(backbone));
-  await writeManifest(
-    path.join(dir, MANIFEST_FILE),
-    buildManifest(
-      backbone.config,
-      backbone.featureDim,
-      { weights: 'backbone.safetensors' },
-      {
-        inputSize,
-        pretextTask: 'random-init',
-      },
-    ),
-  );
+  await saveBackbone(backbone, dir, { inputSize, pretextTask: 'random-init' });
   backbone.dispose();
   return dir;
 }
