@@ -1,0 +1,259 @@
+import { describe, expect, it } from 'vitest';
+import { adjustHue, colorJitter, gaussianBlur, solarize, toGrayscale } from '../../src/data/augment/color.js';
+import {
+  centerCrop,
+  flipHorizontal,
+  flipVertical,
+  jigsawTiles,
+  randomResizedCropBox,
+  resizeShorter,
+  rotate90,
+} from '../../src/data/augment/geometry.js';
+import { type FloatImage, resampleBox, toFloatImage } from '../../src/data/augment/image.js';
+import { runPipeline, validatePipeline } from '../../src/data/augment/pipeline.js';
+import { JIGSAW_PIPELINE, SIMCLR_PIPELINE } from '../../src/data/augment/presets.js';
+import type { RawImage } from '../../src/data/types.js';
+import { createRng } from '../../src/util/rng.js';
+import { testCard } from './fixtures.js';
+
+const card = (w: number, h: number): RawImage => ({
+  data: new Uint8Array(testCard(w, h)),
+  width: w,
+  height: h,
+  channels: 3,
+});
+const pixel = (img: FloatImage, x: number, y: number) =>
+  Array.from(img.data.subarray((y * img.width + x) * img.channels, (y * img.width + x + 1) * img.channels));
+
+describe('resampling and geometry', () => {
+  it('resampling to the same size is the identity; a constant image stays constant when shrunk', () => {
+    const image = card(20, 10);
+    const same = resampleBox(image, 0, 0, 20, 10, 20, 10);
+    expect(same.data).toEqual(toFloatImage(image).data);
+    const flat: RawImage = { data: new Uint8Array(300 * 200 * 3).fill(100), width: 300, height: 200, channels: 3 };
+    const small = resampleBox(flat, 10, 5, 280, 190, 7, 5);
+    for (const v of small.data) expect(v).toBeCloseTo(100 / 255, 5);
+  });
+
+  it('shrinking is antialiased: a 1-px checkerboard becomes mid-gray, not aliased stripes', () => {
+    const data = new Uint8Array(64 * 64);
+    for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) data[y * 64 + x] = (x + y) % 2 ? 255 : 0;
+    const out = resampleBox({ data, width: 64, height: 64, channels: 1 }, 0, 0, 64, 64, 8, 8);
+    for (const v of out.data) expect(Math.abs(v - 0.5)).toBeLessThan(0.05);
+  });
+
+  it('resize makes the shorter side the size (torchvision Resize(int))', () => {
+    const out = resizeShorter(card(40, 30), 15);
+    expect([out.width, out.height]).toEqual([20, 15]);
+    const tall = resizeShorter(card(30, 45), 10);
+    expect([tall.width, tall.height]).toEqual([10, 15]);
+  });
+
+  it('center crop takes the middle and pads with zeros when the image is smaller', () => {
+    const image = card(40, 30);
+    const crop = centerCrop(image, 10);
+    expect(pixel(crop, 0, 0)).toEqual(pixel(toFloatImage(image), 15, 10));
+    const padded = centerCrop(card(4, 4), 6);
+    expect(pixel(padded, 0, 0)).toEqual([0, 0, 0]);
+    expect(pixel(padded, 1, 1)).toEqual(pixel(toFloatImage(card(4, 4)), 0, 0));
+  });
+
+  it('randomResizedCrop boxes follow torchvision: inside the image, area in scale, ratio in range', () => {
+    const rng = createRng('rrc');
+    for (let i = 0; i < 200; i++) {
+      const box = randomResizedCropBox(120, 80, [0.08, 1], [3 / 4, 4 / 3], rng);
+      expect(box.left + box.width).toBeLessThanOrEqual(120);
+      expect(box.top + box.height).toBeLessThanOrEqual(80);
+      expect(box.left).toBeGreaterThanOrEqual(0);
+      expect(box.top).toBeGreaterThanOrEqual(0);
+      const area = (box.width * box.height) / (120 * 80);
+      // Rounding of w and h moves the area a little around the drawn fraction.
+      expect(area).toBeGreaterThan(0.06);
+      expect(box.width / box.height).toBeGreaterThan(0.7);
+      expect(box.width / box.height).toBeLessThan(1.45);
+    }
+  });
+
+  it('randomResizedCrop falls back to the central crop with the ratio clamped', () => {
+    // A 100x10 strip cannot hold a 90%-area square: 10 failed tries, then the fallback.
+    expect(randomResizedCropBox(100, 10, [0.9, 1], [1, 1], createRng(1))).toEqual({
+      top: 0,
+      left: 45,
+      height: 10,
+      width: 10,
+    });
+    expect(randomResizedCropBox(10, 100, [0.9, 1], [1, 1], createRng(1))).toEqual({
+      top: 45,
+      left: 0,
+      height: 10,
+      width: 10,
+    });
+  });
+
+  it('flips are involutions and rotate90 four times is the identity; one turn is counter-clockwise', () => {
+    const image = toFloatImage(card(6, 4));
+    const original = Float32Array.from(image.data);
+    expect(flipHorizontal(flipHorizontal(image)).data).toEqual(original);
+    expect(flipVertical(flipVertical(image)).data).toEqual(original);
+    const flipped = flipHorizontal({ ...image, data: Float32Array.from(original) });
+    expect(pixel(flipped, 0, 0)).toEqual(pixel(image, 5, 0));
+    let turned = image;
+    for (let k = 0; k < 4; k++) turned = rotate90(turned, 1);
+    expect(turned.data).toEqual(original);
+    const once = rotate90(image, 1);
+    expect([once.width, once.height]).toEqual([4, 6]);
+    // Counter-clockwise: the top-right corner moves to the top-left.
+    expect(pixel(once, 0, 0)).toEqual(pixel(image, 5, 0));
+    expect(rotate90(image, 2).data).toEqual(rotate90(rotate90(image, 1), 1).data);
+  });
+
+  it('jigsaw cuts row-major tiles from their cells, jittered within the gap', () => {
+    const image = card(30, 30);
+    const tiles = jigsawTiles(image, { grid: 3, tileSize: 10, gap: 0, jitter: 0 }, createRng(0));
+    expect(tiles).toHaveLength(9);
+    expect(tiles[5].data).toEqual(centerCropAt(image, 20, 10, 10).data);
+    const jittered = jigsawTiles(image, { grid: 3, tileSize: 6, gap: 2, jitter: 2 }, createRng(0));
+    expect(jittered.every((t) => t.width === 6 && t.height === 6)).toBe(true);
+    expect(() => jigsawTiles(image, { grid: 3, tileSize: 6, gap: 6, jitter: 4 }, createRng(0))).toThrow(
+      /too small for gap 6 \+ jitter 4/,
+    );
+  });
+});
+
+function centerCropAt(image: RawImage, left: number, top: number, size: number): FloatImage {
+  return resampleBox(image, left, top, size, size, size, size);
+}
+
+describe('colour ops', () => {
+  it('hue rotation by a third of a turn maps red to green; grayscale and saturation ignore 1 channel', () => {
+    const red: FloatImage = { data: Float32Array.from([1, 0, 0]), width: 1, height: 1, channels: 3 };
+    adjustHue(red, 1 / 3);
+    expect(Array.from(red.data).map((v) => Math.round(v * 1000) / 1000)).toEqual([0, 1, 0]);
+    const gray: FloatImage = { data: Float32Array.from([0.2, 0.7]), width: 2, height: 1, channels: 1 };
+    toGrayscale(gray);
+    adjustHue(gray, 0.3);
+    expect(Array.from(gray.data)).toEqual([Math.fround(0.2), Math.fround(0.7)]);
+  });
+
+  it('grayscale sets all channels to the luma; solarize inverts above the threshold', () => {
+    const image: FloatImage = { data: Float32Array.from([1, 0, 0, 0.2, 0.8, 0.6]), width: 2, height: 1, channels: 3 };
+    toGrayscale(image);
+    expect(image.data[0]).toBeCloseTo(0.2989, 4);
+    expect(image.data[1]).toBe(image.data[0]);
+    solarize(image, 0.5);
+    const luma2 = 0.2989 * 0.2 + 0.587 * 0.8 + 0.114 * 0.6;
+    expect(image.data[3]).toBeCloseTo(1 - luma2, 5);
+  });
+
+  it('color jitter keeps values in [0, 1], draws only from the rng, and brightness alone scales', () => {
+    const base = toFloatImage(card(16, 16));
+    const run = (seed: number) => {
+      const img = { ...base, data: Float32Array.from(base.data) };
+      colorJitter(img, { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }, createRng(seed));
+      return img.data;
+    };
+    expect(run(1)).toEqual(run(1));
+    expect(run(1)).not.toEqual(run(2));
+    for (const v of run(3)) expect(v >= 0 && v <= 1).toBe(true);
+    // Brightness only: every value is scaled by one factor (until clamped).
+    const img = { ...base, data: Float32Array.from(base.data) };
+    colorJitter(img, { brightness: 0.5, contrast: 0, saturation: 0, hue: 0 }, createRng(9));
+    const factor = img.data[3 * 7 + 0] / base.data[3 * 7 + 0];
+    expect(factor).toBeGreaterThanOrEqual(0.5);
+    expect(factor).toBeLessThanOrEqual(1.5);
+    for (let i = 0; i < base.data.length; i++) expect(img.data[i]).toBeCloseTo(Math.min(1, base.data[i] * factor), 5);
+  });
+
+  it('gaussian blur keeps a constant image and spreads an impulse with weights summing to 1', () => {
+    const data = new Float32Array(15 * 15);
+    data[7 * 15 + 7] = 1;
+    const out = gaussianBlur({ data, width: 15, height: 15, channels: 1 }, 1.5, 7);
+    const sum = out.data.reduce((a, b) => a + b, 0);
+    expect(sum).toBeCloseTo(1, 5);
+    expect(out.data[7 * 15 + 7]).toBeLessThan(0.2);
+    expect(out.data[7 * 15 + 8]).toBeCloseTo(out.data[7 * 15 + 6], 6);
+  });
+});
+
+describe('pipelines', () => {
+  it('rejects bad steps with errors naming the step and key', () => {
+    expect(() => validatePipeline([{ op: 'flip' }], 3, 'views[0]')).toThrow(
+      'Expected one of "resize", "centerCrop", "randomResizedCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
+    );
+    expect(() =>
+      validatePipeline(
+        [
+          { op: 'horizontalFlip', p: 2 },
+          { op: 'centerCrop', size: 8 },
+        ],
+        3,
+      ),
+    ).toThrow('Expected a number between 0 and 1 for pipeline[0].p but received 2 (number)');
+    expect(() => validatePipeline([{ op: 'randomResizedCrop', size: 8, scale: [0.9, 0.1] }], 3)).toThrow(
+      'Expected [low, high] with 0.000001 <= low <= high <= 1 for pipeline[0].scale but received [0.9,0.1] (array)',
+    );
+    expect(() => validatePipeline([{ op: 'centerCrop', size: 8, colour: 1 }], 3)).toThrow(
+      'Unknown key pipeline[0].colour for op "centerCrop" (allowed: size) with value 1 (number)',
+    );
+    expect(() =>
+      validatePipeline(
+        [
+          { op: 'centerCrop', size: 8 },
+          { op: 'normalize', mean: [0.5, 0.5], std: [1] },
+        ],
+        3,
+      ),
+    ).toThrow(
+      'Expected an array of 1 or 3 numbers (one per channel) for pipeline[1].mean but received [0.5,0.5] (array)',
+    );
+    expect(() => validatePipeline([{ op: 'resize', size: 8 }], 3)).toThrow(/output size is not fixed/);
+    expect(() =>
+      validatePipeline(
+        [
+          { op: 'normalize', mean: [0], std: [1] },
+          { op: 'centerCrop', size: 8 },
+        ],
+        1,
+      ),
+    ).toThrow('pipeline[0]: normalize must be the last step (it is step 0 of 2)');
+  });
+
+  it('reports the output shape: [H, W, C], or [T, h, w, C] after jigsaw', () => {
+    expect(validatePipeline(SIMCLR_PIPELINE(32, 3), 3)).toEqual([32, 32, 3]);
+    expect(validatePipeline(SIMCLR_PIPELINE(96, 1), 1)).toEqual([96, 96, 1]);
+    expect(validatePipeline(JIGSAW_PIPELINE(96, 24, 3), 3)).toEqual([9, 24, 24, 3]);
+    expect(SIMCLR_PIPELINE(32).some((s) => s.op === 'gaussianBlur')).toBe(false);
+    expect(SIMCLR_PIPELINE(96).some((s) => s.op === 'gaussianBlur')).toBe(true);
+  });
+
+  it('same stream -> identical pixels, different stream -> different; output matches the reported shape', () => {
+    const image = card(50, 40);
+    for (const spec of [SIMCLR_PIPELINE(32, 3), SIMCLR_PIPELINE(96, 3), JIGSAW_PIPELINE(60, 16, 3)]) {
+      const shape = validatePipeline(spec, 3);
+      const a = runPipeline(image, spec, createRng('s').derive('sample', 1));
+      const b = runPipeline(image, spec, createRng('s').derive('sample', 1));
+      const c = runPipeline(image, spec, createRng('s').derive('sample', 2));
+      expect(a.shape).toEqual(shape);
+      expect(a.data.length).toBe(shape.reduce((x, y) => x * y, 1));
+      expect(a.data).toEqual(b.data);
+      expect(a.data).not.toEqual(c.data);
+    }
+    // The decoded image is never modified by a pipeline.
+    expect(Buffer.from(image.data).equals(testCard(50, 40))).toBe(true);
+  });
+
+  it('normalize gives (x/255 - mean) / std', () => {
+    const image: RawImage = { data: Uint8Array.from([255, 0, 51, 102]), width: 2, height: 2, channels: 1 };
+    const out = runPipeline(
+      image,
+      [
+        { op: 'centerCrop', size: 2 },
+        { op: 'normalize', mean: [0.5], std: [0.25] },
+      ],
+      createRng(0),
+    );
+    [2, -2, -1.2, -0.4].forEach((v, i) => {
+      expect(out.data[i]).toBeCloseTo(v, 5);
+    });
+  });
+});
