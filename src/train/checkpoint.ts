@@ -139,6 +139,19 @@ export async function saveCheckpoint(
   return target;
 }
 
+/**
+ * Removes temporaries a killed process left in `checkpoints/` (a checkpoint
+ * being written when the process died). They were never checkpoints: `last`
+ * only ever points at complete, renamed directories.
+ */
+export async function removeStaleTemporaries(runDir: string): Promise<string[]> {
+  const root = path.join(runDir, 'checkpoints');
+  if (!existsSync(root)) return [];
+  const stale = (await fsp.readdir(root)).filter((n) => n.startsWith('.') && /\.tmp(\.old)?$/.test(n));
+  for (const name of stale) await fsp.rm(path.join(root, name), { recursive: true, force: true });
+  return stale;
+}
+
 /** The directory `checkpoints/last` points at, or undefined when the run has none. */
 export function lastCheckpoint(runDir: string): string | undefined {
   const pointer = path.join(runDir, 'checkpoints', 'last');

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { PretextTask } from '../../pretext-tasks/types.js';
 import type { Backbone, Head } from '../backbones/types.js';
 import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
+import type { ManifestExtras } from '../export/manifest.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
@@ -22,6 +23,7 @@ import {
   lastCheckpoint,
   loadCheckpoint,
   type NamedTensorVariable,
+  removeStaleTemporaries,
   saveCheckpoint,
   type TrainingState,
   writeTensors,
@@ -111,6 +113,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   if (options.resume) {
     runDir = options.resume;
     checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
+    await removeStaleTemporaries(runDir);
     resumeDir = lastCheckpoint(runDir);
     if (!resumeDir) throw new UsageError(`${runDir} has no checkpoint to resume from (checkpoints/last is missing)`);
   } else {
@@ -204,7 +207,8 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
 
   let validation: { source: ImageSource; split: KnnSplit } | undefined;
   const validationSource =
-    options.validationSource ?? (options.validationPath ? await parts.openSource(options.validationPath) : undefined);
+    options.validationSource ??
+    (options.validationPath ? await parts.openSource(options.validationPath, { labelled: true }) : undefined);
   if (validationSource) {
     const { bankImages, queryImages } = recipe.monitor.knn;
     validation = { source: validationSource, split: knnSplit(validationSource, bankImages, queryImages, recipe.seed) };
@@ -357,6 +361,17 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
         await iterator.return?.();
         await loader.close?.();
       }
+      const bad = (loader.stats?.() as { bad?: Array<{ name: string; reason: string }> } | undefined)?.bad ?? [];
+      if (bad.length) {
+        const examples = bad
+          .slice(0, 3)
+          .map((b) => `${b.name} (${b.reason})`)
+          .join('; ');
+        emit({
+          type: 'warning',
+          message: `epoch ${epoch}: ${bad.length} image(s) could not be loaded and were replaced: ${examples}`,
+        });
+      }
 
       // End of epoch: summary row, monitors, checkpoint.
       const epochSeconds = (performance.now() - epochStart) / 1000;
@@ -409,13 +424,12 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
 
     // The finished run: backbone export, curves, status.
     const exportDir = path.join(runDir, 'backbone');
-    const metadata = {
-      arch: recipe.backbone.arch,
-      task: recipe.task.id,
-      inputSize: String(input.size),
-      channels: String(input.channels),
-      mean: JSON.stringify(input.mean),
-      std: JSON.stringify(input.std),
+    const metadata: ManifestExtras = {
+      inputSize: input.size,
+      mean: input.mean,
+      std: input.std,
+      pretextTask: recipe.task.id,
+      source: `selfsup pretrain run ${path.basename(runDir)}`,
     };
     if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, metadata);
     else {
