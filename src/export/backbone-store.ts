@@ -241,7 +241,7 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
         config,
         backbone.featureDim,
         { weights: path.basename(file) },
-        { source: file, pretextTask: 'imported', ...safetensorsMetadataToExtras(contents.metadata) },
+        importedExtras(file, contents.metadata),
         (backbone as { numBatchesTracked?: number }).numBatchesTracked ?? 0,
       );
     return { backbone, manifest, fc, weightsFile: file, format: kind };
@@ -249,6 +249,12 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
     backbone.dispose();
     throw e;
   }
+}
+
+/** Extras of a foreign or lone weights file: what its `__metadata__` says, else `imported` from the file. */
+function importedExtras(file: string, metadata: Record<string, string>): ManifestExtras {
+  const found = safetensorsMetadataToExtras(metadata);
+  return { ...found, source: file, pretextTask: found.pretextTask ?? 'imported' };
 }
 
 export type ExportFormat = 'safetensors' | 'tfjs';
