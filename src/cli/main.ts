@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerScan } from './commands/scan.js';
@@ -12,7 +13,7 @@ import { EXIT_USAGE, reportError } from './common.js';
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
 /** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerScan];
+const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan];
 
 export async function main(argv: string[]): Promise<number> {
   let pending: Promise<number> | undefined;

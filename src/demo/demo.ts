@@ -1,0 +1,251 @@
+/**
+ * `selfsup demo`: the main job end to end on the Fashion-MNIST sample shipped in
+ * data/fashion-mnist-demo/: scan the unlabeled dump, pretrain briefly, export
+ * (safetensors + tfjs), finetune on the labeled folders and report on the test
+ * folders, embed the test images. Every step is a library call of its own.
+ */
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getTask } from '../../pretext-tasks/registry.js';
+import { scanFolder } from '../data/scan.js';
+import { embedFolder } from '../embed/embed-folder.js';
+import { exportBackbone } from '../export/backbone-store.js';
+import { resolvePretrainRecipe } from '../recipes/pretrain-recipe.js';
+import { pretrain } from '../train/loop.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { InputError, UsageError } from '../util/errors.js';
+
+export interface DemoOptions {
+  /** Output folder (default `runs/demo`). Re-running replaces a previous demo there. */
+  out?: string;
+  /** A much smaller budget (fewer images, one short epoch): a smoke test in well under a minute. */
+  quick?: boolean;
+  /** The demo data folder (default: data/fashion-mnist-demo of this package). */
+  data?: string;
+  seed?: number;
+  /** Progress bars on stderr (default true). */
+  progress?: boolean;
+  /** Called when a step starts: its number, the count, and a title. */
+  onStep?: (step: number, steps: number, title: string) => void;
+}
+
+/** Where each output of the demo is. */
+export interface DemoOutputs {
+  manifest: string;
+  run: string;
+  checkpoint?: string;
+  metrics: string;
+  curves: string;
+  backbone: string;
+  exportSafetensors: string;
+  exportTfjs: string;
+  finetune?: string;
+  report?: string;
+  confusion?: string;
+  embeddings: string;
+  map?: string;
+}
+
+export interface DemoResult {
+  out: string;
+  quick: boolean;
+  seconds: number;
+  steps: Array<{ name: string; seconds: number; summary: string }>;
+  outputs: DemoOutputs;
+}
+
+const MARKER = 'demo.json';
+
+/** The package root (the folder with selfsup's package.json), found from this file. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'selfsup') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the selfsup package root from its own files');
+    dir = parent;
+  }
+}
+
+/** The demo's pretraining recipe, as data (validated like a YAML recipe). */
+export function demoRecipe(quick: boolean, seed: number): Record<string, unknown> {
+  return {
+    name: 'demo',
+    seed,
+    task: { id: 'rotation', options: { mode: 'all-four' } },
+    // A narrow ResNet-18 with the small-image stem: 28 px grayscale needs no 7x7/2 stem.
+    backbone: { arch: 'resnet18', widthMultiplier: quick ? 0.125 : 0.25, stem: 'small' },
+    input: { size: 28, channels: 1, mean: [0.286], std: [0.353] },
+    data: { batchSize: quick ? 32 : 64, limit: quick ? 256 : null, dropLast: true, cacheSize: 28 },
+    train: {
+      epochs: quick ? 1 : 4,
+      maxStepsPerEpoch: quick ? 4 : null,
+      optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 },
+      schedule: { name: 'cosine', warmupEpochs: quick ? 0 : 0.5, minLr: 0 },
+    },
+  };
+}
+
+/** Makes `out` ready: refuses a non-empty folder the demo did not make; clears a previous demo. */
+function prepareOut(out: string): void {
+  if (!existsSync(out)) return;
+  const entries = readdirSync(out);
+  if (entries.length === 0) return;
+  if (!entries.includes(MARKER)) {
+    throw new UsageError(
+      `${out} exists and was not made by selfsup demo (no ${MARKER}); pass another --out or remove it`,
+    );
+  }
+  for (const name of ['scan', 'pretrain', 'export', 'finetune', 'embed', MARKER]) {
+    rmSync(path.join(out, name), { recursive: true, force: true });
+  }
+}
+
+/** Runs the demo; see {@link DemoOptions}. */
+export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const started = Date.now();
+  const quick = options.quick ?? false;
+  const seed = options.seed ?? 0;
+  const out = path.resolve(options.out ?? path.join('runs', 'demo'));
+  const data = path.resolve(options.data ?? path.join(packageRoot(), 'data', 'fashion-mnist-demo'));
+  for (const sub of ['unlabeled', 'labeled', 'test']) {
+    if (!existsSync(path.join(data, sub))) {
+      throw new InputError(path.join(data, sub), 'missing: the demo data folder needs unlabeled/, labeled/ and test/');
+    }
+  }
+  prepareOut(out);
+  await writeFileAtomic(
+    path.join(out, MARKER),
+    `${JSON.stringify({ startedAt: new Date().toISOString(), quick }, null, 2)}\n`,
+  );
+  const steps: DemoResult['steps'] = [];
+  const total = 5;
+  let stepNumber = 0;
+  const step = async <T>(name: string, title: string, work: () => Promise<T>, summarize: (r: T) => string) => {
+    stepNumber++;
+    options.onStep?.(stepNumber, total, title);
+    const t0 = Date.now();
+    const result = await work();
+    steps.push({ name, seconds: (Date.now() - t0) / 1000, summary: summarize(result) });
+    return result;
+  };
+  const progress = options.progress ?? true;
+
+  const manifest = path.join(out, 'scan', 'manifest.arrow');
+  // --quick scans one of the four parts of the dump.
+  const unlabeled = path.join(data, 'unlabeled', ...(quick ? ['part-0'] : []));
+  await step(
+    'scan',
+    `scan ${unlabeled}`,
+    () => scanFolder(unlabeled, { out: manifest, progress }),
+    (s) => `${s.ok} images ok, ${s.bad} bad (recorded with their reason and skipped)`,
+  );
+
+  const recipe = resolvePretrainRecipe(demoRecipe(quick, seed), getTask);
+  const run = await step(
+    'pretrain',
+    `pretrain ${recipe.backbone.arch} (width ${recipe.backbone.widthMultiplier}) with the ${recipe.task.id} task, ${recipe.train.epochs} epoch(s)`,
+    () =>
+      pretrain(recipe, {
+        dataPath: manifest,
+        outDir: out,
+        runId: 'pretrain',
+        // The kNN monitor (accuracy on labeled test images) is skipped by --quick.
+        validationPath: quick ? undefined : path.join(data, 'test'),
+        progress,
+      }),
+    (r) => {
+      const last = r.losses.at(-1);
+      return `${r.status}, ${r.losses.length} steps, last loss ${last === undefined ? '-' : last.toFixed(3)}`;
+    },
+  );
+
+  const exportSafetensors = path.join(out, 'export', 'safetensors');
+  const exportTfjs = path.join(out, 'export', 'tfjs');
+  await step(
+    'export',
+    'export the backbone (safetensors for PyTorch, tfjs LayersModel for the browser)',
+    async () => {
+      await exportBackbone(run.runDir, 'safetensors', exportSafetensors);
+      await exportBackbone(run.runDir, 'tfjs', exportTfjs);
+    },
+    () => `${exportSafetensors}, ${exportTfjs}`,
+  );
+
+  const embedOut = path.join(out, 'embed');
+  const embedded = await step(
+    'embed',
+    `embed ${path.join(data, 'test')} (near-duplicates, outliers, 2-D map)`,
+    () =>
+      embedFolder({
+        model: exportSafetensors,
+        data: path.join(data, 'test'),
+        classFolders: true,
+        out: embedOut,
+        seed,
+        limit: quick ? 200 : undefined,
+        mapEpochs: quick ? 50 : undefined,
+      }),
+    (r) => `${r.images} images, ${r.duplicatePairs} near-duplicate pair(s)`,
+  );
+
+  const outputs: DemoOutputs = {
+    manifest,
+    run: run.runDir,
+    checkpoint: lastCheckpointDir(run.runDir),
+    metrics: path.join(run.runDir, 'metrics.arrow'),
+    curves: path.join(run.runDir, 'curves.png'),
+    backbone: path.join(run.runDir, 'backbone'),
+    exportSafetensors,
+    exportTfjs,
+    embeddings: embedded.files.embeddings,
+    map: embedded.files.map,
+  };
+  const result: DemoResult = { out, quick, seconds: (Date.now() - started) / 1000, steps, outputs };
+  await writeFileAtomic(path.join(out, MARKER), `${JSON.stringify(result, null, 2)}\n`);
+  return result;
+}
+
+function lastCheckpointDir(runDir: string): string | undefined {
+  const pointer = path.join(runDir, 'checkpoints', 'last');
+  if (!existsSync(pointer)) return undefined;
+  return path.join(runDir, 'checkpoints', readFileSync(pointer, 'utf8').trim());
+}
+
+/** The demo's closing message: where each output is. */
+export function formatDemoResult(r: DemoResult): string {
+  const o = r.outputs;
+  const rows: Array<[string, string | undefined]> = [
+    ['scan manifest', o.manifest],
+    ['run folder', o.run],
+    ['checkpoint', o.checkpoint],
+    ['metrics', o.metrics],
+    ['training curves', o.curves],
+    ['backbone', o.backbone],
+    ['export (PyTorch)', o.exportSafetensors],
+    ['export (tfjs)', o.exportTfjs],
+    ['finetuned model', o.finetune],
+    ['report', o.report],
+    ['confusion matrix', o.confusion],
+    ['embeddings', o.embeddings],
+    ['embedding map', o.map],
+  ];
+  const lines = [`selfsup demo finished in ${(r.seconds / 60).toFixed(1)} min${r.quick ? ' (--quick)' : ''}.`, ''];
+  for (const s of r.steps) lines.push(`  ${s.name.padEnd(9)} ${s.seconds.toFixed(0).padStart(4)} s  ${s.summary}`);
+  lines.push('', 'Outputs:');
+  for (const [name, file] of rows) if (file) lines.push(`  ${name.padEnd(17)} ${shortPath(file)}`);
+  lines.push(
+    '',
+    'Next: load the export in PyTorch (docs/interop.md), or embed your own images:',
+    `  selfsup embed ${shortPath(o.run)} --data <your images> --out <dir>`,
+  );
+  return lines.join('\n');
+}
+
+/** `file` relative to the working directory when it lies inside it, else absolute. */
+function shortPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : file;
+}
