@@ -70,21 +70,32 @@ export function adjustHue(image: FloatImage, shift: number): void {
     const p = max * (1 - saturation);
     const q = max * (1 - saturation * f);
     const t = max * (1 - saturation * (1 - f));
-    const rgb =
-      sector === 0
-        ? [max, t, p]
-        : sector === 1
-          ? [q, max, p]
-          : sector === 2
-            ? [p, max, t]
-            : sector === 3
-              ? [p, q, max]
-              : sector === 4
-                ? [t, p, max]
-                : [max, p, q];
-    d[s] = rgb[0];
-    d[s + 1] = rgb[1];
-    d[s + 2] = rgb[2];
+    let r2 = max;
+    let g2 = p;
+    let b2 = q;
+    if (sector === 0) {
+      g2 = t;
+      b2 = p;
+    } else if (sector === 1) {
+      r2 = q;
+      g2 = max;
+      b2 = p;
+    } else if (sector === 2) {
+      r2 = p;
+      g2 = max;
+      b2 = t;
+    } else if (sector === 3) {
+      r2 = p;
+      g2 = q;
+      b2 = max;
+    } else if (sector === 4) {
+      r2 = t;
+      g2 = p;
+      b2 = max;
+    }
+    d[s] = r2;
+    d[s + 1] = g2;
+    d[s + 2] = b2;
   }
 }
 
@@ -137,6 +148,14 @@ export function defaultBlurKernel(width: number, height: number): number {
   return k % 2 === 1 ? k : k + 1;
 }
 
+/** Index of `i` reflected into [0, n) (torchvision "reflect": the edge pixel is not repeated). */
+function reflectIndex(i: number, n: number): number {
+  if (n === 1) return 0;
+  let j = i;
+  while (j < 0 || j >= n) j = j < 0 ? -j : 2 * (n - 1) - j;
+  return j;
+}
+
 /** Separable Gaussian blur with reflect padding (torchvision GaussianBlur). */
 export function gaussianBlur(image: FloatImage, sigma: number, kernelSize: number): FloatImage {
   const { width, height, channels: c } = image;
@@ -149,33 +168,34 @@ export function gaussianBlur(image: FloatImage, sigma: number, kernelSize: numbe
     sum += kernel[i];
   }
   for (let i = 0; i < kernelSize; i++) kernel[i] /= sum;
-  const reflect = (i: number, n: number): number => {
-    if (n === 1) return 0;
-    let j = i;
-    while (j < 0 || j >= n) j = j < 0 ? -j : 2 * (n - 1) - j;
-    return j;
-  };
-  const temp = new Float32Array(image.data.length);
   const src = image.data;
+  const rowLength = width * c;
+  // Horizontal pass: each row copied into a reflect-padded buffer, then a plain dot product per output.
+  const padded = new Float32Array((width + 2 * radius) * c);
+  const temp = new Float32Array(src.length);
   for (let y = 0; y < height; y++) {
-    const row = y * width;
-    for (let x = 0; x < width; x++) {
-      for (let ch = 0; ch < c; ch++) {
-        let acc = 0;
-        for (let k = 0; k < kernelSize; k++) acc += kernel[k] * src[(row + reflect(x + k - radius, width)) * c + ch];
-        temp[(row + x) * c + ch] = acc;
-      }
+    const row = y * rowLength;
+    for (let x = -radius; x < width + radius; x++) {
+      const from = row + reflectIndex(x, width) * c;
+      const to = (x + radius) * c;
+      for (let ch = 0; ch < c; ch++) padded[to + ch] = src[from + ch];
+    }
+    for (let i = 0; i < rowLength; i++) {
+      let acc = 0;
+      for (let k = 0; k < kernelSize; k++) acc += kernel[k] * padded[i + k * c];
+      temp[row + i] = acc;
     }
   }
-  const out = new Float32Array(image.data.length);
+  // Vertical pass: whole rows at a time (contiguous memory).
+  const rows = new Int32Array(height + 2 * radius);
+  for (let y = -radius; y < height + radius; y++) rows[y + radius] = reflectIndex(y, height) * rowLength;
+  const out = new Float32Array(src.length);
   for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      for (let ch = 0; ch < c; ch++) {
-        let acc = 0;
-        for (let k = 0; k < kernelSize; k++)
-          acc += kernel[k] * temp[(reflect(y + k - radius, height) * width + x) * c + ch];
-        out[(y * width + x) * c + ch] = acc;
-      }
+    const target = y * rowLength;
+    for (let k = 0; k < kernelSize; k++) {
+      const w = kernel[k];
+      const from = rows[y + k];
+      for (let i = 0; i < rowLength; i++) out[target + i] += w * temp[from + i];
     }
   }
   return { data: out, width, height, channels: c };
