@@ -22,6 +22,8 @@ export interface ImageSet {
   sourceIndices: Int32Array;
   /** A human name per image (a path, or `file.idx#123`). */
   describe(i: number): string;
+  /** Images of the source that could not be decoded (left out), with the reason. */
+  skipped?: Array<{ index: number; path: string; reason: string }>;
 }
 
 export interface LoadImageSetOptions {
@@ -48,10 +50,20 @@ export async function loadImageSet(source: ImageSource, options: LoadImageSetOpt
   const progress = options.progress ? new Progress({ label: 'decode', total: n }) : undefined;
   const concurrency = options.concurrency ?? 8;
   let next = 0;
+  const ok = new Uint8Array(n);
+  const skipped: Array<{ index: number; path: string; reason: string }> = [];
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const raw = await source.load(indices[i], channels);
+      let raw: Awaited<ReturnType<ImageSource['load']>>;
+      try {
+        raw = await source.load(indices[i], channels);
+      } catch (e) {
+        // A corrupt image is recorded with its reason and skipped.
+        skipped.push({ index: indices[i], path: source.describe(indices[i]), reason: (e as Error).message });
+        progress?.tick();
+        continue;
+      }
       if (raw.channels !== channels) {
         throw new UsageError(`${source.describe(indices[i])}: decoded ${raw.channels} channels, expected ${channels}`);
       }
@@ -68,12 +80,13 @@ export async function loadImageSet(source: ImageSource, options: LoadImageSetOpt
         pixels.set(resized, i * plane);
       }
       if (source.labels) labels[i] = source.labels[indices[i]];
+      ok[i] = 1;
       progress?.tick();
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
   progress?.finish();
-  return {
+  const set: ImageSet = {
     pixels,
     count: n,
     height: size,
@@ -84,6 +97,11 @@ export async function loadImageSet(source: ImageSource, options: LoadImageSetOpt
     sourceIndices: Int32Array.from(indices),
     describe: (i) => source.describe(indices[i]),
   };
+  if (skipped.length === 0) return set;
+  if (skipped.length === n)
+    throw new UsageError(`none of the ${n} images could be decoded (first: ${skipped[0].path}: ${skipped[0].reason})`);
+  const kept = Int32Array.from({ length: n }, (_, i) => i).filter((i) => ok[i] === 1);
+  return { ...subsetImageSet(set, kept), skipped: skipped.sort((a, b) => a.index - b.index) };
 }
 
 /** An ImageSet over pixels already in memory (tests, generated data, IDX arrays). */

@@ -1,0 +1,116 @@
+/** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
+import type { Command } from 'commander';
+import { BUDGET_ARMS, type BudgetArm, type BudgetResult, budgetMarkdown, runBudget } from '../../finetune/budget.js';
+import { loadFinetuneRecipe } from '../../finetune/recipe.js';
+import { UsageError } from '../../util/errors.js';
+import {
+  type GlobalOptions,
+  note,
+  numberArg,
+  output,
+  requireExists,
+  startEngine,
+  withGlobalOptions,
+} from '../common.js';
+
+interface BudgetCliOptions extends GlobalOptions {
+  backbone: string;
+  labels: string;
+  test?: string;
+  unlabeled?: string;
+  unlabeledLimit?: number;
+  perClass: string;
+  seeds: string;
+  arms: string;
+  out: string;
+}
+
+/** Parses "10,100" into [10, 100]; names the option on error. */
+export function parseIntegerList(value: string, option: string, min = 0): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const out = parts.map(Number);
+  if (parts.some((p) => p === '') || out.some((n) => !Number.isInteger(n) || n < min)) {
+    throw new UsageError(`Expected a comma-separated list of integers >= ${min} for ${option} but received "${value}"`);
+  }
+  return out;
+}
+
+export function registerBudget(program: Command, setResult: (p: Promise<number>) => void): void {
+  withGlobalOptions(
+    program
+      .command('budget')
+      .description(
+        'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
+      )
+      .argument('<recipe>', 'the finetuning recipe every run uses (recipes/finetune-*.yaml)')
+      .requiredOption(
+        '--backbone <path>',
+        'the pretrained backbone: a run folder, an export folder or a .safetensors file',
+      )
+      .requiredOption('--labels <path>', 'the labeled pool the N per class are drawn from (class folders, table, IDX)')
+      .requiredOption('--out <dir>', 'output folder (replaced atomically)')
+      .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
+      .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
+      .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
+      .option('--arms <list>', `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}`, 'scratch,pretrained')
+      .option(
+        '--unlabeled <path>',
+        'unlabeled images for pretrained+fixmatch (default: the labeled pool, labels hidden)',
+      )
+      .option(
+        '--unlabeled-limit <n>',
+        'use a seeded sample of at most n unlabeled images',
+        numberArg({ integer: true, min: 1 }),
+      )
+      .addHelpText(
+        'after',
+        `
+Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mean ± std per arm and N),
+budget.png (bars with error bars), budget.json.
+
+Examples:
+  $ selfsup budget recipes/finetune-full.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
+      --test /usr/share/datasets/fashion-mnist --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
+  $ selfsup budget recipes/finetune-fixmatch.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
+      --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
+      ),
+  ).action((recipeFile: string, opts: BudgetCliOptions) => {
+    setResult(
+      (async () => {
+        requireExists(recipeFile, '<recipe>');
+        requireExists(opts.backbone, '--backbone');
+        const perClass = parseIntegerList(opts.perClass, '--per-class', 1);
+        const seeds = parseIntegerList(opts.seeds, '--seeds', 0);
+        const arms = opts.arms.split(',').map((s) => s.trim());
+        for (const arm of arms) {
+          if (!(BUDGET_ARMS as readonly string[]).includes(arm)) {
+            throw new UsageError(`Expected arms from ${BUDGET_ARMS.join(', ')} for --arms but received "${arm}"`);
+          }
+        }
+        const recipe = loadFinetuneRecipe(recipeFile);
+        startEngine(opts);
+        const result: BudgetResult = await runBudget({
+          recipe,
+          recipeFile,
+          backbone: opts.backbone,
+          labels: opts.labels,
+          test: opts.test,
+          unlabeled: opts.unlabeled,
+          unlabeledLimit: opts.unlabeledLimit,
+          perClass,
+          seeds,
+          arms: arms as BudgetArm[],
+          out: opts.out,
+          progress: !opts.quiet && !opts.json,
+          log: (line) => note(opts, line),
+        });
+        output(
+          opts,
+          result,
+          `${budgetMarkdown(result.cells)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png`,
+        );
+        return 0;
+      })(),
+    );
+  });
+}

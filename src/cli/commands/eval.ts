@@ -1,0 +1,67 @@
+/** `selfsup eval`: argument parsing only; the work is `runEvaluation` in src/finetune. */
+import type { Command } from 'commander';
+import { type EvalSummary, runEvaluation } from '../../finetune/eval-job.js';
+import { type GlobalOptions, numberArg, output, requireExists, startEngine, withGlobalOptions } from '../common.js';
+
+interface EvalCliOptions extends GlobalOptions {
+  labels: string;
+  out?: string;
+  batchSize: number;
+  bins: number;
+}
+
+export function formatEvalSummary(s: EvalSummary): string {
+  return [
+    `Evaluated ${s.images} images: accuracy ${(100 * s.accuracy).toFixed(1)}%, macro-F1 ${s.macroF1.toFixed(3)}, ECE ${s.ece.toFixed(3)}`,
+    ...(s.skippedImages ? [`  skipped ${s.skippedImages} unreadable image(s) (listed in report.json)`] : []),
+    `  report in ${s.out} (report.md, report.json, predictions.arrow, confusion.arrow/.png, reliability.png)`,
+  ].join('\n');
+}
+
+export function registerEval(program: Command, setResult: (p: Promise<number>) => void): void {
+  withGlobalOptions(
+    program
+      .command('eval')
+      .description(
+        'evaluate a finetuned model on labeled images: per-class metrics, confusion matrix, calibration, predictions',
+      )
+      .argument('<model>', 'a model folder written by `selfsup finetune`')
+      .requiredOption(
+        '--labels <path>',
+        'labeled images: class folders, a .csv/.arrow table, an IDX file, or a folder of IDX files (t10k split)',
+      )
+      .option('--out <dir>', 'report folder (default: <model>/eval-<labels name>)')
+      .option('--batch-size <n>', 'images per forward pass', numberArg({ integer: true, min: 1, max: 65536 }), 256)
+      .option(
+        '--bins <n>',
+        'calibration bins of the expected calibration error',
+        numberArg({ integer: true, min: 2, max: 100 }),
+        15,
+      )
+      .addHelpText(
+        'after',
+        `
+Examples:
+  $ selfsup eval models/probe --labels data/fashion-mnist-demo/test
+  $ selfsup eval models/probe --labels /usr/share/datasets/fashion-mnist --out reports/probe-t10k --json`,
+      ),
+  ).action((model: string, opts: EvalCliOptions) => {
+    setResult(
+      (async () => {
+        requireExists(model, '<model>');
+        requireExists(opts.labels.split(',')[0], '--labels');
+        startEngine(opts);
+        const summary = await runEvaluation({
+          model,
+          labels: opts.labels,
+          out: opts.out,
+          batchSize: opts.batchSize,
+          calibrationBins: opts.bins,
+          progress: !opts.quiet && !opts.json,
+        });
+        output(opts, summary, formatEvalSummary(summary));
+        return 0;
+      })(),
+    );
+  });
+}

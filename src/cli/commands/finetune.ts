@@ -1,0 +1,171 @@
+/** `selfsup finetune`: argument parsing only; the work is `runFinetune` in src/finetune. */
+import type { Command } from 'commander';
+import { loadFinetuneRecipe } from '../../finetune/recipe.js';
+import { type FinetuneSummary, runFinetune } from '../../finetune/run.js';
+import { UsageError } from '../../util/errors.js';
+import {
+  type GlobalOptions,
+  note,
+  numberArg,
+  output,
+  requireExists,
+  startEngine,
+  withGlobalOptions,
+} from '../common.js';
+
+interface FinetuneCliOptions extends GlobalOptions {
+  backbone: string;
+  labels: string;
+  unlabeled?: string;
+  test?: string;
+  out: string;
+  fromScratch?: boolean;
+  seed?: number;
+  perClass?: number;
+  minority?: string;
+  minorityFactor: number;
+  flipLabels?: number;
+  subsetSeed?: number;
+  unlabeledLimit?: number;
+}
+
+/** Parses a comma-separated list of class indices (`--minority 0,3,6`). */
+export function parseClassList(value: string, option: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const out = parts.map(Number);
+  if (parts.some((p) => p === '') || out.some((n) => !Number.isInteger(n) || n < 0)) {
+    throw new UsageError(`Expected a comma-separated list of class indices for ${option} but received "${value}"`);
+  }
+  return out;
+}
+
+export function formatFinetuneSummary(s: FinetuneSummary): string {
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  const lines = [
+    `Finetuned ${s.name ?? 'model'} on ${s.trainImages} labeled images${s.unlabeledImages ? ` + ${s.unlabeledImages} unlabeled` : ''} in ${s.seconds.toFixed(0)} s (${s.epochs} epochs)`,
+    `  ${s.evaluatedOn} set (${s.testImages} images): accuracy ${pct(s.accuracy)}, macro-F1 ${s.macroF1.toFixed(3)}, ECE ${s.ece.toFixed(3)}`,
+  ];
+  if (s.maskRate !== undefined) {
+    lines.push(
+      `  FixMatch last epoch: mask rate ${pct(s.maskRate)}${s.pseudoLabelAccuracy !== undefined ? `, pseudo-label accuracy ${pct(s.pseudoLabelAccuracy)}` : ''}`,
+    );
+  }
+  if (s.flippedPrecisionAtK !== undefined)
+    lines.push(`  label review: precision at k of the flipped labels ${pct(s.flippedPrecisionAtK)}`);
+  if (s.evaluatedOn === 'train')
+    lines.push('  note: evaluated on the training images (no --test, eval.holdout 0): optimistic');
+  if (s.skippedImages) lines.push(`  skipped ${s.skippedImages} unreadable image(s), listed in skipped.json`);
+  lines.push(`  model, report/, label-review.arrow, history.arrow in ${s.out}`);
+  return lines.join('\n');
+}
+
+export function registerFinetune(program: Command, setResult: (p: Promise<number>) => void): void {
+  withGlobalOptions(
+    program
+      .command('finetune')
+      .description(
+        'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
+      )
+      .argument('<recipe>', 'a finetuning recipe (recipes/finetune-*.yaml)')
+      .requiredOption(
+        '--backbone <path>',
+        'a pretraining run folder, a backbone export folder, or a torchvision .safetensors file',
+      )
+      .requiredOption(
+        '--labels <path>',
+        'labeled images: class folders, a .csv/.arrow table (path,label), an IDX file, or a folder of IDX files',
+      )
+      .requiredOption('--out <dir>', 'output model folder (replaced atomically)')
+      .option(
+        '--unlabeled <path>',
+        'unlabeled images for FixMatch (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
+      )
+      .option(
+        '--test <path>',
+        'labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)',
+      )
+      .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
+      .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
+      .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
+      .option(
+        '--minority <classes>',
+        'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
+      )
+      .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
+      .option(
+        '--flip-labels <fraction>',
+        'experiment: flip this fraction of training labels (the label review reports precision at k)',
+        numberArg({ min: 0, max: 0.9 }),
+      )
+      .option(
+        '--subset-seed <n>',
+        'seed of the experiment subsets (default: the recipe seed)',
+        numberArg({ integer: true, min: 0 }),
+      )
+      .option(
+        '--unlabeled-limit <n>',
+        'use a seeded sample of at most n unlabeled images',
+        numberArg({ integer: true, min: 1 }),
+      )
+      .addHelpText(
+        'after',
+        `
+Outputs in --out: classifier.json + classifier.safetensors (the model), backbone/ (finetuned backbone,
+torchvision names), recipe.yaml (resolved), history.arrow, report/ (report.json, report.md,
+predictions.arrow, confusion.arrow/.png, reliability.png), label-review.arrow, imbalance.json, summary.json.
+
+Examples:
+  $ selfsup finetune recipes/finetune-linear-probe.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
+      --test data/fashion-mnist-demo/test --out models/probe
+  $ selfsup finetune recipes/finetune-fixmatch.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
+      --unlabeled data/fashion-mnist-demo/unlabeled --out models/fixmatch
+  $ selfsup finetune recipes/finetune-focal.yaml --backbone exports/resnet18 --labels /data/fmnist --test /data/fmnist \\
+      --per-class 100 --minority 0,2,4,6,8 --minority-factor 0.1 --out models/focal-imbalanced`,
+      ),
+  ).action((recipeFile: string, opts: FinetuneCliOptions) => {
+    setResult(
+      (async () => {
+        requireExists(recipeFile, '<recipe>');
+        requireExists(opts.backbone, '--backbone');
+        const recipe = loadFinetuneRecipe(recipeFile);
+        if (opts.seed !== undefined) recipe.seed = opts.seed;
+        startEngine(opts);
+        note(
+          opts,
+          `finetune: recipe ${recipeFile}, backbone ${opts.backbone}${opts.fromScratch ? ' (random init)' : ''}`,
+        );
+        const summary = await runFinetune({
+          recipe,
+          recipeFile,
+          backbone: opts.backbone,
+          fromScratch: opts.fromScratch,
+          labels: opts.labels,
+          unlabeled: opts.unlabeled,
+          unlabeledLimit: opts.unlabeledLimit,
+          test: opts.test,
+          out: opts.out,
+          subsets: {
+            perClass: opts.perClass,
+            minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,
+            minorityFactor: opts.minorityFactor,
+            flipFraction: opts.flipLabels,
+            seed: opts.subsetSeed,
+          },
+          progress: !opts.quiet && !opts.json,
+          onEpoch: (m) =>
+            note(
+              opts,
+              `epoch ${m.epoch + 1} (stage ${m.stage + 1}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
+                (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
+                (m.pseudoLabelAccuracy !== undefined
+                  ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
+                  : '') +
+                ` (${m.seconds.toFixed(1)} s)`,
+            ),
+        });
+        output(opts, summary, formatFinetuneSummary(summary));
+        return 0;
+      })(),
+    );
+  });
+}

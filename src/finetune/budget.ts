@@ -1,0 +1,237 @@
+/**
+ * The label-budget study (`selfsup budget`): for N labels per class and several
+ * seeds, finetune by the same recipe from a random initialisation ("scratch"),
+ * from the pretrained backbone ("pretrained"), and optionally from the
+ * pretrained backbone with FixMatch on unlabeled images ("pretrained+fixmatch");
+ * evaluate each on the same test set. Output: every run (Arrow), mean and
+ * spread per (arm, N) (Arrow + Markdown), and a bar chart with error bars.
+ */
+import path from 'node:path';
+import { barChartSvg, writePng } from '../report/plot.js';
+import { writeArrowTable } from '../util/arrow.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { invalidOption, UsageError } from '../util/errors.js';
+import { createRng } from '../util/rng.js';
+import { perClassSubset } from './data.js';
+import { subsetImageSet, withLabels } from './image-set.js';
+import type { FinetuneRecipe } from './recipe.js';
+import { resolveInput } from './recipe.js';
+import { finetuneOnData, openBackbone, type PreparedData, prepareData } from './run.js';
+
+export const BUDGET_ARMS = ['scratch', 'pretrained', 'pretrained+fixmatch'] as const;
+export type BudgetArm = (typeof BUDGET_ARMS)[number];
+
+export interface BudgetOptions {
+  recipe: FinetuneRecipe;
+  recipeFile?: string;
+  backbone: string;
+  labels: string;
+  test?: string;
+  /** Unlabeled images for the FixMatch arm (default: the labeled pool with its labels hidden). */
+  unlabeled?: string;
+  unlabeledLimit?: number;
+  perClass: number[];
+  seeds: number[];
+  arms: BudgetArm[];
+  out: string;
+  progress?: boolean;
+  /** One line per finished run. */
+  log?: (line: string) => void;
+}
+
+export interface BudgetRow {
+  arm: BudgetArm;
+  perClass: number;
+  seed: number;
+  trainImages: number;
+  accuracy: number;
+  macroF1: number;
+  ece: number;
+  maskRate: number;
+  pseudoLabelAccuracy: number;
+  seconds: number;
+}
+
+export interface BudgetCell {
+  arm: BudgetArm;
+  perClass: number;
+  runs: number;
+  accuracyMean: number;
+  accuracyStd: number;
+  macroF1Mean: number;
+  macroF1Std: number;
+}
+
+export interface BudgetResult {
+  rows: BudgetRow[];
+  cells: BudgetCell[];
+  testImages: number;
+  evaluatedOn: PreparedData['testSource'];
+  out: string;
+}
+
+function meanStd(values: number[]): [number, number] {
+  const m = values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+  const v = values.length > 1 ? values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1) : 0;
+  return [m, Math.sqrt(v)];
+}
+
+/** Mean and sample standard deviation per (arm, N). */
+export function summariseBudget(rows: BudgetRow[]): BudgetCell[] {
+  const cells: BudgetCell[] = [];
+  const arms = [...new Set(rows.map((r) => r.arm))];
+  const sizes = [...new Set(rows.map((r) => r.perClass))].sort((a, b) => a - b);
+  for (const perClass of sizes) {
+    for (const arm of arms) {
+      const group = rows.filter((r) => r.arm === arm && r.perClass === perClass);
+      if (group.length === 0) continue;
+      const [accuracyMean, accuracyStd] = meanStd(group.map((r) => r.accuracy));
+      const [macroF1Mean, macroF1Std] = meanStd(group.map((r) => r.macroF1));
+      cells.push({ arm, perClass, runs: group.length, accuracyMean, accuracyStd, macroF1Mean, macroF1Std });
+    }
+  }
+  return cells;
+}
+
+/** The Markdown table of a study: accuracy and macro-F1, mean ± std over seeds. */
+export function budgetMarkdown(cells: BudgetCell[], note = ''): string {
+  const pct = (v: number) => (100 * v).toFixed(1);
+  const lines = [
+    '| labels/class | arm | runs | accuracy % (mean ± std) | macro-F1 (mean ± std) |',
+    '|---:|---|---:|---:|---:|',
+    ...cells.map(
+      (c) =>
+        `| ${c.perClass} | ${c.arm} | ${c.runs} | ${pct(c.accuracyMean)} ± ${pct(c.accuracyStd)} | ${c.macroF1Mean.toFixed(3)} ± ${c.macroF1Std.toFixed(3)} |`,
+    ),
+  ];
+  if (note) lines.push('', note);
+  return `${lines.join('\n')}\n`;
+}
+
+/** Runs the study and writes `<out>/{runs.arrow, summary.arrow, budget.md, budget.png, budget.json}`. */
+export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
+  if (options.perClass.length === 0)
+    throw invalidOption('--per-class', 'a list of label counts per class', options.perClass);
+  if (options.seeds.length === 0) throw invalidOption('--seeds', 'a list of seeds', options.seeds);
+  for (const arm of options.arms) {
+    if (!(BUDGET_ARMS as readonly string[]).includes(arm))
+      throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')}`, arm);
+  }
+  const recipe = options.recipe;
+  const probe = await openBackbone(options.backbone);
+  const input = resolveInput(recipe, probe.backbone.config.inputChannels, probe.manifest);
+  probe.backbone.dispose();
+  const wantsFixMatch = options.arms.includes('pretrained+fixmatch');
+  const data = await prepareData(
+    {
+      labels: options.labels,
+      test: options.test,
+      unlabeled: wantsFixMatch ? options.unlabeled : undefined,
+      unlabeledLimit: options.unlabeledLimit,
+    },
+    input,
+    { ...recipe, fixmatch: { ...recipe.fixmatch, enabled: false } },
+    {},
+    { progress: options.progress },
+  );
+  let unlabeled = data.unlabeled;
+  if (wantsFixMatch && !unlabeled) {
+    // FixMatch's own protocol: all training images serve as unlabeled data; labels stay hidden
+    // from the loss and only measure pseudo-label accuracy.
+    const limit = options.unlabeledLimit ?? data.train.count;
+    const order = createRng(recipe.seed).derive('budget-unlabeled').permutation(data.train.count).subarray(0, limit);
+    unlabeled = subsetImageSet(data.train, Int32Array.from(order).sort());
+  }
+  const numClasses = data.train.classNames.length;
+  const rows: BudgetRow[] = [];
+  for (const perClass of options.perClass) {
+    for (const seed of options.seeds) {
+      const positions = perClassSubset(
+        data.train.labels,
+        numClasses,
+        perClass,
+        createRng(seed).derive('budget', perClass),
+      );
+      const train = subsetImageSet(data.train, positions);
+      for (const arm of options.arms) {
+        const armRecipe: FinetuneRecipe = {
+          ...recipe,
+          seed,
+          fixmatch: { ...recipe.fixmatch, enabled: arm === 'pretrained+fixmatch' },
+          labelProblems: { ...recipe.labelProblems, enabled: false },
+        };
+        const { backbone } = await openBackbone(options.backbone, arm === 'scratch', seed);
+        const outcome = await finetuneOnData(
+          backbone,
+          input,
+          armRecipe,
+          { ...data, train, unlabeled: arm === 'pretrained+fixmatch' ? unlabeled : undefined },
+          { recipeFile: options.recipeFile },
+        );
+        const last = outcome.training.history[outcome.training.history.length - 1];
+        const row: BudgetRow = {
+          arm,
+          perClass,
+          seed,
+          trainImages: train.count,
+          accuracy: outcome.evaluation.metrics.accuracy,
+          macroF1: outcome.evaluation.metrics.macroF1,
+          ece: outcome.evaluation.calibration.ece,
+          maskRate: last?.maskRate ?? Number.NaN,
+          pseudoLabelAccuracy: last?.pseudoLabelAccuracy ?? Number.NaN,
+          seconds: outcome.seconds,
+        };
+        outcome.classifier.dispose();
+        rows.push(row);
+        options.log?.(
+          `${arm.padEnd(20)} ${String(perClass).padStart(5)}/class seed ${seed}: accuracy ${(100 * row.accuracy).toFixed(1)}%, macro-F1 ${row.macroF1.toFixed(3)} (${row.seconds.toFixed(0)} s)`,
+        );
+      }
+    }
+  }
+  const cells = summariseBudget(rows);
+  const note = `Evaluated on ${data.test.count} ${data.testSource} images; recipe ${options.recipeFile ?? recipe.name ?? ''}; seeds ${options.seeds.join(', ')}.`;
+  await writeDirAtomic(options.out, async (dir) => {
+    await writeArrowTable(path.join(dir, 'runs.arrow'), {
+      arm: rows.map((r) => r.arm),
+      per_class: Int32Array.from(rows, (r) => r.perClass),
+      seed: Int32Array.from(rows, (r) => r.seed),
+      train_images: Int32Array.from(rows, (r) => r.trainImages),
+      accuracy: Float64Array.from(rows, (r) => r.accuracy),
+      macro_f1: Float64Array.from(rows, (r) => r.macroF1),
+      ece: Float64Array.from(rows, (r) => r.ece),
+      mask_rate: Float64Array.from(rows, (r) => r.maskRate),
+      pseudo_label_accuracy: Float64Array.from(rows, (r) => r.pseudoLabelAccuracy),
+      seconds: Float64Array.from(rows, (r) => r.seconds),
+    });
+    await writeArrowTable(path.join(dir, 'summary.arrow'), {
+      arm: cells.map((c) => c.arm),
+      per_class: Int32Array.from(cells, (c) => c.perClass),
+      runs: Int32Array.from(cells, (c) => c.runs),
+      accuracy_mean: Float64Array.from(cells, (c) => c.accuracyMean),
+      accuracy_std: Float64Array.from(cells, (c) => c.accuracyStd),
+      macro_f1_mean: Float64Array.from(cells, (c) => c.macroF1Mean),
+      macro_f1_std: Float64Array.from(cells, (c) => c.macroF1Std),
+    });
+    await writeFileAtomic(path.join(dir, 'budget.md'), budgetMarkdown(cells, note));
+    await writeFileAtomic(path.join(dir, 'budget.json'), `${JSON.stringify({ rows, cells, note }, null, 2)}\n`);
+    const arms = [...new Set(rows.map((r) => r.arm))];
+    const sizes = [...new Set(rows.map((r) => r.perClass))].sort((a, b) => a - b);
+    const groups = sizes.map((n) => ({
+      label: `${n} labels/class`,
+      bars: arms.map((arm) => {
+        const c = cells.find((x) => x.arm === arm && x.perClass === n);
+        return { mean: 100 * (c?.accuracyMean ?? 0), spread: 100 * (c?.accuracyStd ?? 0) };
+      }),
+    }));
+    await writePng(
+      path.join(dir, 'budget.png'),
+      barChartSvg(groups, arms, {
+        title: 'Test accuracy by label budget (mean ± std over seeds)',
+        yLabel: 'accuracy %',
+      }),
+    );
+  });
+  if (rows.length === 0) throw new UsageError('the study ran no configurations');
+  return { rows, cells, testImages: data.test.count, evaluatedOn: data.testSource, out: options.out };
+}

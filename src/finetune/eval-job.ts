@@ -1,0 +1,56 @@
+/** `selfsup eval` as a library call: a finetuned model folder on a labeled set -> a report folder. */
+import path from 'node:path';
+import { openImageSource, remapLabels } from './data.js';
+import { evaluateProbabilities, writeEvaluationReport } from './evaluate.js';
+import { loadImageSet, withLabels } from './image-set.js';
+import { loadClassifier } from './model-io.js';
+
+export interface EvalJob {
+  /** A model folder written by `selfsup finetune`. */
+  model: string;
+  /** Labeled images: class folders, a .csv/.arrow table, an IDX file (or `images,labels`), or an IDX folder (t10k split). */
+  labels: string;
+  /** Report folder (default `<model>/eval-<name of labels>`). */
+  out?: string;
+  batchSize?: number;
+  calibrationBins?: number;
+  progress?: boolean;
+}
+
+export interface EvalSummary {
+  out: string;
+  images: number;
+  skippedImages: number;
+  accuracy: number;
+  macroF1: number;
+  ece: number;
+}
+
+export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
+  const { classifier } = await loadClassifier(job.model);
+  try {
+    const { input, classNames } = classifier.spec;
+    const source = await openImageSource(job.labels, true, 't10k');
+    const loaded = await loadImageSet(source, { size: input.size, channels: input.channels, progress: job.progress });
+    const set = withLabels(loaded, remapLabels(loaded.labels, loaded.classNames, classNames, job.labels));
+    const probabilities = classifier.predictProbabilities(set, job.batchSize ?? 256);
+    const evaluation = evaluateProbabilities(probabilities, set.labels, classNames, job.calibrationBins ?? 15);
+    const out = job.out ?? path.join(job.model, `eval-${path.basename(job.labels).replace(/[^\w.-]+/g, '_')}`);
+    await writeEvaluationReport(out, evaluation, {
+      title: `${path.basename(job.model)} on ${path.basename(job.labels)} (${set.count} images)`,
+      describe: (i) => set.describe(i),
+      indices: set.sourceIndices,
+      extra: { model: job.model, labels: job.labels, skipped: loaded.skipped ?? [] },
+    });
+    return {
+      out,
+      images: set.count,
+      skippedImages: loaded.skipped?.length ?? 0,
+      accuracy: evaluation.metrics.accuracy,
+      macroF1: evaluation.metrics.macroF1,
+      ece: evaluation.calibration.ece,
+    };
+  } finally {
+    classifier.dispose();
+  }
+}
