@@ -4,16 +4,22 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { registerBudget } from './commands/budget.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerEmbed } from './commands/embed.js';
+import { registerEval } from './commands/eval.js';
+import { registerExport } from './commands/export.js';
+import { registerFinetune } from './commands/finetune.js';
+import { registerImport } from './commands/import.js';
+import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
 /** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan];
+const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan, registerImport, registerExport, registerPretrain, registerFinetune, registerEval, registerBudget];
 
 export async function main(argv: string[]): Promise<number> {
   let pending: Promise<number> | undefined;
