@@ -34,6 +34,11 @@ interface BuiltBlock {
   apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D;
 }
 
+/** A variable made from `init` without leaving the initial tensor behind (tf.variable copies a reference). */
+function ownedVariable(init: () => tf.Tensor, trainable = true): tf.Variable {
+  return tf.tidy(() => tf.variable(init(), trainable));
+}
+
 function uniformValues(count: number, bound: number, rng: Rng): Float32Array {
   const values = new Float32Array(count);
   for (let i = 0; i < count; i++) values[i] = rng.uniform(-bound, bound);
@@ -42,11 +47,13 @@ function uniformValues(count: number, bound: number, rng: Rng): Float32Array {
 
 function linearBlock(prefix: string, inputDim: number, outputDim: number, useBias: boolean, rng: Rng): BuiltBlock {
   const bound = 1 / Math.sqrt(inputDim);
-  const kernel = tf.variable(tf.tensor2d(uniformValues(inputDim * outputDim, bound, rng), [inputDim, outputDim]));
+  const kernel = ownedVariable(() =>
+    tf.tensor2d(uniformValues(inputDim * outputDim, bound, rng), [inputDim, outputDim]),
+  );
   const variables: NamedVariable[] = [{ name: `${prefix}.weight`, variable: kernel, trainable: true, kind: 'dense' }];
   let bias: tf.Variable | undefined;
   if (useBias) {
-    bias = tf.variable(tf.tensor1d(uniformValues(outputDim, bound, rng)));
+    bias = ownedVariable(() => tf.tensor1d(uniformValues(outputDim, bound, rng)));
     variables.push({ name: `${prefix}.bias`, variable: bias, trainable: true, kind: 'bias' });
   }
   return {
@@ -60,10 +67,10 @@ function linearBlock(prefix: string, inputDim: number, outputDim: number, useBia
 }
 
 function batchNormBlock(prefix: string, dim: number): BuiltBlock {
-  const gamma = tf.variable(tf.ones([dim]));
-  const beta = tf.variable(tf.zeros([dim]));
-  const runningMean = tf.variable(tf.zeros([dim]), false);
-  const runningVar = tf.variable(tf.ones([dim]), false);
+  const gamma = ownedVariable(() => tf.ones([dim]));
+  const beta = ownedVariable(() => tf.zeros([dim]));
+  const runningMean = ownedVariable(() => tf.zeros([dim]), false);
+  const runningVar = ownedVariable(() => tf.ones([dim]), false);
   return {
     outputDim: dim,
     variables: [

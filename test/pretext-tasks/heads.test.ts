@@ -121,6 +121,12 @@ describe('createHead', () => {
     head.dispose();
   });
 
+  it('creating and disposing a head leaves no tensors behind', () => {
+    const before = tf.memory().numTensors;
+    createHead(mlpBlocks([8], 2), 4, createRng(4)).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('a training apply leaves only its output behind', () => {
     const head = createHead(mlpBlocks([8], 2), 4, createRng(3));
     const x = tf.randomNormal([5, 4], 0, 1, 'float32', 1) as tf.Tensor2D;

@@ -13,14 +13,14 @@ function heUniform(shape: number[], fanIn: number, rng: Rng): tf.Variable {
   const values = new Float32Array(count);
   const bound = Math.sqrt(6 / fanIn);
   for (let i = 0; i < count; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.variable(tf.tensor(values, shape));
+  return tf.tidy(() => tf.variable(tf.tensor(values, shape)));
 }
 
 /** A tiny backbone: conv3x3(C->8) ReLU conv3x3/2(8->featureDim) ReLU, global average pool. [B,H,W,C] -> [B, featureDim]. */
 export function createTinyBackbone(channels: 1 | 3, rng: Rng, featureDim = 16): Backbone {
   const conv1 = heUniform([3, 3, channels, 8], 9 * channels, rng);
   const conv2 = heUniform([3, 3, 8, featureDim], 72, rng);
-  const bias2 = tf.variable(tf.zeros([featureDim]));
+  const bias2 = tf.tidy(() => tf.variable(tf.zeros([featureDim])));
   const variables: NamedVariable[] = [
     { name: 'conv1.weight', variable: conv1, trainable: true, kind: 'conv' },
     { name: 'conv2.weight', variable: conv2, trainable: true, kind: 'conv' },
