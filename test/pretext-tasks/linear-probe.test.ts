@@ -33,7 +33,7 @@ describe('linear probe', () => {
       clusters(300, dim, classes, 0.5, centres, rng),
       clusters(150, dim, classes, 0.5, centres, rng),
       classes,
-      { steps: 200 },
+      { steps: 100 },
     );
     expect(easy.testAccuracy).toBeGreaterThan(0.95);
     expect(easy.trainImages).toBe(300);
@@ -50,7 +50,7 @@ describe('linear probe', () => {
       for (let i = 0; i < n; i++) set.labels[i] = rng.int(classes);
       return set;
     };
-    const hard = linearProbe(noise(300), noise(600), classes, { steps: 200 });
+    const hard = linearProbe(noise(300), noise(600), classes, { steps: 100 });
     expect(hard.testAccuracy).toBeLessThan(0.5);
     expect(tf.memory().numTensors).toBe(before);
   });
@@ -70,7 +70,7 @@ describe('linear probe', () => {
       { source: train, indices: Int32Array.from({ length: 300 }, (_, i) => i) },
       { source: test, indices: Int32Array.from({ length: 200 }, (_, i) => i) },
       { size: 28, channels: 1, mean: [0.286], std: [0.353] },
-      { steps: 200 },
+      { steps: 100 },
     );
     backbone.dispose();
     expect(result.featureDim).toBe(64);
