@@ -85,6 +85,8 @@ import sys, zipfile, os, fnmatch
 wheel, dest = sys.argv[1], sys.argv[2]
 keep = ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2',
         'tensorflow/include/tensorflow/c/*', 'tensorflow/include/tensorflow/tsl/c/*',
+        'tensorflow/include/tsl/c/*', 'tensorflow/include/xla/tsl/c/*',
+        'tensorflow/include/tsl/platform/ctstring*',
         'tensorflow/include/tensorflow/tsl/platform/ctstring*',
         'tensorflow/include/tensorflow/core/platform/ctstring*']
 n = 0
@@ -106,11 +108,16 @@ with zipfile.ZipFile(wheel) as z:
 print(n)
 `;
 
-function exportsCApi(libPath) {
-  const r = cp.spawnSync('nm', ['-D', '--defined-only', libPath], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) return { checked: false };
+/** Checks that the two libraries together export the C functions the binding calls. */
+function exportsCApi(libPaths) {
+  let text = '';
+  for (const lib of libPaths) {
+    const r = cp.spawnSync('nm', ['-D', '--defined-only', lib], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    if (r.status !== 0) return { checked: false };
+    text += r.stdout;
+  }
   const needed = ['TF_NewStatus', 'TF_Version', 'TFE_NewContext', 'TFE_Execute', 'TFE_NewOp', 'TF_AllocateTensor'];
-  const missing = needed.filter((s) => !new RegExp(` T ${s}(@@?\\S+)?$`, 'm').test(r.stdout));
+  const missing = needed.filter((s) => !new RegExp(` T ${s}(@@?\\S+)?$`, 'm').test(text));
   return { checked: true, missing };
 }
 
@@ -146,8 +153,8 @@ function ensureCachedRuntime(version) {
     if (!fs.existsSync(lib)) {
       throw new Error(`tensorflow-cpu ${version} has no libtensorflow_cc.so.2 (wheels before 2.12 keep the C API inside the Python extension); use 2.12 or newer`);
     }
-    const sym = exportsCApi(lib);
-    if (sym.checked && sym.missing.length) throw new Error(`libtensorflow_cc.so.2 of ${version} lacks ${sym.missing.join(', ')}`);
+    const sym = exportsCApi([lib, path.join(tmp, 'lib', 'libtensorflow_framework.so.2')]);
+    if (sym.checked && sym.missing.length) throw new Error(`libtensorflow_cc.so.2 of ${version} (with libtensorflow_framework.so.2) lacks ${sym.missing.join(', ')}`);
     fs.rmSync(path.join(tmp, 'download'), { recursive: true, force: true });
     fs.writeFileSync(path.join(tmp, 'COMPLETE'), JSON.stringify({ version, source: 'tensorflow-cpu wheel', date: new Date().toISOString() }));
     fs.rmSync(dir, { recursive: true, force: true });
