@@ -70,9 +70,10 @@ export function ROTATION_PIPELINE(size: number, channels: 1 | 3 = 3, norm: Prese
 }
 
 /**
- * Jigsaw (Noroozi & Favaro 2016): resize to `size` (3 * cell), grid 3, tiles of
- * floor(size / 3) - gap - jitter px... here tileSize is given; per-tile color
- * jitter and grayscale against chromatic-aberration shortcuts, then normalize.
+ * Jigsaw (Noroozi & Favaro 2016): a random crop resized to `size`, a 3x3 grid
+ * with a gap of ~10% of a cell, tiles of `tileSize` px taken at a random offset
+ * (jitter = the slack left in the cell), then per-tile colour jitter and
+ * grayscale (against low-level shortcuts such as chromatic aberration), normalize.
  */
 export function JIGSAW_PIPELINE(
   size: number,
