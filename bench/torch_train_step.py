@@ -22,6 +22,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print the per-op table of one step instead")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -47,6 +48,12 @@ def main():
 
     for _ in range(args.warmup):
         step()
+    if args.profile:
+        with torch.autograd.profiler.profile() as prof:
+            for _ in range(args.steps):
+                step()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        return
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
