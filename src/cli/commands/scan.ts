@@ -47,7 +47,7 @@ export function registerScan(program: Command, setResult: (p: Promise<number>) =
           concurrency,
           maxPixels,
           includeHidden: Boolean(opts.hidden),
-          progress: opts.progress && !opts.json,
+          progress: opts.progress && !opts.json && !opts.quiet,
         });
         output(opts, summary, formatScanSummary(summary));
         return 0;
