@@ -152,9 +152,6 @@ export async function scanFolder(dir: string, options: ScanOptions): Promise<Sca
   if (previous) for (let i = 0; i < previous.length; i++) previousIndex.set(previous.path[i], i);
   const seenPrevious = new Set<number>();
   const decode: DecodeOptions = { maxPixels: options.maxPixels };
-  // sharp's operation cache only costs memory in a scan: every file is read once.
-  const cacheBefore = sharp.cache();
-  sharp.cache(false);
 
   const builder = new ManifestBuilder();
   const summary: ScanSummary = {
@@ -198,43 +195,53 @@ export async function scanFolder(dir: string, options: ScanOptions): Promise<Sca
     }
   };
 
-  for await (const entry of walkFiles(root, { includeHidden: options.includeHidden })) {
-    if (entry.kind === 'skip') {
-      summary.skippedByReason[entry.reason] = (summary.skippedByReason[entry.reason] ?? 0) + 1;
-      continue;
-    }
-    // Our own output is not data (its temporary files are hidden names).
-    if (entry.path === outAbsolute) continue;
-    const relative = path.relative(root, entry.path);
-    const seq = issued++;
-    const prior = previousIndex.get(relative);
-    if (prior !== undefined) seenPrevious.add(prior);
-    if (entry.kind === 'problem') {
-      record(seq, { ...emptyRow(relative), error: entry.reason });
-      continue;
-    }
-    if (prior !== undefined && previous) {
-      const reusable =
-        previous.bytes[prior] === entry.bytes &&
-        previous.mtime[prior] === entry.mtimeMs &&
-        !previous.error[prior].startsWith('unreadable');
-      if (reusable) {
-        summary.reused++;
-        record(seq, manifestRow(previous, prior));
+  // sharp's operation cache only costs memory in a scan: every file is read once.
+  const cacheBefore = sharp.cache();
+  sharp.cache(false);
+  try {
+    await walkAndInspect();
+  } finally {
+    sharp.cache({ memory: cacheBefore.memory.max ?? 0, files: cacheBefore.files.max, items: cacheBefore.items.max });
+  }
+
+  async function walkAndInspect(): Promise<void> {
+    for await (const entry of walkFiles(root, { includeHidden: options.includeHidden })) {
+      if (entry.kind === 'skip') {
+        summary.skippedByReason[entry.reason] = (summary.skippedByReason[entry.reason] ?? 0) + 1;
         continue;
       }
+      // Our own output is not data (its temporary files are hidden names).
+      if (entry.path === outAbsolute) continue;
+      const relative = path.relative(root, entry.path);
+      const seq = issued++;
+      const prior = previousIndex.get(relative);
+      if (prior !== undefined) seenPrevious.add(prior);
+      if (entry.kind === 'problem') {
+        record(seq, { ...emptyRow(relative), error: entry.reason });
+        continue;
+      }
+      if (prior !== undefined && previous) {
+        const reusable =
+          previous.bytes[prior] === entry.bytes &&
+          previous.mtime[prior] === entry.mtimeMs &&
+          !previous.error[prior].startsWith('unreadable');
+        if (reusable) {
+          summary.reused++;
+          record(seq, manifestRow(previous, prior));
+          continue;
+        }
+      }
+      summary.opened++;
+      const task = inspectFile(entry.path, relative, entry.bytes, entry.mtimeMs, decode).then((row) => {
+        record(seq, row);
+        inFlight.delete(task);
+      });
+      inFlight.add(task);
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
     }
-    summary.opened++;
-    const task = inspectFile(entry.path, relative, entry.bytes, entry.mtimeMs, decode).then((row) => {
-      record(seq, row);
-      inFlight.delete(task);
-    });
-    inFlight.add(task);
-    if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    await Promise.all(inFlight);
   }
-  await Promise.all(inFlight);
   summary.removed = previous ? previous.length - seenPrevious.size : 0;
-  sharp.cache({ memory: cacheBefore.memory.max ?? 0, files: cacheBefore.files.max, items: cacheBefore.items.max });
   await builder.write(options.out, root);
   summary.seconds = (Date.now() - started) / 1000;
   bar.finish(`${summary.bad} bad`);
