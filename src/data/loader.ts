@@ -47,6 +47,8 @@ export interface DataLoader extends AsyncIterable<Batch> {
   /** Per-image shape of each view: [H, W, C] or [T, h, w, C]. */
   readonly viewShapes: number[][];
   stats(): DataLoaderStats;
+  /** Stops preparing batches (an early stop); iteration ends after the batch in hand. */
+  close(): void;
 }
 
 // Decoded images kept across epochs (and loaders) per source, when cacheSize is set.
@@ -199,18 +201,20 @@ export function createLoader(source: ImageSource, options: DataLoaderOptions): D
     return out;
   }
 
+  let closed = false;
+
   async function* iterate(): AsyncGenerator<Batch> {
     const queue: Array<Promise<Batch>> = [];
     let next = startBatch;
     const fill = (): void => {
-      while (queue.length < prefetch && next < total) {
+      while (!closed && queue.length < prefetch && next < total) {
         const p = produce(next++);
         p.catch(() => undefined); // surfaced when awaited
         queue.push(p);
       }
     };
     fill();
-    while (queue.length > 0) {
+    while (queue.length > 0 && !closed) {
       const waitStart = performance.now();
       const batch = await queue.shift()!;
       stats.waitMs += performance.now() - waitStart;
@@ -225,6 +229,9 @@ export function createLoader(source: ImageSource, options: DataLoaderOptions): D
     batchCount: total - startBatch,
     viewShapes,
     stats: () => ({ ...stats, bad: [...stats.bad] }),
+    close: () => {
+      closed = true;
+    },
     [Symbol.asyncIterator]: iterate,
   };
 }

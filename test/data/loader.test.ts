@@ -70,6 +70,16 @@ describe('createLoader', () => {
     expect([...ordered[0].indices]).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('stops after close()', async () => {
+    const loader = createLoader(memorySource(), base());
+    let seen = 0;
+    for await (const _batch of loader) {
+      seen++;
+      loader.close();
+    }
+    expect(seen).toBe(1);
+  });
+
   it('resumes at startBatch with the same batches', async () => {
     const source = memorySource();
     const full = await collect(source, base());
