@@ -3,7 +3,7 @@
  * loader that accepts everything a user may hand us: a backbone directory, a run
  * directory, a torchvision `.safetensors` file, or a tfjs `model.json`.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createBackbone, resolveBackboneConfig } from '../backbones/registry.js';
 import type { Backbone, BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
@@ -33,7 +33,10 @@ import { backboneToStateDict, type DenseWeights, inferConfig, loadStateDict } fr
 
 export const BACKBONE_WEIGHTS_FILE = 'backbone.safetensors';
 
-/** Where a run keeps its backbone, in the order they are tried. */
+/**
+ * Where a run keeps its backbone, in the order they are tried (then
+ * `checkpoints/<name>/backbone` when `checkpoints/last` is a file naming `<name>`).
+ */
 export const RUN_BACKBONE_DIRS = ['backbone', path.join('checkpoints', 'last', 'backbone')];
 
 export interface SaveBackboneOptions {
@@ -154,6 +157,12 @@ export function resolveBackbonePath(target: string): { kind: 'safetensors' | 'tf
     return { kind: 'safetensors', file: target };
   }
   const candidates = ['.', ...RUN_BACKBONE_DIRS];
+  // src/train writes `checkpoints/last` as a file naming the newest checkpoint directory.
+  const pointer = path.join(target, 'checkpoints', 'last');
+  if (existsSync(pointer) && statSync(pointer).isFile()) {
+    const name = readFileSync(pointer, 'utf8').trim();
+    if (name && !name.includes('..')) candidates.push(path.join('checkpoints', name, 'backbone'));
+  }
   for (const relative of candidates) {
     const dir = path.join(target, relative);
     if (existsSync(path.join(dir, BACKBONE_WEIGHTS_FILE))) {

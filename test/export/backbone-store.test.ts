@@ -95,6 +95,13 @@ describe('backbone directory', () => {
     const loaded = await loadBackbone(run);
     expectSameWeights(original, loaded.backbone);
     loaded.backbone.dispose();
+    // src/train's layout: checkpoints/last is a file naming the newest checkpoint directory
+    const run2 = path.join(work, 'run-2');
+    await saveBackbone(original, path.join(run2, 'checkpoints', 'ckpt-40', 'backbone'), extras);
+    writeFileSync(path.join(run2, 'checkpoints', 'last'), 'ckpt-40\n');
+    const fromPointer = await loadBackbone(run2);
+    expectSameWeights(original, fromPointer.backbone);
+    fromPointer.backbone.dispose();
     original.dispose();
     const empty = path.join(work, 'empty-run');
     mkdirSync(empty);
