@@ -132,6 +132,26 @@ describe('createLoader', () => {
     });
   });
 
+  it('decodeSize shrinks large images on load before augmentation', async () => {
+    const dir = tempDir();
+    write(path.join(dir, 'c', 'big.jpg'), await cardSharp(200, 100).jpeg().toBuffer());
+    const source = await classFolderDataset(dir);
+    const spec = [
+      { op: 'resize' as const, size: 40 },
+      { op: 'centerCrop' as const, size: 40 },
+    ];
+    const shrunk = await collect(source, base({ views: [spec], decodeSize: 50, batchSize: 1 }));
+    const full = await collect(source, base({ views: [spec], batchSize: 1 }));
+    expect(shrunk[0].views[0].shape).toEqual([1, 40, 40, 3]);
+    // Both are the same scene at 40 px; decoding at 50 px first changes pixels only slightly.
+    let diff = 0;
+    for (let i = 0; i < full[0].views[0].data.length; i++) {
+      diff += Math.abs(full[0].views[0].data[i] - shrunk[0].views[0].data[i]);
+    }
+    expect(diff / full[0].views[0].data.length).toBeLessThan(0.05);
+    expect(shrunk[0].views[0].data).not.toEqual(full[0].views[0].data);
+  });
+
   it('replaces an image that fails to load by the next good one, and reports it', async () => {
     const dir = tempDir();
     for (let i = 0; i < 4; i++) write(path.join(dir, 'a', `${i}.png`), await cardSharp(20, 20, i).png().toBuffer());
