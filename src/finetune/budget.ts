@@ -13,10 +13,10 @@ import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
-import { subsetImageSet, withLabels } from './image-set.js';
+import { subsetImageSet } from './image-set.js';
 import type { FinetuneRecipe } from './recipe.js';
 import { resolveInput } from './recipe.js';
-import { finetuneOnData, openBackbone, type PreparedData, prepareData } from './run.js';
+import { type FeatureCache, finetuneOnData, openBackbone, type PreparedData, prepareData } from './run.js';
 
 export const BUDGET_ARMS = ['scratch', 'pretrained', 'pretrained+fixmatch'] as const;
 export type BudgetArm = (typeof BUDGET_ARMS)[number];
@@ -30,6 +30,7 @@ export interface BudgetOptions {
   /** Unlabeled images for the FixMatch arm (default: the labeled pool with its labels hidden). */
   unlabeled?: string;
   unlabeledLimit?: number;
+  testLimit?: number;
   perClass: number[];
   seeds: number[];
   arms: BudgetArm[];
@@ -144,6 +145,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   }
   const numClasses = data.train.classNames.length;
   const rows: BudgetRow[] = [];
+  const featureCache: FeatureCache = new Map();
   for (const perClass of options.perClass) {
     for (const seed of options.seeds) {
       const positions = perClassSubset(
@@ -166,7 +168,12 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           input,
           armRecipe,
           { ...data, train, unlabeled: arm === 'pretrained+fixmatch' ? unlabeled : undefined },
-          { recipeFile: options.recipeFile },
+          // A scratch backbone depends on the seed; the pretrained one does not.
+          {
+            recipeFile: options.recipeFile,
+            featureCache,
+            featureKey: arm === 'scratch' ? `scratch:${seed}` : 'pretrained',
+          },
         );
         const last = outcome.training.history[outcome.training.history.length - 1];
         const row: BudgetRow = {

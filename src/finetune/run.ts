@@ -33,7 +33,7 @@ import {
   stratifiedHoldout,
 } from './data.js';
 import { type Evaluation, evaluateProbabilities, writeEvaluationFiles } from './evaluate.js';
-import { type ImageSet, loadImageSet, subsetImageSet, withLabels } from './image-set.js';
+import { type ImageSet, loadImageSet, withLabels } from './image-set.js';
 import {
   type ImbalanceSummary,
   imbalanceSummary,
@@ -78,6 +78,8 @@ export interface DataSpec {
   unlabeled?: string;
   /** Use at most this many unlabeled images (a seeded sample). */
   unlabeledLimit?: number;
+  /** Evaluate on a stratified seeded sample of at most this many test images. */
+  testLimit?: number;
 }
 
 export interface InputSpec {
@@ -87,7 +89,11 @@ export interface InputSpec {
   std: number[];
 }
 
-/** Decodes the labeled, test and unlabeled data, and applies the experiment subsets. */
+/**
+ * Decodes the labeled, test and unlabeled data, and applies the experiment
+ * subsets. Splits and subsets are drawn from the labels alone, so only the
+ * images used are decoded.
+ */
 export async function prepareData(
   spec: DataSpec,
   input: InputSpec,
@@ -97,32 +103,28 @@ export async function prepareData(
 ): Promise<PreparedData> {
   const load = { size: input.size, channels: input.channels, progress: options.progress };
   const labeledSource = await openImageSource(spec.labels, true, 'train');
-  const all = await loadImageSet(labeledSource, load);
-  const skipped = [...(all.skipped ?? [])];
-  const numClasses = all.classNames.length;
+  const sourceLabels = labeledSource.labels as Int32Array;
+  const classNames = (labeledSource.classNames as string[]).slice();
+  const numClasses = classNames.length;
   const rng = createRng(subsets.seed ?? recipe.seed).derive('subsets');
-  let test: ImageSet;
-  let testSource: PreparedData['testSource'];
-  let pool: Int32Array = Int32Array.from({ length: all.count }, (_, i) => i);
-  if (spec.test) {
-    const testImages = await loadImageSet(await openImageSource(spec.test, true, 't10k'), load);
-    skipped.push(...(testImages.skipped ?? []));
-    test = withLabels(testImages, remapLabels(testImages.labels, testImages.classNames, all.classNames, spec.test));
-    test.classNames = all.classNames;
-    testSource = 'test';
-  } else if (recipe.eval.holdout > 0) {
-    const split = stratifiedHoldout(all.labels, numClasses, recipe.eval.holdout, rng.derive('holdout'));
-    test = subsetImageSet(all, split.test);
-    pool = split.train;
-    testSource = 'holdout';
-  } else {
-    test = all;
-    testSource = 'train';
+  let pool: Int32Array = Int32Array.from({ length: labeledSource.size }, (_, i) => i).filter(
+    (i) => sourceLabels[i] >= 0,
+  );
+  let holdout: Int32Array | undefined;
+  if (!spec.test && recipe.eval.holdout > 0) {
+    const split = stratifiedHoldout(
+      Int32Array.from(pool, (i) => sourceLabels[i]),
+      numClasses,
+      recipe.eval.holdout,
+      rng.derive('holdout'),
+    );
+    holdout = Int32Array.from(split.test, (j) => pool[j]);
+    pool = Int32Array.from(split.train, (j) => pool[j]);
   }
   let chosen: Int32Array = pool;
   if (subsets.perClass) {
     const sub = perClassSubset(
-      Int32Array.from(pool, (p) => all.labels[p]),
+      Int32Array.from(pool, (i) => sourceLabels[i]),
       numClasses,
       subsets.perClass,
       rng.derive('per-class'),
@@ -130,16 +132,47 @@ export async function prepareData(
     chosen = Int32Array.from(sub, (j) => pool[j]);
   }
   if (subsets.minorityClasses?.length) {
+    for (const c of subsets.minorityClasses) {
+      if (c >= numClasses)
+        throw new UsageError(`Expected class indices below ${numClasses} for --minority but received ${c}`);
+    }
     chosen = imbalancedSubset(
       chosen,
-      all.labels,
+      sourceLabels,
       subsets.minorityClasses,
       subsets.minorityFactor ?? 0.1,
       rng.derive('imbalance'),
     );
   }
+  let train = await loadImageSet(labeledSource, { ...load, indices: chosen });
+  const skipped = [...(train.skipped ?? [])];
+  train.classNames = classNames;
+  let test: ImageSet;
+  let testSource: PreparedData['testSource'];
+  if (spec.test) {
+    const testImageSource = await openImageSource(spec.test, true, 't10k');
+    let testIndices: Int32Array | undefined;
+    if (spec.testLimit && spec.testLimit < testImageSource.size) {
+      const testLabels = testImageSource.labels as Int32Array;
+      const k = Math.max(numClasses, Math.max(...testLabels) + 1);
+      const split = stratifiedHoldout(testLabels, k, spec.testLimit / testImageSource.size, createRng('test-limit'));
+      testIndices = split.test;
+    }
+    const testImages = await loadImageSet(testImageSource, { ...load, indices: testIndices });
+    skipped.push(...(testImages.skipped ?? []));
+    test = withLabels(testImages, remapLabels(testImages.labels, testImages.classNames, classNames, spec.test));
+    test.classNames = classNames;
+    testSource = 'test';
+  } else if (holdout) {
+    test = await loadImageSet(labeledSource, { ...load, indices: holdout });
+    skipped.push(...(test.skipped ?? []));
+    test.classNames = classNames;
+    testSource = 'holdout';
+  } else {
+    test = train;
+    testSource = 'train';
+  }
   let flipped: Uint8Array | undefined;
-  let train = subsetImageSet(all, chosen);
   if (subsets.flipFraction) {
     const positions = Int32Array.from({ length: train.count }, (_, i) => i);
     const f = flipLabels(train.labels, positions, numClasses, subsets.flipFraction, rng.derive('flip'));
@@ -158,7 +191,7 @@ export async function prepareData(
     unlabeled = await loadImageSet(source, { ...load, indices });
     skipped.push(...(unlabeled.skipped ?? []));
     // Hidden labels of the same class set are kept to measure pseudo-label accuracy; others are dropped.
-    if (unlabeled.classNames.join('\n') !== all.classNames.join('\n')) {
+    if (unlabeled.classNames.join('\n') !== classNames.join('\n')) {
       unlabeled = withLabels(unlabeled, new Int32Array(unlabeled.count).fill(-1));
     }
   } else if (options.needUnlabeled) {
@@ -166,6 +199,13 @@ export async function prepareData(
   }
   return { train, test, testSource, unlabeled, flipped, skipped };
 }
+
+/**
+ * Test-set features of a frozen backbone, reused across runs that only train a
+ * head on it (a label-budget study over seeds, a series of linear probes).
+ * Keyed by the caller (e.g. `pretrained` or `scratch:3`).
+ */
+export type FeatureCache = Map<string, Float32Array>;
 
 export interface FinetuneOutcome {
   classifier: Classifier;
@@ -187,7 +227,14 @@ export async function finetuneOnData(
   input: InputSpec,
   recipe: FinetuneRecipe,
   data: PreparedData,
-  options: { progress?: boolean; onEpoch?: (m: EpochMetrics) => void; recipeFile?: string } = {},
+  options: {
+    progress?: boolean;
+    onEpoch?: (m: EpochMetrics) => void;
+    recipeFile?: string;
+    /** With `featureKey`: test features of the frozen backbone, reused when the training only touched the head. */
+    featureCache?: FeatureCache;
+    featureKey?: string;
+  } = {},
 ): Promise<FinetuneOutcome> {
   const started = Date.now();
   const trainOptions = trainOptionsOf(recipe, input, options.recipeFile);
@@ -224,7 +271,19 @@ export async function finetuneOnData(
       progress: options.progress,
       onEpoch: options.onEpoch,
     });
-    const probabilities = classifier.predictProbabilities(data.test, recipe.eval.batchSize);
+    let probabilities: Float32Array;
+    const { featureCache, featureKey } = options;
+    if (training.precomputedFeatures && featureCache && featureKey) {
+      // The backbone did not change: its test features are the same as in any other head-only run.
+      let testFeatures = featureCache.get(featureKey);
+      if (!testFeatures) {
+        testFeatures = classifier.extractFeatures(data.test, recipe.eval.batchSize);
+        featureCache.set(featureKey, testFeatures);
+      }
+      probabilities = classifier.probabilitiesFromFeatures(testFeatures);
+    } else {
+      probabilities = classifier.predictProbabilities(data.test, recipe.eval.batchSize);
+    }
     const evaluation = evaluateProbabilities(probabilities, data.test.labels, classNames, recipe.eval.calibrationBins);
     return {
       classifier,

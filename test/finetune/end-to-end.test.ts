@@ -97,7 +97,7 @@ describe('finetune end to end (narrow ResNet-18 export, PNG class folders)', () 
       recipe,
       backbone,
       labels: labeled,
-      perClass: [2, 4],
+      perClass: [2],
       seeds: [0, 1],
       arms: ['scratch', 'pretrained'],
       out,

@@ -20,7 +20,10 @@ describe('finetune recipes', () => {
     const focal = loadFinetuneRecipe(path.join(RECIPES, 'finetune-focal.yaml'));
     expect(focal.loss.type).toBe('focal');
     expect(focal.stages).toEqual([{ epochs: 100, trainable: ['head'] }]); // from extends
-    const fixmatch = trainOptionsOf(loadFinetuneRecipe(path.join(RECIPES, 'finetune-fixmatch.yaml')), resolveInput(focal, 1, manifest));
+    const fixmatch = trainOptionsOf(
+      loadFinetuneRecipe(path.join(RECIPES, 'finetune-fixmatch.yaml')),
+      resolveInput(focal, 1, manifest),
+    );
     expect(fixmatch.fixmatch?.strongView.some((s) => s.op === 'solarize')).toBe(true);
   });
 
@@ -31,8 +34,12 @@ describe('finetune recipes', () => {
     expect(() => resolveFinetuneRecipe({ train: { learningRate: 'fast' } })).toThrow(
       /recipe\.train\.learningRate: Expected a number greater than 0 and at most 10 but received "fast" \(string\)/,
     );
-    expect(() => resolveFinetuneRecipe({ fixmatch: { treshold: 0.9 } })).toThrow(/recipe\.fixmatch\.treshold: Unknown key/);
-    expect(() => resolveFinetuneRecipe({ stages: [{ epochs: 0, trainable: ['head'] }] })).toThrow(/recipe\.stages\[0\]\.epochs/);
+    expect(() => resolveFinetuneRecipe({ fixmatch: { treshold: 0.9 } })).toThrow(
+      /recipe\.fixmatch\.treshold: Unknown key/,
+    );
+    expect(() => resolveFinetuneRecipe({ stages: [{ epochs: 0, trainable: ['head'] }] })).toThrow(
+      /recipe\.stages\[0\]\.epochs/,
+    );
     const recipe = resolveFinetuneRecipe({ augment: { train: 'strong' } });
     expect(() => trainOptionsOf(recipe, resolveInput(recipe, 1, manifest))).toThrow(
       'recipe.augment.train: Expected "none", "weak" or a list of augmentation steps but received "strong" (string)',

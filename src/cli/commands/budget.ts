@@ -19,6 +19,7 @@ interface BudgetCliOptions extends GlobalOptions {
   test?: string;
   unlabeled?: string;
   unlabeledLimit?: number;
+  testLimit?: number;
   perClass: string;
   seeds: string;
   arms: string;
@@ -97,6 +98,7 @@ Examples:
           test: opts.test,
           unlabeled: opts.unlabeled,
           unlabeledLimit: opts.unlabeledLimit,
+          testLimit: opts.testLimit,
           perClass,
           seeds,
           arms: arms as BudgetArm[],

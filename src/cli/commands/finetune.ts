@@ -27,6 +27,7 @@ interface FinetuneCliOptions extends GlobalOptions {
   flipLabels?: number;
   subsetSeed?: number;
   unlabeledLimit?: number;
+  testLimit?: number;
 }
 
 /** Parses a comma-separated list of class indices (`--minority 0,3,6`). */
@@ -142,6 +143,7 @@ Examples:
           labels: opts.labels,
           unlabeled: opts.unlabeled,
           unlabeledLimit: opts.unlabeledLimit,
+          testLimit: opts.testLimit,
           test: opts.test,
           out: opts.out,
           subsets: {
