@@ -57,7 +57,7 @@ describe('label problems', () => {
     }
     const before = tf.memory().numTensors;
     const knn = knnLabelDistribution(features, dim, labels, 4, 10);
-    const oof = outOfFoldProbabilities(features, dim, labels, 4, 5, 3, { steps: 100 });
+    const oof = outOfFoldProbabilities(features, dim, labels, 4, 3, 3, { steps: 60 });
     expect(tf.memory().numTensors).toBe(before);
     for (const sources of [{ knn }, { classifier: oof }, { knn, classifier: oof }]) {
       const review = rankSuspiciousLabels(labels, 4, sources);
