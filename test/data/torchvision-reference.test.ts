@@ -14,7 +14,9 @@ import {
   solarize,
   toGrayscale,
 } from '../../src/data/augment/color.js';
+import { randomResizedCropBox } from '../../src/data/augment/geometry.js';
 import { type FloatImage, resampleBox } from '../../src/data/augment/image.js';
+import type { Rng } from '../../src/util/rng.js';
 
 const reference = JSON.parse(
   readFileSync(path.join(import.meta.dirname, 'reference/torchvision.json'), 'utf8'),
@@ -64,5 +66,53 @@ describe('against torchvision', () => {
     expectClose(big.data, reference.big, 1e-6);
     expectClose(resampleBox(big, 0, 0, 12, 10, 5, 4).data, reference.resize_big_to_4x5, 1e-5);
     expectClose(resampleBox(big, 0, 0, 12, 10, 17, 13).data, reference.resize_big_to_13x17, 1e-5);
+  });
+});
+
+interface RrcCase {
+  width: number;
+  height: number;
+  scale: [number, number];
+  ratio: [number, number];
+  draws: Array<['uniform', number, number, number] | ['int', number, number]>;
+  box: { top: number; left: number; height: number; width: number };
+}
+
+/** An Rng that replays torch's recorded draws, checking each is asked for with the same range. */
+function replay(draws: RrcCase['draws']): Rng {
+  let at = 0;
+  const next = () => {
+    if (at >= draws.length) throw new Error(`asked for draw ${at + 1}, torch made ${draws.length}`);
+    return draws[at++];
+  };
+  return {
+    uniform(low: number, high: number) {
+      const d = next();
+      expect(d[0]).toBe('uniform');
+      expect(low).toBeCloseTo(d[1], 5);
+      expect(high).toBeCloseTo(d[2], 5);
+      return d[3] as number;
+    },
+    int(n: number) {
+      const d = next();
+      expect(d[0]).toBe('int');
+      expect(n).toBe(d[1]);
+      return d[2] as number;
+    },
+    get used() {
+      return at;
+    },
+  } as unknown as Rng;
+}
+
+describe('RandomResizedCrop boxes against torchvision get_params', () => {
+  const cases = JSON.parse(readFileSync(path.join(import.meta.dirname, 'reference/rrc.json'), 'utf8')) as RrcCase[];
+  it('replaying torch draws gives the same 100 boxes (60 of them fallbacks)', () => {
+    expect(cases.filter((c) => c.draws.length === 20)).toHaveLength(60);
+    for (const c of cases) {
+      const rng = replay(c.draws);
+      expect(randomResizedCropBox(c.width, c.height, c.scale, c.ratio, rng)).toEqual(c.box);
+      expect((rng as unknown as { used: number }).used).toBe(c.draws.length);
+    }
   });
 });
