@@ -70,6 +70,15 @@ describe('createLoader', () => {
     expect([...ordered[0].indices]).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('stacks jigsaw views as [B, T, h, w, C]', async () => {
+    const batches = await collect(
+      memorySource(),
+      base({ channels: 1, views: [[{ op: 'jigsaw', grid: 2, tileSize: 5, gap: 1 }]], batchSize: 4 }),
+    );
+    expect(batches[0].views[0].shape).toEqual([4, 4, 5, 5, 1]);
+    expect(batches[0].views[0].data.length).toBe(4 * 4 * 5 * 5);
+  });
+
   it('stops after close()', async () => {
     const loader = createLoader(memorySource(), base());
     let seen = 0;
