@@ -108,6 +108,21 @@ export function readTensorsInto(dir: string, variables: NamedTensorVariable[]): 
   }
 }
 
+/** Writes a module's variables (torchvision names) and a `config.json` to `dir`, atomically. */
+export async function writeModuleTensors(
+  dir: string,
+  module: { variables(): Array<{ name: string; variable: tf.Variable }> },
+  config: object,
+): Promise<void> {
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeTensors(
+      tmp,
+      module.variables().map((v) => ({ name: v.name, variable: v.variable })),
+    );
+    await fsp.writeFile(path.join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  });
+}
+
 export function checkpointName(globalStep: number): string {
   return `ckpt-${String(globalStep).padStart(9, '0')}`;
 }

@@ -26,15 +26,25 @@ import {
   removeStaleTemporaries,
   saveCheckpoint,
   type TrainingState,
-  writeTensors,
+  writeModuleTensors,
 } from './checkpoint.js';
 import { defaultComponents, type TrainComponents } from './components.js';
-import { embeddingSpread, isCollapsed } from './knn.js';
-import { MetricsLog, type MetricsRow, writeCurves } from './metrics.js';
+import { isCollapsed } from './knn.js';
+import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
 import { evaluationPipeline, type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
-import { clipByGlobalNorm, createOptimizer, type TrainableParam } from './optimizers.js';
-import { checkResumeRecipe, createRunDir, readResolvedRecipe, writeResolvedRecipe, writeStatus } from './run-dir.js';
+import { createOptimizer, type TrainableParam } from './optimizers.js';
+import {
+  checkResumeRecipe,
+  createRunDir,
+  readResolvedRecipe,
+  recordRunInputs,
+  writeResolvedRecipe,
+  writeStatus,
+} from './run-dir.js';
 import { learningRateAt } from './schedules.js';
+import { computeStep, divergence } from './step.js';
+
+export { divergence };
 
 export type TrainEvent =
   | { type: 'start'; runDir: string; epochs: number; stepsPerEpoch: number; resumedFrom?: string }
@@ -86,11 +96,6 @@ export class DivergenceError extends Error {
   }
 }
 
-function mean(values: number[]): number {
-  const finite = values.filter(Number.isFinite);
-  return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Number.NaN;
-}
-
 /** Pretrains a backbone as `recipe` says; see docs/training.md. */
 export async function pretrain(given: PretrainRecipe, options: PretrainOptions = {}): Promise<PretrainResult> {
   const parts: TrainComponents = { ...(await defaultComponents()), ...options.components };
@@ -120,8 +125,9 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId);
   }
   await writeResolvedRecipe(runDir, recipe);
+  const inputs = await recordRunInputs(runDir, options);
 
-  const source = options.source ?? (await parts.openSource(requirePath(options.dataPath)));
+  const source = options.source ?? (await parts.openSource(requirePath(inputs.dataPath)));
   const root = createRng(recipe.seed);
   let subset: Int32Array | undefined;
   if (recipe.data.limit !== null && recipe.data.limit < source.size) {
@@ -173,8 +179,6 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
-  const paramByVariable = new Map(params.map((p) => [p.variable.name, p.name]));
-  const trainable = params.map((p) => p.variable);
 
   const emit = (event: TrainEvent) => options.onEvent?.(event);
   const progress = new Progress({
@@ -208,7 +212,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   let validation: { source: ImageSource; split: KnnSplit } | undefined;
   const validationSource =
     options.validationSource ??
-    (options.validationPath ? await parts.openSource(options.validationPath, { labelled: true }) : undefined);
+    (inputs.validationPath ? await parts.openSource(inputs.validationPath, { labelled: true }) : undefined);
   if (validationSource) {
     const { bankImages, queryImages } = recipe.monitor.knn;
     validation = { source: validationSource, split: knnSplit(validationSource, bankImages, queryImages, recipe.seed) };
@@ -265,44 +269,28 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
           );
           const measureSpread =
             recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
-          const stepRng = root.derive('step', epoch, position.step);
 
-          // Forward + backward: loss, task metrics, (optional) embedding spread, clipped gradients.
-          const escaped: tf.Tensor[] = [];
-          let taskMetrics: Record<string, tf.Scalar> = {};
-          let spread: tf.Scalar | undefined;
-          let embeddingDim = 0;
-          const { loss, grads, norm } = tf.tidy(() => {
-            const viewTensors = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
-            const { value, grads: byVariable } = tf.variableGrads(() => {
-              const out = task.step({ backbone, heads, views: viewTensors, training: true, rng: stepRng }, taskOptions);
-              taskMetrics = out.metrics;
-              for (const m of Object.values(out.metrics)) escaped.push(tf.keep(m));
-              if (measureSpread && out.embeddings) {
-                embeddingDim = out.embeddings.shape[1];
-                spread = tf.keep(embeddingSpread(out.embeddings));
-                escaped.push(spread);
-              }
-              return out.loss;
-            }, trainable);
-            const named: Record<string, tf.Tensor> = {};
-            for (const [variableName, g] of Object.entries(byVariable)) {
-              const param = paramByVariable.get(variableName);
-              if (param && g) named[param] = g;
-            }
-            const clipped = clipByGlobalNorm(named, train.gradClipNorm);
-            return { loss: value as tf.Scalar, grads: clipped.grads, norm: clipped.norm };
+          const computed = await computeStep({
+            task,
+            taskOptions,
+            backbone,
+            heads,
+            params,
+            batch,
+            rng: root.derive('step', epoch, position.step),
+            gradClipNorm: train.gradClipNorm,
+            measureSpread,
           });
-          const lossValue = (await loss.data())[0];
-          const normValue = (await norm.data())[0];
-          const metricValues: Record<string, number> = {};
-          for (const [key, m] of Object.entries(taskMetrics)) metricValues[key] = (await m.data())[0];
-          const spreadValue = spread ? (await spread.data())[0] : Number.NaN;
-          for (const t of escaped) t.dispose();
-
+          const {
+            loss: lossValue,
+            gradNorm: normValue,
+            metrics: metricValues,
+            spread: spreadValue,
+            embeddingDim,
+          } = computed;
           const problem = divergence(lossValue, normValue, referenceLoss, train.divergence);
           if (problem) {
-            tf.dispose([loss, norm, ...Object.values(grads)]);
+            computed.dispose();
             const where = `epoch ${epoch}, step ${position.step} (global step ${position.globalStep + 1})`;
             const kept = lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint had been written yet';
             const message = `training stopped at ${where}: ${problem}; ${kept}. Lower the learning rate (recipe.train.optimizer.lr or --lr-override ${epoch}=LR) or set recipe.train.gradClipNorm, then resume.`;
@@ -311,8 +299,8 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
             progress.finish('diverged');
             throw new DivergenceError(message, runDir, lastGood);
           }
-          tf.tidy(() => optimizer.apply(grads, lr));
-          tf.dispose([loss, norm, ...Object.values(grads)]);
+          tf.tidy(() => optimizer.apply(computed.grads, lr));
+          computed.dispose();
           referenceLoss ??= lossValue;
           losses.push(lossValue);
 
@@ -375,27 +363,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
 
       // End of epoch: summary row, monitors, checkpoint.
       const epochSeconds = (performance.now() - epochStart) / 1000;
-      const taskKeys = Object.keys(epochRows[0] ?? {}).filter((k) => !(k in emptyRow()));
-      const summary: MetricsRow = {
-        ...emptyRow(),
-        kind: 'epoch',
-        epoch,
-        step: epochRows.length,
-        globalStep: position.globalStep,
-        loss: mean(epochRows.map((r) => r.loss)),
-        lr: epochRows.at(-1)?.lr ?? Number.NaN,
-        gradNorm: mean(epochRows.map((r) => r.gradNorm)),
-        imagesPerSecond:
-          epochRows.reduce((n, r) => n + r.imagesPerSecond * r.seconds, 0) /
-          Math.max(
-            1e-9,
-            epochRows.reduce((n, r) => n + r.seconds, 0),
-          ),
-        dataWaitMs: epochRows.reduce((n, r) => n + r.dataWaitMs, 0),
-        embeddingSpread: mean(epochRows.map((r) => r.embeddingSpread)),
-        seconds: epochSeconds,
-      };
-      for (const key of taskKeys) summary[key] = mean(epochRows.map((r) => r[key] as number));
+      const summary = summarizeEpoch(epochRows, epoch, position.globalStep, epochSeconds);
       const lastEpoch = epoch + 1 === train.epochs;
       if (validation && ((epoch + 1) % recipe.monitor.knn.everyEpochs === 0 || lastEpoch)) {
         const evalViews = [evaluationPipeline(input)];
@@ -432,20 +400,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
       source: `selfsup pretrain run ${path.basename(runDir)}`,
     };
     if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, metadata);
-    else {
-      const { writeDirAtomic } = await import('../util/atomic.js');
-      await writeDirAtomic(exportDir, async (dir) => {
-        await writeTensors(
-          dir,
-          backbone.variables().map((v) => ({ name: v.name, variable: v.variable })),
-        );
-        const { writeFile } = await import('node:fs/promises');
-        await writeFile(
-          path.join(dir, 'config.json'),
-          `${JSON.stringify({ config: backbone.config, ...metadata }, null, 2)}\n`,
-        );
-      });
-    }
+    else await writeModuleTensors(exportDir, backbone, { config: backbone.config, ...metadata });
     await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
     await writeCurves(path.join(runDir, 'curves.png'), metrics, `${recipe.task.id} / ${recipe.backbone.arch}`);
     await writeStatus(runDir, { status: 'finished', ...position });
@@ -460,23 +415,6 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   }
 }
 
-function emptyRow(): MetricsRow {
-  return {
-    kind: 'step',
-    epoch: 0,
-    step: 0,
-    globalStep: 0,
-    loss: Number.NaN,
-    lr: Number.NaN,
-    gradNorm: Number.NaN,
-    imagesPerSecond: Number.NaN,
-    dataWaitMs: Number.NaN,
-    embeddingSpread: Number.NaN,
-    knnAccuracy: Number.NaN,
-    seconds: Number.NaN,
-  };
-}
-
 async function closeSource(source: ImageSource): Promise<void> {
   const closable = source as ImageSource & { close?: () => unknown };
   await closable.close?.();
@@ -485,20 +423,4 @@ async function closeSource(source: ImageSource): Promise<void> {
 function requirePath(dataPath: string | undefined): string {
   if (!dataPath) throw new UsageError('pretrain needs data: pass --data <folder|manifest.arrow|file.idx>');
   return dataPath;
-}
-
-/** Why a step's loss counts as diverged, or undefined when it is fine. */
-export function divergence(
-  loss: number,
-  gradNorm: number,
-  referenceLoss: number | null,
-  limits: PretrainRecipe['train']['divergence'],
-): string | undefined {
-  if (!Number.isFinite(loss)) return `the loss is ${loss}`;
-  if (!Number.isFinite(gradNorm)) return `the gradient norm is ${gradNorm} (loss ${loss})`;
-  if (loss > limits.maxLoss) return `the loss ${loss} exceeds recipe.train.divergence.maxLoss (${limits.maxLoss})`;
-  if (referenceLoss !== null && referenceLoss > 0 && loss > limits.explodeFactor * referenceLoss) {
-    return `the loss exploded to ${loss}, more than recipe.train.divergence.explodeFactor (${limits.explodeFactor}) times the first loss ${referenceLoss}`;
-  }
-  return undefined;
 }

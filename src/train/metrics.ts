@@ -114,6 +114,40 @@ export class MetricsLog {
   }
 }
 
+function mean(values: number[]): number {
+  const finite = values.filter(Number.isFinite);
+  return finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : Number.NaN;
+}
+
+/**
+ * The epoch row from its step rows: means of loss, gradient norm, spread and task
+ * metrics; the last lr; images/s over the summed step time; total data wait.
+ */
+export function summarizeEpoch(rows: MetricsRow[], epoch: number, globalStep: number, seconds: number): MetricsRow {
+  const summary: MetricsRow = {
+    kind: 'epoch',
+    epoch,
+    step: rows.length,
+    globalStep,
+    loss: mean(rows.map((r) => r.loss)),
+    lr: rows.at(-1)?.lr ?? Number.NaN,
+    gradNorm: mean(rows.map((r) => r.gradNorm)),
+    imagesPerSecond:
+      rows.reduce((n, r) => n + r.imagesPerSecond * r.seconds, 0) /
+      Math.max(
+        1e-9,
+        rows.reduce((n, r) => n + r.seconds, 0),
+      ),
+    dataWaitMs: rows.reduce((n, r) => n + r.dataWaitMs, 0),
+    embeddingSpread: mean(rows.map((r) => r.embeddingSpread)),
+    knnAccuracy: Number.NaN,
+    seconds,
+  };
+  const taskKeys = Object.keys(rows[0] ?? {}).filter((k) => !FIXED.includes(k));
+  for (const key of taskKeys) summary[key] = mean(rows.map((r) => r[key] as number));
+  return summary;
+}
+
 /** Task metric names present in the rows (not the fixed columns). */
 function taskMetricNames(log: MetricsLog): string[] {
   return log.columnNames().filter((n) => !FIXED.includes(n));

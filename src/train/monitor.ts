@@ -17,7 +17,11 @@ export interface KnnSplit {
   queries: Int32Array;
 }
 
-/** Seeded split of the labelled images of `source` into bank and query indices. */
+/**
+ * Seeded split of the labelled images of `source` into disjoint bank and query
+ * indices (sorted). With fewer labelled images than bankImages + queryImages,
+ * they are shared in that proportion.
+ */
 export function knnSplit(source: ImageSource, bankImages: number, queryImages: number, seed: number): KnnSplit {
   if (!source.labels) throw new UsageError('the kNN validation data has no labels (use class folders or labelled IDX)');
   const labelled: number[] = [];
@@ -27,8 +31,10 @@ export function knnSplit(source: ImageSource, bankImages: number, queryImages: n
   if (labelled.length < 2)
     throw new UsageError(`the kNN validation data has ${labelled.length} labelled images; need 2 or more`);
   createRng(seed).derive('knn-split').shuffle(labelled);
-  const bankSize = Math.min(bankImages, labelled.length - 1);
-  const querySize = Math.min(queryImages, labelled.length - bankSize);
+  // When there are fewer labelled images than asked for, share them in the asked proportion.
+  const n = labelled.length;
+  const querySize = Math.max(1, Math.min(queryImages, Math.floor((n * queryImages) / (bankImages + queryImages))));
+  const bankSize = Math.min(bankImages, n - querySize);
   return {
     bank: Int32Array.from(labelled.slice(0, bankSize)).sort(),
     queries: Int32Array.from(labelled.slice(bankSize, bankSize + querySize)).sort(),

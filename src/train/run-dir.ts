@@ -97,3 +97,24 @@ export function checkResumeRecipe(saved: PretrainRecipe, recipe: PretrainRecipe,
     );
   }
 }
+
+/** The data a run trains on, recorded in `run.json` so that a resume can omit `--data`. */
+export interface RunInputs {
+  dataPath?: string;
+  validationPath?: string;
+}
+
+/**
+ * Fills data paths missing from `given` with those recorded by an earlier call
+ * for the same run (on resume), then records them in `run.json`. Paths are stored absolute.
+ */
+export async function recordRunInputs(runDir: string, given: RunInputs): Promise<RunInputs> {
+  const file = path.join(runDir, 'run.json');
+  const recorded: RunInputs = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const inputs: RunInputs = {
+    dataPath: given.dataPath ? path.resolve(given.dataPath) : recorded.dataPath,
+    validationPath: given.validationPath ? path.resolve(given.validationPath) : recorded.validationPath,
+  };
+  await writeFileAtomic(file, `${JSON.stringify(inputs, null, 2)}\n`);
+  return inputs;
+}
