@@ -12,13 +12,14 @@ import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerFinetune } from './commands/finetune.js';
 import { registerImport } from './commands/import.js';
+import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
 /** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan, registerImport, registerExport, registerFinetune, registerEval, registerBudget];
+const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan, registerImport, registerExport, registerPretrain, registerFinetune, registerEval, registerBudget];
 
 export async function main(argv: string[]): Promise<number> {
   let pending: Promise<number> | undefined;
