@@ -14,7 +14,7 @@ import { resizeShorter } from './augment/geometry.js';
 import { validatePipeline } from './augment/pipeline.js';
 import { type AugmentJob, type AugmentResult, augmentBatch } from './augment-batch.js';
 import { isResizable } from './datasets/file-list.js';
-import type { Batch, ImageSource, LoaderOptions, LoaderStats, RawImage } from './types.js';
+import type { Batch, ImageSource, LoaderOptions, LoaderStats, PipelineSpec, RawImage } from './types.js';
 import { augmentWorkersAvailable, runOnPool } from './worker-pool.js';
 
 export interface BadImage {
@@ -39,8 +39,9 @@ export interface DataLoaderStats extends LoaderStats {
 export interface DataLoaderOptions extends LoaderOptions {
   /**
    * Decode images with their shorter side shrunk to at most this many px
-   * (JPEG/WebP shrink on load: large photos decode several times faster).
-   * Default: cacheSize when set, else full resolution. Same value, same pixels.
+   * (JPEG/WebP shrink on load: large photos decode several times faster and a
+   * batch of them fits in memory). 0 = full resolution. Default: cacheSize when
+   * set, else 4x the largest size in the view pipelines, at least 256.
    */
   decodeSize?: number;
   /** Called once per image that fails to load (it is replaced, never fatal). */
@@ -69,6 +70,18 @@ function toUint8(image: RawImage, size: number): RawImage {
   return { data, width: float.width, height: float.height, channels: image.channels };
 }
 
+/** 4x the largest side any view pipeline produces or resizes to, at least 256 px. */
+export function defaultDecodeSize(views: PipelineSpec[]): number {
+  let largest = 0;
+  for (const spec of views) {
+    for (const step of spec) {
+      if ('size' in step) largest = Math.max(largest, step.size);
+      if (step.op === 'jigsaw') largest = Math.max(largest, step.grid * step.tileSize);
+    }
+  }
+  return Math.max(256, 4 * largest);
+}
+
 /** Epoch order: the subset (or all indices), shuffled by the epoch's stream unless shuffle is false. */
 export function epochOrder(source: ImageSource, options: LoaderOptions): Int32Array {
   const base = options.subset ? Int32Array.from(options.subset) : Int32Array.from({ length: source.size }, (_, i) => i);
@@ -92,7 +105,7 @@ function validateOptions(source: ImageSource, options: DataLoaderOptions): numbe
   if (options.workers !== undefined) assertInteger('loader.workers', options.workers, 0, 64);
   if (options.prefetch !== undefined) assertInteger('loader.prefetch', options.prefetch, 1, 64);
   if (options.cacheSize !== undefined) assertInteger('loader.cacheSize', options.cacheSize, 1, 8192);
-  if (options.decodeSize !== undefined) assertInteger('loader.decodeSize', options.decodeSize, 1, 65536);
+  if (options.decodeSize !== undefined) assertInteger('loader.decodeSize', options.decodeSize, 0, 65536);
   if (options.subset) {
     for (const i of options.subset) {
       if (!Number.isInteger(i) || i < 0 || i >= source.size) {
@@ -125,7 +138,7 @@ export function createLoader(source: ImageSource, options: DataLoaderOptions): D
     cacheHits: 0,
     bad: [],
   };
-  const shrinkTo = options.cacheSize ?? options.decodeSize;
+  const shrinkTo = options.cacheSize ?? options.decodeSize ?? defaultDecodeSize(options.views);
   let cache: Map<string, RawImage> | undefined;
   if (options.cacheSize) {
     cache = caches.get(source);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIMCLR_PIPELINE } from '../../src/data/augment/presets.js';
 import { classFolderDataset } from '../../src/data/datasets/folder.js';
 import { IdxSource } from '../../src/data/datasets/idx.js';
-import { createLoader, type DataLoaderOptions } from '../../src/data/loader.js';
+import { createLoader, type DataLoaderOptions, defaultDecodeSize } from '../../src/data/loader.js';
 import type { Batch, ImageSource } from '../../src/data/types.js';
 import { setAugmentWorkerUrl, shutdownAugmentPool } from '../../src/data/worker-pool.js';
 import { compiledWorkerUrl } from './compiled-worker.js';
@@ -150,7 +150,11 @@ describe('createLoader', () => {
       { op: 'centerCrop' as const, size: 40 },
     ];
     const shrunk = await collect(source, base({ views: [spec], decodeSize: 50, batchSize: 1 }));
-    const full = await collect(source, base({ views: [spec], batchSize: 1 }));
+    const full = await collect(source, base({ views: [spec], decodeSize: 0, batchSize: 1 }));
+    // The default (4 x 40 < 256 -> 256) keeps this 200x100 image at full size.
+    const byDefault = await collect(source, base({ views: [spec], batchSize: 1 }));
+    expect(byDefault[0].views[0].data).toEqual(full[0].views[0].data);
+    expect(defaultDecodeSize([spec, SIMCLR_PIPELINE(96)])).toBe(384);
     expect(shrunk[0].views[0].shape).toEqual([1, 40, 40, 3]);
     // Both are the same scene at 40 px; decoding at 50 px first changes pixels only slightly.
     let diff = 0;
