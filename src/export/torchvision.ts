@@ -119,7 +119,7 @@ export function inferConfig(contents: SafetensorsContents): InferredConfig {
   else if (!bottleneck && layout === '3,4,6,3') arch = 'resnet34';
   else if (bottleneck && layout === '3,4,6,3') arch = 'resnet50';
   const conv1 = contents.tensors.get('conv1.weight');
-  if (!conv1 || conv1.shape.length !== 4) return { arch };
+  if (conv1?.shape.length !== 4) return { arch };
   const [out, input, kh] = conv1.shape;
   return {
     arch,
