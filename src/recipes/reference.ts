@@ -3,7 +3,9 @@
  * {@link renderRecipesReference} (`npm run docs:recipes`); a test fails when the
  * committed file differs.
  */
+import { BUILT_IN_TASKS } from '../../pretext-tasks/registry.js';
 import type { PretextTask } from '../../pretext-tasks/types.js';
+import { FINETUNE_SCHEMA } from '../finetune/recipe.js';
 import { PRETRAIN_SCHEMA } from './pretrain-schema.js';
 import { expectedText, type Field, type ObjectField } from './schema.js';
 
@@ -64,13 +66,19 @@ Every run saves the fully resolved recipe as \`runs/<id>/recipe.resolved.yaml\`.
 Epochs are counted from 0 everywhere (\`lrOverrides\`, \`milestones\`, metrics).
 `;
 
+/** Schemas rendered after the pretraining one by default. */
+export const EXTRA_RECIPE_SCHEMAS: ReadonlyArray<{ title: string; schema: ObjectField }> = [
+  { title: 'Finetuning recipes (`selfsup finetune`)', schema: FINETUNE_SCHEMA },
+];
+
 /**
  * The whole recipes reference (docs/recipes.md): the pretraining schema, then the
- * options of each given task (sorted by id), then any extra schemas (e.g. finetuning).
+ * options of each task (sorted by id; default: the built-in tasks), then the
+ * other schemas (default: finetuning).
  */
 export function renderRecipesReference(
-  tasks: readonly PretextTask[] = [],
-  extraSchemas: ReadonlyArray<{ title: string; schema: ObjectField }> = [],
+  tasks: readonly PretextTask[] = BUILT_IN_TASKS,
+  extraSchemas: ReadonlyArray<{ title: string; schema: ObjectField }> = EXTRA_RECIPE_SCHEMAS,
 ): string {
   const parts = [INTRO, `## Pretraining recipes (\`selfsup pretrain\`)\n\n${PRETRAIN_SCHEMA.description}\n`];
   parts.push(renderSchemaTables(PRETRAIN_SCHEMA));
