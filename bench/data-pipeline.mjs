@@ -8,6 +8,7 @@
  * Target: pipeline >= 3x training consumption; data wait < 5% of step time.
  *
  *   npm run build && node bench/data-pipeline.mjs [--images 384] [--batch 64] [--steps 3] [--workers N] [--no-train]
+ *   node bench/data-pipeline.mjs --photos [--images 64]   # 96 px views from 1600x1200 JPEGs: default decodeSize vs full decode
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -34,25 +35,25 @@ const load = () =>
     .map((v) => v.toFixed(1))
     .join(' ');
 
-/** Folder of `count` JPEG photos-like images (smooth gradients + noise) of side `side`, made once. */
-async function jpegFolder(side, count) {
-  const dir = path.join(os.tmpdir(), `selfsup-bench-jpeg-${side}-${count}`);
+/** Folder of `count` JPEG photos-like images (smooth gradients + noise) of side x height, made once. */
+async function jpegFolder(side, count, height = side) {
+  const dir = path.join(os.tmpdir(), `selfsup-bench-jpeg-${side}x${height}-${count}`);
   if (existsSync(dir) && readdirSync(dir).length === count) return dir;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const pixels = Buffer.alloc(side * side * 3);
+  const pixels = Buffer.alloc(side * height * 3);
   let state = 12345;
   for (let n = 0; n < count; n++) {
-    for (let y = 0; y < side; y++) {
+    for (let y = 0; y < height; y++) {
       for (let x = 0; x < side; x++) {
         state = (state * 1103515245 + 12345) & 0x7fffffff;
         const i = (y * side + x) * 3;
         pixels[i] = (x * 255) / side + (state & 31);
-        pixels[i + 1] = (y * 255) / side + ((state >> 5) & 31);
+        pixels[i + 1] = (y * 255) / height + ((state >> 5) & 31);
         pixels[i + 2] = ((n * 37) % 200) + ((state >> 10) & 31);
       }
     }
-    await sharp(pixels, { raw: { width: side, height: side, channels: 3 } })
+    await sharp(pixels, { raw: { width: side, height, channels: 3 } })
       .jpeg({ quality: 90 })
       .toFile(path.join(dir, `${String(n).padStart(5, '0')}.jpg`));
   }
@@ -69,6 +70,7 @@ async function pipelineRate(source, size, options = {}) {
     workers,
     prefetch: 4,
     cacheSize: options.cacheSize,
+    decodeSize: options.decodeSize,
   });
   const start = performance.now();
   let images = 0;
@@ -79,7 +81,7 @@ async function pipelineRate(source, size, options = {}) {
 
 // Training consumption: a SimCLR step = forward + backward of ResNet-18 on 2B views.
 let train = null;
-if (!args.includes('--no-train') && existsSync(dist('src/backbones/index.js'))) {
+if (!args.includes('--no-train') && !args.includes('--photos') && existsSync(dist('src/backbones/index.js'))) {
   const tf = await import('@tensorflow/tfjs');
   const { initEngine } = await import(dist('src/engine/index.js'));
   const { createBackbone } = await import(dist('src/backbones/index.js'));
@@ -105,6 +107,19 @@ if (!args.includes('--no-train') && existsSync(dist('src/backbones/index.js'))) 
 }
 
 console.log(`cpus ${os.cpus().length}, load average at start: ${load()}`);
+if (args.includes('--photos')) {
+  const dir = await jpegFolder(1600, imageCount, 1200);
+  const source = await data.folderDataset(dir);
+  const shrunk = await pipelineRate(source, 96);
+  const full = await pipelineRate(source, 96, { decodeSize: 0 });
+  console.log(
+    `96 px from 1600x1200 JPEGs: default decodeSize (${data.defaultDecodeSize([data.SIMCLR_PIPELINE(96)])} px) ` +
+      `${shrunk.imagesPerSecond.toFixed(1)} img/s, full-resolution decode ${full.imagesPerSecond.toFixed(1)} img/s ` +
+      `(x${(shrunk.imagesPerSecond / full.imagesPerSecond).toFixed(1)})  [load ${load()}]`,
+  );
+  data.shutdownAugmentPool();
+  process.exit(0);
+}
 const results = [];
 for (const size of [32, 96]) {
   const side = size === 32 ? 64 : 160;
