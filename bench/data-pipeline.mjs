@@ -101,7 +101,11 @@ if (!args.includes('--no-train') && !args.includes('--photos') && existsSync(dis
         optimizer.applyGradients(grads);
         return value.dataSync()[0];
       });
-    return { step, dispose: () => (optimizer.dispose(), backbone.dispose()) };
+    const dispose = () => {
+      optimizer.dispose();
+      backbone.dispose();
+    };
+    return { step, dispose };
   };
   train = { tf, make };
 }
