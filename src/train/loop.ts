@@ -336,7 +336,10 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
           }
           position = { ...position, step: position.step + 1, globalStep: position.globalStep + 1 };
           stepsThisCall++;
-          progress.update(position.globalStep, `epoch ${epoch} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)}`);
+          progress.update(
+            position.globalStep,
+            `epoch ${epoch} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ${row.imagesPerSecond.toFixed(1)} img/s`,
+          );
           if (
             train.checkpointEverySteps > 0 &&
             position.globalStep % train.checkpointEverySteps === 0 &&
