@@ -203,8 +203,10 @@ export async function trainClassifier(
   const totalEpochs = options.stages.reduce((a, s) => a + s.epochs, 0);
   const batchSize = Math.min(options.batchSize, positions.length);
   const stepsPerEpoch = Math.ceil(positions.length / batchSize);
-  const headOptimizer = makeOptimizer(options);
-  const backboneOptimizer = makeOptimizer(options);
+  // tfjs optimizers keep their slots by the position of a variable in the gradient map, so
+  // each stage (a different set of trained variables) gets fresh optimizers.
+  let headOptimizer: tf.Optimizer | undefined;
+  let backboneOptimizer: tf.Optimizer | undefined;
   const history: EpochMetrics[] = [];
   const progress = context.progress
     ? new Progress({ label: 'finetune', total: totalEpochs * stepsPerEpoch })
@@ -235,6 +237,12 @@ export async function trainClassifier(
               (v) => !v.trainable && !matches(v.name, stage.trainable) && !matchesParentOfTrained(v, backboneTrained),
             )
         : [];
+      headOptimizer?.dispose();
+      backboneOptimizer?.dispose();
+      headOptimizer = makeOptimizer(options);
+      backboneOptimizer = makeOptimizer(options);
+      const stageHeadOptimizer = headOptimizer;
+      const stageBackboneOptimizer = backboneOptimizer;
       const decayed = new Set(
         trained.filter((v) => v.kind === 'conv' || v.kind === 'dense').map((v) => v.variable.name),
       );
@@ -255,8 +263,8 @@ export async function trainClassifier(
         for (let s = 0; s < stepsPerEpoch; s++) {
           const factor = scheduleFactor(options, epoch + s / stepsPerEpoch, totalEpochs);
           lr = options.learningRate * factor;
-          setLearningRate(headOptimizer, lr);
-          setLearningRate(backboneOptimizer, lr * options.backboneLrMultiplier);
+          setLearningRate(stageHeadOptimizer, lr);
+          setLearningRate(stageBackboneOptimizer, lr * options.backboneLrMultiplier);
           const batch = new Int32Array(batchSize);
           for (let j = 0; j < batchSize; j++) batch[j] = order[(s * batchSize + j) % order.length];
           const stepRng = epochRng.derive('step', s);
@@ -330,8 +338,8 @@ export async function trainClassifier(
               Object.fromEntries(
                 list.filter((v) => grads[v.variable.name]).map((v) => [v.variable.name, grads[v.variable.name]]),
               );
-            if (headTrained.length) headOptimizer.applyGradients(pick(headTrained));
-            if (backboneTrained.length) backboneOptimizer.applyGradients(pick(backboneTrained));
+            if (headTrained.length) stageHeadOptimizer.applyGradients(pick(headTrained));
+            if (backboneTrained.length) stageBackboneOptimizer.applyGradients(pick(backboneTrained));
             if (options.weightDecay > 0) {
               for (const v of trained) {
                 if (!decayed.has(v.variable.name)) continue;
@@ -388,8 +396,8 @@ export async function trainClassifier(
       }
     }
   } finally {
-    headOptimizer.dispose();
-    backboneOptimizer.dispose();
+    headOptimizer?.dispose();
+    backboneOptimizer?.dispose();
     progress?.finish();
     if (standardization && firstLinear) foldStandardization(firstLinear, standardization);
   }

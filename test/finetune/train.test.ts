@@ -96,6 +96,7 @@ describe('finetuning loop', () => {
       base({
         stages: [
           { epochs: 1, trainable: ['head'] },
+          { epochs: 1, trainable: ['layer4', 'head'] },
           { epochs: 4, trainable: ['all'] },
         ],
         batchSize: 16,
@@ -107,9 +108,9 @@ describe('finetuning loop', () => {
     const s3 = snapshot(c);
     expect(changed(s2, s3, 'conv1.weight')).toBe(true);
     expect(changed(s2, s3, 'bn1.running_mean')).toBe(true);
-    expect(result.history.map((m) => m.stage)).toEqual([0, 1, 1, 1, 1]);
+    expect(result.history.map((m) => m.stage)).toEqual([0, 1, 2, 2, 2, 2]);
     // Flat across the epochs of one stage (optimizer slots appear in the first epoch of a stage).
-    expect(new Set(counts.slice(2)).size).toBe(1);
+    expect(new Set(counts.slice(3)).size).toBe(1);
     expect(accuracy(c)).toBeGreaterThan(0.7);
     c.dispose();
   });

@@ -63,6 +63,11 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         'use a seeded sample of at most n unlabeled images',
         numberArg({ integer: true, min: 1 }),
       )
+      .option(
+        '--test-limit <n>',
+        'evaluate on a stratified seeded sample of at most n --test images',
+        numberArg({ integer: true, min: 1 }),
+      )
       .addHelpText(
         'after',
         `
