@@ -18,19 +18,40 @@ import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
 
-/** Each command lives in its own file under ./commands and registers itself here. */
-const COMMANDS: Register[] = [registerDoctor, registerEmbed, registerDemo, registerScan, registerImport, registerExport, registerPretrain, registerFinetune, registerEval, registerBudget];
+/**
+ * Each command lives in its own file under ./commands and registers itself here,
+ * in the order of a user's journey (the order of `selfsup --help`).
+ */
+const COMMANDS: Register[] = [
+  registerScan,
+  registerPretrain,
+  registerExport,
+  registerImport,
+  registerFinetune,
+  registerEval,
+  registerBudget,
+  registerEmbed,
+  registerDemo,
+  registerDoctor,
+];
 
-export async function main(argv: string[]): Promise<number> {
-  let pending: Promise<number> | undefined;
+/** The whole command tree; `setResult` receives the promise of the command that runs. */
+export function buildProgram(setResult: (p: Promise<number>) => void = () => {}): Command {
   const program = new Command('selfsup')
     .description('Self-supervised pretraining of ResNet backbones on native TensorFlow')
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
-  for (const register of COMMANDS) register(program, (p) => (pending = p));
+  for (const register of COMMANDS) register(program, setResult);
   for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script) and resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const program = buildProgram((p) => (pending = p));
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
