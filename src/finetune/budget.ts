@@ -159,6 +159,8 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
         const armRecipe: FinetuneRecipe = {
           ...recipe,
           seed,
+          // A randomly initialised backbone has nothing to preserve: it trains at the head's rate.
+          train: arm === 'scratch' ? { ...recipe.train, backboneLrMultiplier: 1 } : recipe.train,
           fixmatch: { ...recipe.fixmatch, enabled: arm === 'pretrained+fixmatch' },
           labelProblems: { ...recipe.labelProblems, enabled: false },
         };

@@ -26,6 +26,7 @@ export interface FinetuneRecipe {
     weightDecay: number;
     schedule: 'cosine' | 'constant';
     warmupEpochs: number;
+    stepsPerEpoch: number | null;
   };
   loss: { type: 'cross-entropy' | 'focal'; labelSmoothing: number; gamma: number };
   balance: {
@@ -115,6 +116,10 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       max: 1000,
       default: 0,
     }),
+    stepsPerEpoch: s.integer(
+      'Steps per epoch; unset = one pass over the labeled images. Set it to give every label budget the same compute.',
+      { min: 1, max: 1000000, optional: true },
+    ),
   }),
   loss: s.object('The supervised loss.', {
     type: s.oneOf(
@@ -253,6 +258,7 @@ export function trainOptionsOf(
       weightDecay: recipe.train.weightDecay,
       schedule: recipe.train.schedule,
       warmupEpochs: recipe.train.warmupEpochs,
+      stepsPerEpoch: recipe.train.stepsPerEpoch ?? undefined,
       loss: { ...recipe.loss },
       classWeighting: recipe.balance.classWeights,
       effectiveNumberBeta: recipe.balance.beta,

@@ -57,6 +57,8 @@ export interface TrainOptions {
   classWeighting: 'none' | 'inverse-frequency' | 'effective-number';
   effectiveNumberBeta: number;
   sampler: 'shuffle' | 'class-balanced';
+  /** Steps per epoch (default: one pass over the labeled images), e.g. to give every label budget the same compute. */
+  stepsPerEpoch?: number;
   /** View for labeled training images ([] = the evaluation view, no augmentation). */
   trainView: PipelineSpec;
   /** FixMatch on `unlabeled` when set. */
@@ -202,7 +204,7 @@ export async function trainClassifier(
   const root = createRng(options.seed);
   const totalEpochs = options.stages.reduce((a, s) => a + s.epochs, 0);
   const batchSize = Math.min(options.batchSize, positions.length);
-  const stepsPerEpoch = Math.ceil(positions.length / batchSize);
+  const stepsPerEpoch = options.stepsPerEpoch ?? Math.ceil(positions.length / batchSize);
   // tfjs optimizers keep their slots by the position of a variable in the gradient map, so
   // each stage (a different set of trained variables) gets fresh optimizers.
   let headOptimizer: tf.Optimizer | undefined;
