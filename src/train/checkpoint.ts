@@ -9,8 +9,10 @@
  * - `tensors.json`  `{format, tensors: [{name, dtype, shape, offset, length}]}`
  * - `state.json`    training position, optimizer host state, seed, reference loss
  * - `metrics.arrow` the metrics rows up to this checkpoint
+ * - `backbone/`     the backbone export (when the loop has an exporter), so a
+ *                   checkpoint's backbone can be exported before the run finishes
  */
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
@@ -137,6 +139,7 @@ export async function saveCheckpoint(
   state: TrainingState,
   metrics: MetricsLog,
   keep: number,
+  extra?: (dir: string) => Promise<void>,
 ): Promise<string> {
   const root = path.join(runDir, 'checkpoints');
   const name = checkpointName(state.globalStep);
@@ -144,9 +147,11 @@ export async function saveCheckpoint(
   await writeDirAtomic(target, async (dir) => {
     await writeTensors(dir, variables);
     await fsp.writeFile(path.join(dir, 'metrics.arrow'), metrics.toArrowBytes());
+    if (extra) await extra(dir);
+    // state.json last: a directory with it is complete (the rename is what makes it visible).
     await fsp.writeFile(path.join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
   });
-  await writeFileAtomic(path.join(root, 'last'), `${name}\n`);
+  await pointLast(root, name);
   const all = (await fsp.readdir(root)).filter((n) => /^ckpt-\d+$/.test(n)).sort();
   for (const old of all.slice(0, Math.max(0, all.length - keep))) {
     if (old !== name) await fsp.rm(path.join(root, old), { recursive: true, force: true });
@@ -167,14 +172,36 @@ export async function removeStaleTemporaries(runDir: string): Promise<string[]> 
   return stale;
 }
 
+/**
+ * Points `checkpoints/last` at `name`: a small text file holding the name,
+ * replaced atomically (temporary file + rename).
+ */
+async function pointLast(root: string, name: string): Promise<void> {
+  await writeFileAtomic(path.join(root, 'last'), `${name}\n`);
+}
+
+/** The checkpoint name `checkpoints/last` holds (also accepts a symbolic link), or undefined. */
+export function lastCheckpointName(runDir: string): string | undefined {
+  const pointer = path.join(runDir, 'checkpoints', 'last');
+  let stats: ReturnType<typeof lstatSync>;
+  try {
+    stats = lstatSync(pointer);
+  } catch {
+    return undefined;
+  }
+  return stats.isSymbolicLink() ? readlinkSync(pointer) : readFileSync(pointer, 'utf8').trim();
+}
+
 /** The directory `checkpoints/last` points at, or undefined when the run has none. */
 export function lastCheckpoint(runDir: string): string | undefined {
-  const pointer = path.join(runDir, 'checkpoints', 'last');
-  if (!existsSync(pointer)) return undefined;
-  const name = readFileSync(pointer, 'utf8').trim();
+  const name = lastCheckpointName(runDir);
+  if (name === undefined) return undefined;
   const dir = path.join(runDir, 'checkpoints', name);
   if (!existsSync(path.join(dir, 'state.json'))) {
-    throw new InputError(pointer, `points at "${name}", which is not a complete checkpoint`);
+    throw new InputError(
+      path.join(runDir, 'checkpoints', 'last'),
+      `points at "${name}", which is not a complete checkpoint`,
+    );
   }
   return dir;
 }

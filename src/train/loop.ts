@@ -20,6 +20,7 @@ import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { createRng } from '../util/rng.js';
 import {
+  checkpointName,
   lastCheckpoint,
   loadCheckpoint,
   type NamedTensorVariable,
@@ -73,6 +74,8 @@ export interface PretrainOptions {
   progress?: boolean;
   /** Stop (status `stopped`, no extra checkpoint) after this many steps in this call. */
   maxSteps?: number;
+  /** When aborted, the run finishes its current step, writes a checkpoint and returns `stopped`. */
+  signal?: AbortSignal;
   components?: Partial<TrainComponents>;
 }
 
@@ -192,6 +195,13 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   let referenceLoss: number | null = null;
   let lastGood: string | undefined;
 
+  const exportMetadata: ManifestExtras = {
+    inputSize: input.size,
+    mean: input.mean,
+    std: input.std,
+    pretextTask: recipe.task.id,
+    source: `selfsup pretrain run ${path.basename(runDir)}`,
+  };
   const state = (): TrainingState => ({
     epoch: position.epoch,
     step: position.step,
@@ -204,7 +214,10 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     savedAt: new Date().toISOString(),
   });
   const checkpoint = async () => {
-    lastGood = await saveCheckpoint(runDir, saved, state(), metrics, train.keepCheckpoints);
+    const exportInto = parts.saveBackbone
+      ? (dir: string) => parts.saveBackbone!(backbone, path.join(dir, 'backbone'), exportMetadata)
+      : undefined;
+    lastGood = await saveCheckpoint(runDir, saved, state(), metrics, train.keepCheckpoints, exportInto);
     await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
     emit({ type: 'checkpoint', dir: lastGood });
   };
@@ -248,6 +261,14 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
       const iterator = loader[Symbol.asyncIterator]();
       try {
         while (position.step < stepsPerEpoch) {
+          if (options.signal?.aborted) {
+            // Interrupted (e.g. Ctrl-C): keep everything done so far, then stop.
+            if (lastGood === undefined || !lastGood.endsWith(checkpointName(position.globalStep))) await checkpoint();
+            await writeStatus(runDir, { status: 'stopped', message: 'interrupted', ...position });
+            emit({ type: 'end', runDir, status: 'stopped' });
+            progress.finish('interrupted');
+            return { runDir, status: 'stopped', metrics, losses };
+          }
           if (options.maxSteps !== undefined && stepsThisCall >= options.maxSteps) {
             await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
             await writeStatus(runDir, { status: 'stopped', ...position });
@@ -395,15 +416,8 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
 
     // The finished run: backbone export, curves, status.
     const exportDir = path.join(runDir, 'backbone');
-    const metadata: ManifestExtras = {
-      inputSize: input.size,
-      mean: input.mean,
-      std: input.std,
-      pretextTask: recipe.task.id,
-      source: `selfsup pretrain run ${path.basename(runDir)}`,
-    };
-    if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, metadata);
-    else await writeModuleTensors(exportDir, backbone, { config: backbone.config, ...metadata });
+    if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, exportMetadata);
+    else await writeModuleTensors(exportDir, backbone, { config: backbone.config, ...exportMetadata });
     await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
     await writeCurves(path.join(runDir, 'curves.png'), metrics, `${recipe.task.id} / ${recipe.backbone.arch}`);
     await writeStatus(runDir, { status: 'finished', ...position });

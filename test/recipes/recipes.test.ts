@@ -7,6 +7,7 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../pretext-tasks/registry.js';
 import type { ImageSource, RawImage } from '../../src/data/types.js';
@@ -71,10 +72,24 @@ describe('recipes/', () => {
       const small = shrink(recipe);
       const source = noiseSource(8, Math.round(recipe.input.size * 1.25), recipe.input.channels, 1);
       const outDir = mkdtempSync(path.join(os.tmpdir(), 'selfsup-recipe-'));
-      const runTwoSteps = async () => (await pretrain(small, { source, outDir, maxSteps: 2, progress: false })).losses;
+      const counts: number[] = [];
+      const runTwoSteps = async () =>
+        (
+          await pretrain(small, {
+            source,
+            outDir,
+            maxSteps: 2,
+            progress: false,
+            onEvent: (e) => {
+              if (e.type === 'step') counts.push(tf.memory().numTensors);
+            },
+          })
+        ).losses;
       const first = await runTwoSteps();
       const second = await runTwoSteps();
       expect(first.length).toBe(2);
+      // Tensor count flat across steps (and back to the same level for the second run).
+      expect(counts).toEqual([counts[0], counts[0], counts[0], counts[0]]);
       expect(first.every(Number.isFinite)).toBe(true);
       expect(second).toEqual(first);
     });

@@ -58,6 +58,25 @@ describe('resume', () => {
     expect(weights(first.runDir).equals(weights(reference.runDir))).toBe(true);
   });
 
+  it('an abort (Ctrl-C) finishes the step, writes a checkpoint, and the resume completes the run', async () => {
+    const outDir = tmp();
+    const controller = new AbortController();
+    const first = await run({
+      outDir,
+      runId: 'abort',
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (e.type === 'step' && e.row.globalStep === 3) controller.abort();
+      },
+    });
+    expect(first.status).toBe('stopped');
+    expect(first.losses.length).toBe(3);
+    expect(readFileSync(path.join(first.runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000003');
+    expect(JSON.parse(readFileSync(path.join(first.runDir, 'status.json'), 'utf8')).message).toBe('interrupted');
+    await run({ resume: first.runDir });
+    expect(stepLosses(MetricsLog.read(path.join(first.runDir, 'metrics.arrow')))).toEqual(reference.steps);
+  });
+
   it('a resume may change epochs and lr overrides, nothing else', async () => {
     const outDir = tmp();
     const first = await run({ outDir, runId: 'o', maxSteps: 6 });

@@ -84,6 +84,7 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
         `
 A run folder holds recipe.resolved.yaml, run.json, status.json, checkpoints/ (atomic;
 checkpoints/last names the newest), metrics.arrow, curves.png and backbone/.
+Ctrl-C finishes the current step, writes a checkpoint and stops; --resume continues.
 
 Examples:
   $ selfsup pretrain recipes/rotation-small.yaml --data data/fashion-mnist-demo/unlabeled --out runs
@@ -108,7 +109,18 @@ Examples:
           seed: opts.seed,
           lrOverrides: Object.fromEntries(opts.lrOverride),
         });
+        // Ctrl-C: finish the step, write a checkpoint, stop (resume later); a second Ctrl-C quits at once.
+        const interrupt = new AbortController();
+        const onSigint = () => {
+          if (interrupt.signal.aborted) process.exit(130);
+          process.stderr.write(
+            '\nselfsup: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)\n',
+          );
+          interrupt.abort();
+        };
+        process.on('SIGINT', onSigint);
         const result = await pretrain(recipe, {
+          signal: interrupt.signal,
           dataPath: opts.data,
           validationPath: opts.val,
           outDir: opts.out,
@@ -133,7 +145,7 @@ Examples:
               );
             }
           },
-        });
+        }).finally(() => process.off('SIGINT', onSigint));
         output(
           opts,
           {
