@@ -26,6 +26,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { initEngine } from '../dist/src/engine/backend.js';
+import { Classifier } from '../dist/src/finetune/classifier.js';
 import {
   knnLabelDistribution,
   outOfFoldProbabilities,
@@ -33,7 +34,6 @@ import {
   rankSuspiciousLabels,
 } from '../dist/src/finetune/label-problems.js';
 import { loadFinetuneRecipe, resolveInput } from '../dist/src/finetune/recipe.js';
-import { Classifier } from '../dist/src/finetune/classifier.js';
 import { finetuneOnData, openBackbone, prepareData } from '../dist/src/finetune/run.js';
 import { writeFileAtomicSync } from '../dist/src/util/atomic.js';
 import { createRng } from '../dist/src/util/rng.js';
@@ -55,7 +55,14 @@ const seeds = args.seeds.split(',').map(Number);
 const perClass = Number(args['per-class']);
 const only = new Set(args.only.split(','));
 const started = Date.now();
-const results = { backbone: args.backbone, perClass, seeds, testLimit: Number(args['test-limit']), load: os.loadavg(), runs: [] };
+const results = {
+  backbone: args.backbone,
+  perClass,
+  seeds,
+  testLimit: Number(args['test-limit']),
+  load: os.loadavg(),
+  runs: [],
+};
 const featureCache = new Map();
 
 async function run(experiment, config, recipeFile, subsets, seed, override = {}) {
@@ -116,12 +123,21 @@ if (only.has('mislabel')) {
   for (const seed of seeds) {
     const { backbone, manifest } = await openBackbone(args.backbone);
     const input = resolveInput(recipe, backbone.config.inputChannels, manifest);
-    const data = await prepareData({ labels: args.data, test: args.data, testLimit: 10 }, input, { ...recipe, seed }, {
-      perClass,
-      flipFraction: 0.1,
-      seed,
-    });
-    const classifier = new Classifier(backbone, { input, classNames: data.train.classNames, hidden: [] }, createRng(seed));
+    const data = await prepareData(
+      { labels: args.data, test: args.data, testLimit: 10 },
+      input,
+      { ...recipe, seed },
+      {
+        perClass,
+        flipFraction: 0.1,
+        seed,
+      },
+    );
+    const classifier = new Classifier(
+      backbone,
+      { input, classNames: data.train.classNames, hidden: [] },
+      createRng(seed),
+    );
     const features = classifier.extractFeatures(data.train, 256);
     const k = data.train.classNames.length;
     const dim = backbone.featureDim;
@@ -130,7 +146,8 @@ if (only.has('mislabel')) {
     const oof = outOfFoldProbabilities(features, dim, data.train.labels, k, recipe.labelProblems.folds, seed);
     const flipped = data.flipped;
     const count = flipped.reduce((a, b) => a + b, 0);
-    const p = (sources) => precisionAtK(rankSuspiciousLabels(data.train.labels, k, sources).order, (i) => flipped[i] === 1, count);
+    const p = (sources) =>
+      precisionAtK(rankSuspiciousLabels(data.train.labels, k, sources).order, (i) => flipped[i] === 1, count);
     const row = {
       experiment: 'mislabel',
       seed,

@@ -231,14 +231,10 @@ export async function trainClassifier(
       const backboneTrained = trained.filter((v) => !v.name.startsWith('head.'));
       const headTrained = trained.filter((v) => v.name.startsWith('head.'));
       const backboneTraining = backboneTrained.length > 0;
-      // BatchNorm running statistics of frozen backbone parts are restored after each step.
-      const frozenStats = backboneTraining
-        ? classifier.backbone
-            .variables()
-            .filter(
-              (v) => !v.trainable && !matches(v.name, stage.trainable) && !matchesParentOfTrained(v, backboneTrained),
-            )
-        : [];
+      // The Backbone contract has one training flag: when any part of the backbone trains, every
+      // BatchNorm layer normalises with batch statistics and updates its running statistics
+      // (frozen parts keep their weights). Restoring the running statistics of frozen layers
+      // would leave them inconsistent with what training saw, and evaluation would suffer.
       headOptimizer?.dispose();
       backboneOptimizer?.dispose();
       headOptimizer = makeOptimizer(options);
@@ -288,7 +284,6 @@ export async function trainClassifier(
               Array.from(batch, (i) => labeled.labels[i]),
               'int32',
             );
-            const saved = frozenStats.map((v) => v.variable.clone());
             let side:
               | { pred: tf.Tensor; sup: tf.Tensor; unsup?: tf.Tensor; mask?: tf.Tensor; pseudo?: tf.Tensor }
               | undefined;
@@ -349,9 +344,6 @@ export async function trainClassifier(
                 v.variable.assign(tf.mul(v.variable, 1 - groupLr * options.weightDecay));
               }
             }
-            frozenStats.forEach((v, i) => {
-              v.variable.assign(saved[i]);
-            });
             return { value: tf.keep(value), side };
           });
           const side = out.side!;
@@ -447,10 +439,4 @@ function foldStandardization(layer: { kernel: tf.Variable; bias: tf.Variable }, 
     layer.bias.assign(tf.sub(layer.bias, shift));
     layer.kernel.assign(scaled);
   });
-}
-
-/** A BN statistic belongs to a trained layer when its layer's gamma is trained (e.g. `layer4.0.bn1.running_mean`). */
-function matchesParentOfTrained(v: NamedVariable, trained: NamedVariable[]): boolean {
-  const layer = v.name.replace(/\.(running_mean|running_var|num_batches_tracked)$/, '');
-  return trained.some((t) => t.name === `${layer}.weight`);
 }
