@@ -105,7 +105,7 @@ export class LinearHead implements Head {
       { name: 'fc.bias', variable: this.bias, trainable: true, kind: 'bias' },
     ];
   }
-  apply(x: tf.Tensor2D): tf.Tensor2D {
+  apply(x: tf.Tensor2D, _training = false): tf.Tensor2D {
     return tf.tidy(() => x.matMul(this.kernel as tf.Tensor2D).add(this.bias));
   }
   dispose(): void {
