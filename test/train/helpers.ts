@@ -119,6 +119,8 @@ export interface TinyRotationOptions {
   lossScale: number;
   /** Steps after which the loss becomes NaN (0 = never), counted per task instance. */
   nanAfterSteps: number;
+  /** Report collapsed embeddings (every row the same) to exercise the collapse alarm. */
+  collapsedEmbeddings: boolean;
 }
 
 /** 4-way rotation prediction on all four rotations of each image; a new instance per run. */
@@ -127,10 +129,19 @@ export function makeTinyRotationTask(): PretextTask<TinyRotationOptions, { class
   return {
     id: 'tiny-rotation',
     paper: 'test stand-in (Gidaris et al., 2018): predict which of 4 rotations was applied',
-    defaults: { lossScale: 1, nanAfterSteps: 0 },
-    optionDocs: { lossScale: 'loss multiplier', nanAfterSteps: 'NaN loss after this many steps' },
+    defaults: { lossScale: 1, nanAfterSteps: 0, collapsedEmbeddings: false },
+    optionDocs: {
+      lossScale: 'loss multiplier',
+      nanAfterSteps: 'NaN loss after this many steps',
+      collapsedEmbeddings: 'report constant embeddings',
+    },
     validate(options: unknown): TinyRotationOptions {
-      const merged = { lossScale: 1, nanAfterSteps: 0, ...(options as object) } as TinyRotationOptions;
+      const merged = {
+        lossScale: 1,
+        nanAfterSteps: 0,
+        collapsedEmbeddings: false,
+        ...(options as object),
+      } as TinyRotationOptions;
       if (typeof merged.lossScale !== 'number') throw new Error('lossScale must be a number');
       return merged;
     },
@@ -163,7 +174,8 @@ export function makeTinyRotationTask(): PretextTask<TinyRotationOptions, { class
       const poison = options.nanAfterSteps > 0 && calls > options.nanAfterSteps ? Number.NaN : 1;
       const loss = tf.losses.softmaxCrossEntropy(oneHot, logits).mul(options.lossScale * poison) as tf.Scalar;
       const accuracy = logits.argMax(1).equal(labels).cast('float32').mean() as tf.Scalar;
-      return { loss, metrics: { accuracy }, embeddings: features };
+      const embeddings = options.collapsedEmbeddings ? tf.onesLike(features).add(features.mul(1e-7)) : features;
+      return { loss, metrics: { accuracy }, embeddings: embeddings as tf.Tensor2D };
     },
   };
 }
