@@ -76,6 +76,16 @@ describe('safetensors writer', () => {
     expect(half[6]).toBe(-2.5);
   });
 
+  it('writes BF16 with round-to-nearest-even and reads it back', () => {
+    const values = Float32Array.of(1, -3.140625, 1 + 2 ** -8, 1 + 3 * 2 ** -9, 1e30, -0);
+    const read = decodeSafetensors(encodeSafetensors({ b: { dtype: 'BF16', shape: [6], values } }));
+    const back = Array.from(entryToFloat32(read.tensors.get('b')!));
+    expect(read.tensors.get('b')!.bytes.length).toBe(12);
+    expect(back.slice(0, 4)).toEqual([1, -3.140625, 1, 1 + 2 ** -7]); // exact, exact, tie -> even, up
+    expect(Math.abs(back[4] - 1e30) / 1e30).toBeLessThan(2 ** -8);
+    expect(Object.is(back[5], -0)).toBe(true);
+  });
+
   it('converts every half-precision bit pattern back to itself', () => {
     const mismatches: number[] = [];
     let checked = 0;
