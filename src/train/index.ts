@@ -1,0 +1,11 @@
+/** Pretraining: the loop, optimizers, schedules, checkpoints, metrics and monitors. */
+export * from './checkpoint.js';
+export * from './components.js';
+export { accuracy as knnAccuracyOf, embeddingSpread, isCollapsed, knnClassify } from './knn.js';
+export * from './loop.js';
+export * from './metrics.js';
+export * from './monitor.js';
+export * from './optimizers.js';
+export * from './run-dir.js';
+export * from './schedules.js';
+export { type ComputedStep, computeStep, type StepInputs } from './step.js';
