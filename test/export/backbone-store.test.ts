@@ -220,6 +220,30 @@ describe('tfjs LayersModel', () => {
     original.dispose();
   });
 
+  it('builds the bottleneck / ImageNet-stem graph too (resnet50, max pool, downsample)', async () => {
+    const original = createBackbone('resnet50', { widthMultiplier: 0.125, seed: 9 });
+    const dir = path.join(work, 'tfjs50');
+    await saveBackboneTfjs(original, dir, { inputSize: 64 });
+    const { model } = await readLayersModel(path.join(dir, 'model.json'));
+    expect(model.inputs[0].shape).toEqual([null, 64, 64, 3]);
+    const rng = createRng(10);
+    const x = tf.tensor4d(
+      Float32Array.from({ length: 2 * 64 * 64 * 3 }, () => rng.normal()),
+      [2, 64, 64, 3],
+    );
+    const [expected, actual] = tf.tidy(() => [
+      original.features(x, false).dataSync().slice(),
+      (model.predict(x) as tf.Tensor).dataSync().slice(),
+    ]);
+    expect(actual.length).toBe(2 * 64 * 4);
+    let diff = 0;
+    for (let i = 0; i < expected.length; i++) diff = Math.max(diff, Math.abs(expected[i] - actual[i]));
+    expect(diff).toBeLessThan(1e-4);
+    model.dispose();
+    x.dispose();
+    original.dispose();
+  });
+
   it('rejects truncated weights naming model.json', async () => {
     const original = makeBackbone(8);
     const dir = path.join(work, 'tfjs-cut');
