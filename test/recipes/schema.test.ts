@@ -43,7 +43,7 @@ describe('schema framework', () => {
       trustCoefficient: 0.001,
     });
     expect(r.input.mean).toEqual([0.5, 0.5, 0.5]);
-    expect(r.task.options).toEqual({ lossScale: 1, nanAfterSteps: 0 });
+    expect(r.task.options).toEqual({ lossScale: 1, nanAfterSteps: 0, collapsedEmbeddings: false });
     expect(r.data.limit).toBeNull();
   });
 
