@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BatchNormParameters, batchNorm } from '../../src/backbones/ops.js';
+import { type BatchNormParameters, batchNorm, relu } from '../../src/backbones/ops.js';
 import { backboneNames, createBackbone } from '../../src/backbones/registry.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { UsageError } from '../../src/util/errors.js';
@@ -147,6 +147,34 @@ describe('forward', () => {
     expect(maxAbsDiff(nativeDGamma, refDGamma)).toBeLessThan(1e-4);
     expect(maxAbsDiff(nativeDGamma, new Float32Array(3))).toBeGreaterThan(1e-3); // not trivially zero
     tf.dispose([x, dy, mean, variance, native.gamma, native.beta, native.runningMean, native.runningVar]);
+  });
+
+  it('the pure-JS fallback (composite BatchNorm, tfjs ReLU) computes the same training step', () => {
+    const values = randomImages([3, 6, 6, 2], 12);
+    const data = values.dataSync().slice();
+    values.dispose();
+    const run = () =>
+      tf.tidy(() => {
+        const p: BatchNormParameters = {
+          gamma: tf.variable(tf.tensor1d([1.2, 0.7])),
+          beta: tf.variable(tf.tensor1d([0.1, -0.1])),
+          runningMean: tf.variable(tf.tensor1d([0.2, -0.2]), false),
+          runningVar: tf.variable(tf.tensor1d([1.5, 0.8]), false),
+        };
+        const x = tf.tensor4d(data, [3, 6, 6, 2]);
+        const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.square(relu(batchNorm(input as tf.Tensor4D, p, true)))))(x);
+        const out = [dx.dataSync().slice(), p.runningMean.dataSync().slice(), p.runningVar.dataSync().slice()];
+        tf.dispose([p.gamma, p.beta, p.runningMean, p.runningVar]);
+        return out;
+      });
+    const native = run();
+    tf.setBackend('cpu');
+    try {
+      const js = run();
+      for (let i = 0; i < 3; i++) expect(maxAbsDiff(native[i], js[i])).toBeLessThan(1e-4);
+    } finally {
+      tf.setBackend('tensorflow');
+    }
   });
 
   it('rejects training BatchNorm with one value per channel', () => {
