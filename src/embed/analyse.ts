@@ -15,6 +15,8 @@ import { rankOutliers, scanSimilarities } from './similarity.js';
 export interface AnalyseOptions {
   /** Cosine similarity at or above which two images are listed as near-duplicates, in [-1, 1]. Default 0.98. */
   duplicateThreshold?: number;
+  /** Compare mean-centred embeddings (default true; see SimilarityOptions.center). */
+  center?: boolean;
   /** Neighbours for the outlier score and the map's graph, 2..200. Default 10. */
   neighbors?: number;
   /** How many outliers to list (lowest mean kNN similarity first), 0..N. Default 50. */
@@ -48,6 +50,8 @@ export interface EmbedSummary {
   duplicatePairs: number;
   duplicatePairsTruncated: boolean;
   duplicateThreshold: number;
+  /** Whether similarities are of mean-centred embeddings. */
+  centered: boolean;
   neighbors: number;
   outliersListed: number;
   files: EmbedOutputs;
@@ -75,7 +79,8 @@ export async function analyseEmbeddings(
   if (count < 2) throw new Error(`embed: need at least 2 readable images to compare, found ${count}`);
 
   stage(`comparing ${count} images (cosine similarity, blocked matrix products)`);
-  const scan = await scanSimilarities(rows.vectors, count, rows.dim, { neighbors, duplicateThreshold });
+  const center = options.center ?? true;
+  const scan = await scanSimilarities(rows.vectors, count, rows.dim, { neighbors, duplicateThreshold, center });
   const paths = rows.paths;
   await writeArrowTable(
     files.duplicates,
@@ -86,7 +91,7 @@ export async function analyseEmbeddings(
       path_b: scan.pairs.map((p) => paths[p.b]),
       similarity: Float32Array.from(scan.pairs, (p) => p.similarity),
     },
-    { threshold: String(duplicateThreshold), truncated: String(scan.pairsTruncated) },
+    { threshold: String(duplicateThreshold), centered: String(center), truncated: String(scan.pairsTruncated) },
   );
 
   const ranked = rankOutliers(scan.meanKnnSimilarity).subarray(0, outlierCount);
@@ -129,6 +134,7 @@ export async function analyseEmbeddings(
     duplicatePairs: scan.pairs.length,
     duplicatePairsTruncated: scan.pairsTruncated,
     duplicateThreshold,
+    centered: center,
     neighbors: k,
     outliersListed: ranked.length,
     files,

@@ -55,7 +55,12 @@ describe('similarity scan', () => {
     for (let i = 0; i < count; i++)
       for (let j = i + 1; j < count; j++) if (cosine(v, dim, i, j) >= threshold) expectedPairs.push(`${i}-${j}`);
     for (const blockSize of [5, 16, 64]) {
-      const r = await scanSimilarities(v, count, dim, { neighbors: 4, duplicateThreshold: threshold, blockSize });
+      const r = await scanSimilarities(v, count, dim, {
+        neighbors: 4,
+        duplicateThreshold: threshold,
+        blockSize,
+        center: false,
+      });
       expect(r.pairs.map((p) => `${p.a}-${p.b}`).sort()).toEqual([...expectedPairs].sort());
       for (const p of r.pairs) expect(p.similarity).toBeCloseTo(cosine(v, dim, p.a, p.b), 4);
       for (let k = 1; k < r.pairs.length; k++)
@@ -66,6 +71,25 @@ describe('similarity scan', () => {
         expect(Array.from(r.knnIndices.subarray(i * 4, i * 4 + 4))).toEqual(others.slice(0, 4));
       }
     }
+  });
+
+  it('centres the embeddings first by default: the same as the plain loop on mean-subtracted rows', async () => {
+    const count = 30;
+    const dim = 8;
+    // All-positive rows (like pooled ReLU features): raw cosines crowd near 1.
+    const v = plantedVectors(count, dim, 6).map((x) => Math.abs(x) + 2);
+    const mean = new Float64Array(dim);
+    for (let i = 0; i < count; i++) for (let d = 0; d < dim; d++) mean[d] += v[i * dim + d] / count;
+    const centred = v.map((x, i) => x - mean[i % dim]);
+    const raw = await scanSimilarities(v, count, dim, { neighbors: 3, duplicateThreshold: 0.9, center: false });
+    const r = await scanSimilarities(v, count, dim, { neighbors: 3, duplicateThreshold: 0.9 });
+    expect(raw.pairs.length).toBeGreaterThan(100);
+    const expected: string[] = [];
+    for (let i = 0; i < count; i++)
+      for (let j = i + 1; j < count; j++) if (cosine(centred, dim, i, j) >= 0.9) expected.push(`${i}-${j}`);
+    expect(r.pairs.map((p) => `${p.a}-${p.b}`).sort()).toEqual(expected.sort());
+    expect(expected).toEqual(expect.arrayContaining(['0-1', '0-7', '1-7', '5-12']));
+    for (const p of r.pairs) expect(p.similarity).toBeCloseTo(cosine(centred, dim, p.a, p.b), 4);
   });
 
   it('lists planted near-duplicates and leaks no tensors', async () => {
@@ -87,7 +111,11 @@ describe('similarity scan', () => {
     const r = await scanSimilarities(v, count, dim, { neighbors: 5 });
     const order = rankOutliers(r.meanKnnSimilarity);
     expect(order[0]).toBe(39);
-    expect(r.meanKnnSimilarity[39]).toBeLessThan(0);
+    expect(r.meanKnnSimilarity[39]).toBeLessThan(r.meanKnnSimilarity[order[1]]);
+    // Uncentred, the isolated point points away from everything else.
+    const raw = await scanSimilarities(v, count, dim, { neighbors: 5, center: false });
+    expect(rankOutliers(raw.meanKnnSimilarity)[0]).toBe(39);
+    expect(raw.meanKnnSimilarity[39]).toBeLessThan(0);
   });
 
   it('cuts the pair list at maxPairs, most similar first', async () => {

@@ -21,6 +21,7 @@ interface EmbedCliOptions extends GlobalOptions {
   neighbors: number;
   outliers: number;
   map: boolean;
+  center: boolean;
   seed: number;
   mapEpochs?: number;
   inputSize?: number;
@@ -33,7 +34,7 @@ export function formatEmbedResult(r: EmbedFolderResult): string {
   const lines = [
     `Embedded ${r.images} of ${r.sourceImages} images (${r.dim}-d features) in ${r.seconds.toFixed(1)} s, model ${r.modelFile}`,
     `  embeddings       ${r.files.embeddings}`,
-    `  near-duplicates  ${r.files.duplicates}  (${r.duplicatePairs} pair(s) with cosine similarity >= ${r.duplicateThreshold}${r.duplicatePairsTruncated ? ', list cut' : ''})`,
+    `  near-duplicates  ${r.files.duplicates}  (${r.duplicatePairs} pair(s) with ${r.centered ? 'centred ' : ''}cosine similarity >= ${r.duplicateThreshold}${r.duplicatePairsTruncated ? ', list cut' : ''})`,
     `  outliers         ${r.files.outliers}  (${r.outliersListed} listed, lowest mean similarity to ${r.neighbors} neighbours first)`,
   ];
   if (r.files.map) lines.push(`  map              ${r.files.map}${r.labeled ? ' (coloured by label)' : ''}`);
@@ -73,6 +74,7 @@ export function registerEmbed(program: Command, setResult: (p: Promise<number>) 
       )
       .option('--outliers <n>', 'how many outliers to list', numberArg({ min: 0, integer: true }), 50)
       .option('--no-map', 'skip the 2-D map')
+      .option('--no-center', 'compare raw embeddings (default: subtract the mean embedding first)')
       .option('--seed <n>', 'seed of the map layout and of --limit sampling', numberArg({ integer: true }), 0)
       .option(
         '--map-epochs <n>',
@@ -115,6 +117,7 @@ Examples:
           neighbors: opts.neighbors,
           outliers: opts.outliers,
           map: opts.map,
+          center: opts.center,
           seed: opts.seed,
           mapEpochs: opts.mapEpochs,
           inputSize: opts.inputSize,
