@@ -45,7 +45,11 @@ const recipe = resolvePretrainRecipe(
     backbone: { arch: 'resnet18', widthMultiplier: Number(values.width), stem: 'small' },
     input: { size: 32, channels: 1 },
     data: { batchSize, limit: batchSize * steps, workers: 1 },
-    train: { epochs: 1, optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0 }, schedule: { name: 'constant' } },
+    train: {
+      epochs: 1,
+      optimizer: { name: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0 },
+      schedule: { name: 'constant' },
+    },
     monitor: { collapse: { everySteps: 0 } },
   },
   getTask,
@@ -67,12 +71,19 @@ const views = task.views(options, input).map((pipeline) => {
 const batch = { indices: Int32Array.from({ length: batchSize }, (_, i) => i), views };
 
 function build(seed) {
-  const backbone = createBackbone('resnet18', { inputChannels: 1, widthMultiplier: Number(values.width), stem: 'small', seed });
+  const backbone = createBackbone('resnet18', {
+    inputChannels: 1,
+    widthMultiplier: Number(values.width),
+    stem: 'small',
+    seed,
+  });
   const heads = task.createHeads(options, backbone.featureDim, createRng(seed).derive('heads'));
   const params = [];
-  for (const v of backbone.variables()) if (v.trainable) params.push({ name: `b.${v.name}`, variable: v.variable, kind: v.kind });
+  for (const v of backbone.variables())
+    if (v.trainable) params.push({ name: `b.${v.name}`, variable: v.variable, kind: v.kind });
   for (const [key, head] of Object.entries(task.headModules(heads)))
-    for (const v of head.variables()) if (v.trainable) params.push({ name: `h.${key}.${v.name}`, variable: v.variable, kind: v.kind });
+    for (const v of head.variables())
+      if (v.trainable) params.push({ name: `h.${key}.${v.name}`, variable: v.variable, kind: v.kind });
   return { backbone, heads, params };
 }
 
@@ -83,8 +94,15 @@ const tfOptimizer = tf.train.momentum(0.05, 0.9, true);
 
 async function ourStep(i) {
   const computed = await computeStep({
-    task, taskOptions: options, backbone: ours.backbone, heads: ours.heads, params: ours.params, batch,
-    rng: createRng(0).derive('step', 0, i), gradClipNorm: 0, measureSpread: false,
+    task,
+    taskOptions: options,
+    backbone: ours.backbone,
+    heads: ours.heads,
+    params: ours.params,
+    batch,
+    rng: createRng(0).derive('step', 0, i),
+    gradClipNorm: 0,
+    measureSpread: false,
   });
   tf.tidy(() => optimizer.apply(computed.grads, 0.05));
   computed.dispose();
@@ -93,7 +111,17 @@ async function ourStep(i) {
 function referenceStep(i) {
   const viewTensors = views.map((v) => tf.tensor(v.data, v.shape));
   const loss = tfOptimizer.minimize(
-    () => task.step({ backbone: reference.backbone, heads: reference.heads, views: viewTensors, training: true, rng: createRng(0).derive('step', 0, i) }, options).loss,
+    () =>
+      task.step(
+        {
+          backbone: reference.backbone,
+          heads: reference.heads,
+          views: viewTensors,
+          training: true,
+          rng: createRng(0).derive('step', 0, i),
+        },
+        options,
+      ).loss,
     true,
     reference.params.map((p) => p.variable),
   );
@@ -116,7 +144,9 @@ for (let i = 1; i <= steps; i++) {
   referenceMs += await time(() => referenceStep(i));
 }
 const load = os.loadavg()[0].toFixed(1);
-console.log(`task ${values.task}, ResNet-18 width ${values.width}, small stem, 32 px, batch ${batchSize}, ${steps} steps, load ${load}`);
+console.log(
+  `task ${values.task}, ResNet-18 width ${values.width}, small stem, 32 px, batch ${batchSize}, ${steps} steps, load ${load}`,
+);
 console.log(`  selfsup step (computeStep + SGD over variables): ${(oursMs / steps).toFixed(0)} ms/step`);
 console.log(`  reference (tf.train.momentum minimize):         ${(referenceMs / steps).toFixed(0)} ms/step`);
 console.log(`  ratio selfsup / reference: ${(oursMs / referenceMs).toFixed(3)}`);
@@ -131,6 +161,12 @@ const rows = result.metrics.stepRows();
 const computeMs = rows.reduce((n, r) => n + r.seconds * 1000, 0);
 const waitMs = rows.reduce((n, r) => n + r.dataWaitMs, 0);
 const images = rows.length * batchSize;
-console.log(`pretrain() on ${images} demo IDX images (${rows.length} steps, real loader, 1 checkpoint, metrics, curves, export), load ${os.loadavg()[0].toFixed(1)}`);
-console.log(`  wall ${(wallMs / 1000).toFixed(1)} s = ${(images / (wallMs / 1000)).toFixed(1)} img/s; in steps ${(computeMs / 1000).toFixed(1)} s = ${(images / (computeMs / 1000)).toFixed(1)} img/s`);
-console.log(`  data wait ${(waitMs / 1000).toFixed(2)} s (${((100 * waitMs) / wallMs).toFixed(1)}% of wall); other loop work ${(((wallMs - computeMs - waitMs) / wallMs) * 100).toFixed(1)}% of wall`);
+console.log(
+  `pretrain() on ${images} demo IDX images (${rows.length} steps, real loader, 1 checkpoint, metrics, curves, export), load ${os.loadavg()[0].toFixed(1)}`,
+);
+console.log(
+  `  wall ${(wallMs / 1000).toFixed(1)} s = ${(images / (wallMs / 1000)).toFixed(1)} img/s; in steps ${(computeMs / 1000).toFixed(1)} s = ${(images / (computeMs / 1000)).toFixed(1)} img/s`,
+);
+console.log(
+  `  data wait ${(waitMs / 1000).toFixed(2)} s (${((100 * waitMs) / wallMs).toFixed(1)}% of wall); other loop work ${(((wallMs - computeMs - waitMs) / wallMs) * 100).toFixed(1)}% of wall`,
+);
