@@ -220,7 +220,12 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
         (metadata.selfsup as BackboneManifest | undefined) ?? (existsSync(beside) ? readManifest(beside) : undefined);
       const config = mergeConfig(file, stored ? configOfManifest(stored) : {}, options);
       const backbone = createBackbone(config.arch, { ...config, init: 'none' });
-      layersModelToBackbone(model, backbone, file);
+      try {
+        layersModelToBackbone(model, backbone, file);
+      } catch (e) {
+        backbone.dispose();
+        throw e;
+      }
       const manifest = stored ?? buildManifest(config, backbone.featureDim, { model: path.basename(file) });
       return { backbone, manifest, weightsFile: file, format: 'tfjs' };
     } finally {
