@@ -244,6 +244,20 @@ describe('tfjs LayersModel', () => {
     original.dispose();
   });
 
+  it('rejects a model.json whose layers do not fit the architecture, leaking nothing', async () => {
+    const original = makeBackbone(11);
+    const dir = path.join(work, 'tfjs-wrong');
+    await saveBackboneTfjs(original, dir);
+    original.dispose();
+    const modelFile = path.join(dir, 'model.json');
+    const json = JSON.parse(readFileSync(modelFile, 'utf8'));
+    json.userDefinedMetadata.selfsup.architecture = 'resnet34';
+    writeFileSync(modelFile, JSON.stringify(json));
+    const before = tf.memory().numTensors;
+    await expect(loadBackbone(dir)).rejects.toThrow(`${modelFile}: has no layer "layer1.2.conv1"`);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('rejects truncated weights naming model.json', async () => {
     const original = makeBackbone(8);
     const dir = path.join(work, 'tfjs-cut');
