@@ -42,7 +42,19 @@ export function buildProgram(setResult: (p: Promise<number>) => void = () => {})
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .addHelpText(
+      'after',
+      `
+Every command takes --json (result as JSON on stdout), --quiet (no progress on stderr) and
+--backend auto|gpu|cpu|js. Exit codes: 0 ok, 1 failure (the message names the file), 2 usage
+(the message names the option or recipe key). Reference: docs/cli.md.
+
+Start here:
+  $ selfsup doctor          # is native TensorFlow in use, and how fast is it?
+  $ selfsup demo --quick    # the whole journey on the shipped sample, tiny budget
+  $ selfsup <command> --help`,
+    );
   for (const register of COMMANDS) register(program, setResult);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
