@@ -12,14 +12,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../pretext-tasks/registry.js';
 import type { ImageSource, RawImage } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
+import { readRecipeTree } from '../../src/recipes/load.js';
 import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { pretrain } from '../../src/train/loop.js';
 import { createRng } from '../../src/util/rng.js';
 
 const RECIPES_DIR = path.resolve('recipes');
+// Pretraining recipes are the top-level ones with a `task` (finetuning recipes have none).
 const recipeFiles = readdirSync(RECIPES_DIR)
-  .filter((f) => f.endsWith('.yaml') && !f.startsWith('finetune-'))
+  .filter((f) => f.endsWith('.yaml') && 'task' in readRecipeTree(path.join(RECIPES_DIR, f)))
   .sort();
 
 /** Noise images a little larger than the input, so crops and resizes do real work. */
