@@ -126,11 +126,15 @@ describe('parity with torchvision (eval and train mode)', () => {
       }
       const conv1 = named.get('conv1.weight')!;
       const conv1Grad = transposeHost(grads['conv1.weight'] as Float32Array, conv1.shape, HWIO_TO_OIHW);
-      const scale = (key: string) => Math.max(...Array.from(ref(key), Math.abs));
-      // Relative to the largest entry: float32 sums over 50 layers in another order (oneDNN or Eigen) differ by ~1e-3.
-      expect(maxAbsDiff(conv1Grad, ref('grad.conv1.weight')) / scale('grad.conv1.weight')).toBeLessThan(5e-3);
-      expect(maxAbsDiff(grads['layer1.0.bn1.weight'], ref('grad.layer1.0.bn1.weight'))).toBeLessThan(1e-4);
-      expect(maxAbsDiff(grads['layer1.0.bn1.bias'], ref('grad.layer1.0.bn1.bias'))).toBeLessThan(1e-4);
+      // Gradients relative to their largest entry: after backpropagating through 50 layers, float32 sums in
+      // another order (oneDNN's or Eigen's vs PyTorch's) differ by up to ~2e-3 of the scale; a wrong formula is O(1).
+      const relative = (actual: ArrayLike<number>, key: string) => {
+        const expected = ref(key);
+        return maxAbsDiff(actual, expected) / Math.max(...Array.from(expected, Math.abs));
+      };
+      expect(relative(conv1Grad, 'grad.conv1.weight')).toBeLessThan(5e-3);
+      expect(relative(grads['layer1.0.bn1.weight'], 'grad.layer1.0.bn1.weight')).toBeLessThan(5e-3);
+      expect(relative(grads['layer1.0.bn1.bias'], 'grad.layer1.0.bn1.bias')).toBeLessThan(5e-3);
 
       x.dispose();
       expect(tf.memory().numTensors).toBe(before);
