@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
@@ -116,6 +117,20 @@ describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => 
       expectClose(got.b, want.b);
     });
   }
+
+  it('matches PyTorch 1.13 (torch.optim.SGD / AdamW, fixture from scripts/reference/torch_optimizers.py)', () => {
+    const fixture = JSON.parse(readFileSync('test/train/fixtures/torch-optimizers.json', 'utf8'));
+    const torchCases: Array<[string, Partial<OptimizerConfig>]> = [
+      ['sgd momentum', { name: 'sgd', momentum: 0.9, weightDecay: 0.01 }],
+      ['sgd Nesterov', { name: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 0.05 }],
+      ['adamw', { name: 'adamw', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
+    ];
+    for (const [name, overrides] of torchCases) {
+      const got = runTf(config(overrides), fixture.lrs);
+      expectClose(got.w, fixture[name].w);
+      expectClose(got.b, fixture[name].b);
+    }
+  });
 
   it('weight decay skips biases and BatchNorm (zero gradient leaves them unchanged)', () => {
     const cfg = config({ name: 'sgd', momentum: 0, weightDecay: 0.5 });
