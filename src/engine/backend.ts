@@ -32,6 +32,8 @@ export interface EngineInfo {
   intraOpThreads: number;
   interOpThreads: number;
   cpus: number;
+  /** Whether TensorFlow's oneDNN kernels were requested (TF_ENABLE_ONEDNN_OPTS=1). */
+  oneDnn: boolean;
   /** Why the choice fell where it did; warnings for slow paths. */
   notes: string[];
 }
@@ -83,6 +85,11 @@ export function resolveBackendPreference(option?: string): BackendPreference {
 function loadNative(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): string {
   // TensorFlow's C++ logging is chatty at level 0; keep warnings and errors only unless asked.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
+  // TensorFlow 2.12 turns its oneDNN kernels on by default only on CPUs with
+  // AVX512-VNNI/BF16/AMX. On AVX2 machines they train a ResNet-18 ~1.7x faster
+  // than the Eigen kernels (docs/results.md, "Backbones"), so ask for them unless
+  // the user chose. Must be set before the library loads.
+  process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
   // biome-ignore lint/suspicious/noExplicitAny: the binding is untyped
   const mod = require(pkg) as any;
   const version: string | undefined = mod?.backend?.()?.binding?.TF_Version;
@@ -157,6 +164,7 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
     intraOpThreads: parseThreads(process.env.TF_NUM_INTRAOP_THREADS, cpus),
     interOpThreads: parseThreads(process.env.TF_NUM_INTEROP_THREADS, cpus),
     cpus,
+    oneDnn: process.env.TF_ENABLE_ONEDNN_OPTS === '1',
     notes,
   };
   return current;

@@ -92,6 +92,7 @@ export function formatDoctorReport(r: DoctorReport): string {
     `TensorFlow.js      ${e.tfjsVersion}`,
     `GPU                ${e.gpu ? 'yes' : 'no'}`,
     `threads            intra-op ${e.intraOpThreads}, inter-op ${e.interOpThreads} (cpus: ${e.cpus})`,
+    `oneDNN kernels     ${e.native ? (e.oneDnn ? 'on (TF_ENABLE_ONEDNN_OPTS=1)' : 'off (TF_ENABLE_ONEDNN_OPTS=0)') : 'n/a'}`,
     `sharp / libvips    ${r.sharp ? `${r.sharp.version} / ${r.sharp.libvips}` : 'not installed'}`,
     `node               ${r.node} on ${r.platform}`,
     `cpu                ${r.cpuModel}, ${r.totalMemoryGiB} GiB`,
