@@ -93,14 +93,13 @@ export function demoOverrides(quick: boolean, seed: number) {
     },
     finetune: {
       seed,
-      // The head first (so a random head does not wreck the features), then everything, fewer epochs than
-      // finetune-full.yaml. (Its middle stage, layer4 + head, is left out: a head -> layer4 -> all sequence
-      // currently fails with Adam, see the project's known issues.)
+      // Gradual unfreezing as in finetune-full.yaml (head, then layer4, then everything), fewer epochs.
       stages: quick
         ? [{ epochs: 1, trainable: ['head'] }]
         : [
             { epochs: 2, trainable: ['head'] },
-            { epochs: 4, trainable: ['all'] },
+            { epochs: 1, trainable: ['layer4', 'head'] },
+            { epochs: 3, trainable: ['all'] },
           ],
     },
   };
