@@ -424,6 +424,12 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     progress.finish('done');
     emit({ type: 'end', runDir, status: 'finished' });
     return { runDir, status: 'finished', metrics, losses };
+  } catch (error) {
+    if (!(error instanceof DivergenceError || error instanceof UsageError)) {
+      // Any other failure: say so in status.json; the last checkpoint stays the resume point.
+      await writeStatus(runDir, { status: 'failed', message: (error as Error).message, ...position }).catch(() => {});
+    }
+    throw error;
   } finally {
     optimizer.dispose();
     for (const head of Object.values(headModules)) head.dispose();
