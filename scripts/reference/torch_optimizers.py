@@ -5,6 +5,7 @@ with a changing learning rate on a weight (decayed) and a bias (no decay, its ow
 parameter group), from fixed gradients, and writes the final values as JSON.
 
     /usr/bin/python3 scripts/reference/torch_optimizers.py > test/train/fixtures/torch-optimizers.json
+    npx biome format --write test/train/fixtures/torch-optimizers.json
 """
 import json
 
