@@ -81,10 +81,16 @@ interface Axes {
   height: number;
 }
 
-function axes(frame: Frame, xr: [number, number], yr: [number, number], xTickLabels?: string[]): Axes {
+function axes(
+  frame: Frame,
+  xr: [number, number],
+  yr: [number, number],
+  xTickLabels?: string[],
+  rightMargin = MARGIN.right,
+): Axes {
   const width = frame.width ?? 640;
   const height = frame.height ?? 400;
-  const pw = width - MARGIN.left - MARGIN.right;
+  const pw = width - MARGIN.left - rightMargin;
   const ph = height - MARGIN.top - MARGIN.bottom;
   const sx = (x: number) => MARGIN.left + ((x - xr[0]) / (xr[1] - xr[0])) * pw;
   const sy = (y: number) => MARGIN.top + ph - ((y - yr[0]) / (yr[1] - yr[0])) * ph;
@@ -94,7 +100,7 @@ function axes(frame: Frame, xr: [number, number], yr: [number, number], xTickLab
   ];
   for (const t of ticks(yr[0], yr[1])) {
     if (t < yr[0] || t > yr[1]) continue;
-    svg.push(`<line x1="${MARGIN.left}" x2="${width - MARGIN.right}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`);
+    svg.push(`<line x1="${MARGIN.left}" x2="${width - rightMargin}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`);
     svg.push(`<text x="${MARGIN.left - 6}" y="${sy(t) + 4}" text-anchor="end" fill="#333">${fmt(t)}</text>`);
   }
   if (xTickLabels) {
@@ -179,7 +185,10 @@ export interface ScatterOptions extends Frame {
 export function scatterSvg(x: ArrayLike<number>, y: ArrayLike<number>, options: ScatterOptions = {}): string {
   const xr = finiteExtent(Array.from(x));
   const yr = finiteExtent(Array.from(y));
-  const a = axes({ width: 640, height: 560, ...options }, xr, yr);
+  // With a legend, it goes in a right-hand margin so it never covers points.
+  const names = options.labels && options.classNames ? options.classNames : undefined;
+  const legendWidth = names ? 40 + 7 * Math.max(...names.map((n) => n.length)) : 0;
+  const a = axes({ width: 640 + legendWidth, height: 560, ...options }, xr, yr, undefined, MARGIN.right + legendWidth);
   const r = options.radius ?? 2.2;
   for (let i = 0; i < x.length; i++) {
     const label = options.labels ? options.labels[i] : 0;
@@ -193,7 +202,7 @@ export function scatterSvg(x: ArrayLike<number>, y: ArrayLike<number>, options: 
       a.svg,
       options.classNames,
       options.classNames.map((_, i) => PALETTE[i % PALETTE.length]),
-      a.width - MARGIN.right - 130,
+      a.width - legendWidth,
       MARGIN.top + 16,
     );
   }

@@ -41,7 +41,7 @@ describe('plots', () => {
         500,
         300,
       ],
-      ['scatter.png', scatterSvg([0, 1, 2], [1, 0, 2], { labels: [0, 1, 2], classNames: ['a', 'b', 'c'] }), 640, 560],
+      ['scatter.png', scatterSvg([0, 1, 2], [1, 0, 2], { labels: [0, 1, 2], classNames: ['a', 'b', 'c'] }), 687, 560],
       ['reliability.png', reliabilitySvg([0.55, 0.95], [0.5, 0.9], [10, 20], { width: 400, height: 400 }), 400, 400],
       [
         'bars.png',
