@@ -63,10 +63,13 @@ describe('selfsup embed (subprocess)', () => {
     expect(readArrowTable(path.join(out, 'outliers.arrow')).numRows).toBe(12);
   });
 
-  it('prints the output paths for humans', async () => {
+  it('prints the output paths for humans, and plain progress lines on stderr', async () => {
     const out = path.join(dir, 'out-text');
-    const r = await runCli(['embed', model, '--data', images, '--out', out, '--no-map', '--quiet']);
+    const r = await runCli(['embed', model, '--data', images, '--out', out, '--no-map']);
     expect(r.code, r.stderr).toBe(0);
+    // Not a terminal: progress as plain lines on stderr, no escape codes.
+    expect(r.stderr).toMatch(/^embed 13\/13 \(100%\)/m);
+    expect(r.stderr).not.toContain(String.fromCharCode(27));
     expect(r.stdout).toContain(`embeddings       ${path.join(out, 'embeddings.arrow')}`);
     expect(r.stdout).toContain('skipped          1 unreadable image(s)');
     expect(existsSync(path.join(out, 'map.png'))).toBe(false);
