@@ -127,6 +127,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     {
       labels: options.labels,
       test: options.test,
+      testLimit: options.testLimit,
       unlabeled: wantsFixMatch ? options.unlabeled : undefined,
       unlabeledLimit: options.unlabeledLimit,
     },
