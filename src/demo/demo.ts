@@ -4,7 +4,7 @@
  * (safetensors + tfjs), finetune on the labeled folders and report on the test
  * folders, embed the test images. Every step is a library call of its own.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getTask } from '../../pretext-tasks/registry.js';
@@ -108,6 +108,7 @@ export function demoOverrides(quick: boolean, seed: number) {
 /** Makes `out` ready: refuses a non-empty folder the demo did not make; clears a previous demo. */
 function prepareOut(out: string): void {
   if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new UsageError(`${out} is a file; pass a folder as --out`);
   const entries = readdirSync(out);
   if (entries.length === 0) return;
   if (!entries.includes(MARKER)) {
