@@ -68,6 +68,7 @@ export function siblingIdxLabels(imagesFile: string): string | undefined {
   return guess !== imagesFile && existsSync(guess) ? guess : undefined;
 }
 
+/** Class names from a `classes.txt` (one per line, in label order) beside the file or one folder up. */
 function classNamesNear(file: string): string[] | undefined {
   for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {
     const candidate = path.join(dir, 'classes.txt');
