@@ -109,13 +109,13 @@ export async function scanSimilarities(
       const hitCount = (await hits.count.data())[0];
       if (hitCount > 0) {
         const where = await tf.whereAsync(hits.mask); // [M, 2] (row in block, column)
+        // Only the M hit values leave the device, not the whole [b, N] block.
+        const hitValues = tf.gatherND(hits.similarity, where); // [M]
         const found = await where.data();
-        const sims = await hits.similarity.data();
-        where.dispose();
-        for (let m = 0; m < found.length; m += 2) {
-          const row = found[m];
-          const column = found[m + 1];
-          pairs.push({ a: start + row, b: column, similarity: sims[row * count + column] });
+        const sims = await hitValues.data();
+        tf.dispose([where, hitValues]);
+        for (let m = 0; m < sims.length; m++) {
+          pairs.push({ a: start + found[2 * m], b: found[2 * m + 1], similarity: sims[m] });
         }
         if (pairs.length > 2 * maxPairs) {
           pairs = sortPairs(pairs).slice(0, maxPairs);
