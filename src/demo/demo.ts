@@ -131,7 +131,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const test = path.join(data, 'test');
   for (const sub of ['unlabeled', 'labeled', 'test']) {
     if (!existsSync(path.join(data, sub))) {
-      throw new InputError(path.join(data, sub), 'missing: the demo data folder needs unlabeled/, labeled/ and test/');
+      throw new InputError(
+        path.join(data, sub),
+        'missing: the demo data folder needs unlabeled/, labeled/ and test/ (they ship in the git repository, not in the npm package; pass --data <folder>)',
+      );
     }
   }
   prepareOut(out);

@@ -54,7 +54,7 @@ describe('selfsup demo (subprocess)', () => {
     const r = await runCli(['demo', '--quick', '--out', path.join(dir, 'other'), '--data', dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
-      `selfsup: ${path.join(dir, 'unlabeled')}: missing: the demo data folder needs unlabeled/, labeled/ and test/`,
+      `selfsup: ${path.join(dir, 'unlabeled')}: missing: the demo data folder needs unlabeled/, labeled/ and test/ (they ship in the git repository, not in the npm package; pass --data <folder>)`,
     );
   });
 });
