@@ -75,8 +75,8 @@ Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mea
 budget.png (bars with error bars), budget.json.
 
 Examples:
-  $ selfsup budget recipes/finetune-full.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
-      --test /usr/share/datasets/fashion-mnist --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
+  $ selfsup budget recipes/finetune-budget-long.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
+      --test /usr/share/datasets/fashion-mnist --test-limit 2000 --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
   $ selfsup budget recipes/finetune-fixmatch.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
       ),
