@@ -23,8 +23,35 @@ export interface DecodeOptions {
   maxShorterSide?: number;
 }
 
-/** Turns a sharp/libvips/file-system error into a short reason for manifests and error messages. */
-export function describeDecodeError(error: unknown): string {
+/**
+ * True when the bytes start like a JPEG, PNG or GIF but lack that format's end
+ * marker (JPEG EOI, PNG IEND chunk, GIF trailer) near the end: a cut-off file.
+ */
+export function missingEndMarker(bytes: Buffer): boolean {
+  const tail = bytes.subarray(Math.max(0, bytes.length - 64));
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) {
+    for (let i = tail.length - 2; i >= 0; i--) if (tail[i] === 0xff && tail[i + 1] === 0xd9) return false;
+    return true;
+  }
+  if (bytes.length >= 8 && bytes.readUInt32BE(0) === 0x89504e47) return !tail.includes('IEND');
+  if (bytes.length >= 6 && bytes.subarray(0, 4).toString('latin1') === 'GIF8') return !tail.includes(0x3b);
+  return false;
+}
+
+/**
+ * Turns a sharp/libvips/file-system error into a short reason for manifests and
+ * error messages. libvips can lose its message when decodes fail concurrently
+ * ("Unknown error"); given the file's bytes, a cut-off file is still named as such.
+ */
+export function describeDecodeError(error: unknown, bytes?: Buffer): string {
+  const reason = classifyDecodeError(error);
+  if (bytes && reason.startsWith('corrupt') && missingEndMarker(bytes)) {
+    return `truncated: the file ends before the image's end marker (${reason.slice('corrupt: '.length)})`;
+  }
+  return reason;
+}
+
+function classifyDecodeError(error: unknown): string {
   const err = error as NodeJS.ErrnoException;
   const message = String(err?.message ?? error);
   if (err?.code === 'EACCES' || err?.code === 'EPERM') return 'unreadable: permission denied';
@@ -79,7 +106,7 @@ export async function decodeImage(
       );
       if (size === 0) throw new InputError(name, 'empty file (0 bytes)');
     }
-    throw new InputError(name, describeDecodeError(e));
+    throw new InputError(name, describeDecodeError(e, Buffer.isBuffer(input) ? input : undefined));
   }
 }
 

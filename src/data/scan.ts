@@ -119,7 +119,7 @@ async function inspectFile(
     const header = await probeImage(data, decode);
     Object.assign(row, header, { status: 'ok' });
   } catch (e) {
-    row.error = describeDecodeError(e);
+    row.error = describeDecodeError(e, data);
     // libvips keeps one error buffer per process: concurrent failures can lose the
     // message ("Unknown error"). Probe again alone to get the real reason.
     if (/unknown error/i.test(row.error)) row.error = await probeAlone(data, decode);
@@ -135,7 +135,7 @@ async function probeAlone(data: Buffer, decode: DecodeOptions): Promise<string> 
       await probeImage(data, decode);
       return 'corrupt: decoding failed only when run concurrently';
     } catch (e) {
-      return describeDecodeError(e);
+      return describeDecodeError(e, data);
     }
   });
   probeLock = run;
