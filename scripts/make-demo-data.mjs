@@ -29,11 +29,13 @@ function readIdx(file) {
   return { shape, data: buf.subarray(4 + 4 * dims) };
 }
 
-function idxBytes(kind, shape, data) {
+function idxBytes(shape, data) {
   const header = Buffer.alloc(4 + 4 * shape.length);
   header[2] = 0x08; // unsigned byte
   header[3] = shape.length;
-  shape.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  shape.forEach((d, i) => {
+    header.writeUInt32BE(d, 4 + 4 * i);
+  });
   return gzipSync(Buffer.concat([header, Buffer.from(data)]), { level: 9 });
 }
 
@@ -49,7 +51,10 @@ const order = (n) => {
   return p;
 };
 const pixels = (set, i) => set.images.data.subarray(i * 784, (i + 1) * 784);
-const png = (set, i) => sharp(Buffer.from(pixels(set, i)), { raw: { width: 28, height: 28, channels: 1 } }).png({ compressionLevel: 9 }).toBuffer();
+const png = (set, i) =>
+  sharp(Buffer.from(pixels(set, i)), { raw: { width: 28, height: 28, channels: 1 } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
 
 rmSync(out, { recursive: true, force: true });
 const trainOrder = order(train.labels.shape[0]);
@@ -95,9 +100,23 @@ mkdirSync(path.join(out, 'idx'), { recursive: true });
 const idxTrain = rest.slice(2000, 3000);
 const idxTest = testOrder.slice(0, 500);
 const gather = (set, ids) => Buffer.concat(ids.map((i) => pixels(set, i)));
-writeFileSync(path.join(out, 'idx', 'train-images-idx3-ubyte.gz'), idxBytes('images', [idxTrain.length, 28, 28], gather(train, idxTrain)));
-writeFileSync(path.join(out, 'idx', 'train-labels-idx1-ubyte.gz'), idxBytes('labels', [idxTrain.length], Buffer.from(idxTrain.map((i) => train.labels.data[i]))));
-writeFileSync(path.join(out, 'idx', 't10k-images-idx3-ubyte.gz'), idxBytes('images', [idxTest.length, 28, 28], gather(test, idxTest)));
-writeFileSync(path.join(out, 'idx', 't10k-labels-idx1-ubyte.gz'), idxBytes('labels', [idxTest.length], Buffer.from(idxTest.map((i) => test.labels.data[i]))));
+writeFileSync(
+  path.join(out, 'idx', 'train-images-idx3-ubyte.gz'),
+  idxBytes([idxTrain.length, 28, 28], gather(train, idxTrain)),
+);
+writeFileSync(
+  path.join(out, 'idx', 'train-labels-idx1-ubyte.gz'),
+  idxBytes([idxTrain.length], Buffer.from(idxTrain.map((i) => train.labels.data[i]))),
+);
+writeFileSync(
+  path.join(out, 'idx', 't10k-images-idx3-ubyte.gz'),
+  idxBytes([idxTest.length, 28, 28], gather(test, idxTest)),
+);
+writeFileSync(
+  path.join(out, 'idx', 't10k-labels-idx1-ubyte.gz'),
+  idxBytes([idxTest.length], Buffer.from(idxTest.map((i) => test.labels.data[i]))),
+);
 writeFileSync(path.join(out, 'classes.txt'), `${CLASSES.join('\n')}\n`);
-console.log(`wrote ${out}: ${labeled.length} labeled, ${unlabeled.length} unlabeled (+2 broken), 1000 test, idx 1000+500`);
+console.log(
+  `wrote ${out}: ${labeled.length} labeled, ${unlabeled.length} unlabeled (+2 broken), 1000 test, idx 1000+500`,
+);

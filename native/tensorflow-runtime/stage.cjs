@@ -129,7 +129,8 @@ function ensureCachedRuntime(version) {
     return dir;
   }
   const python = findPython();
-  if (!python) throw new Error('no Python 3 with pip was found (needed to run `pip download`); set PYTHON=/path/to/python3');
+  if (!python)
+    throw new Error('no Python 3 with pip was found (needed to run `pip download`); set PYTHON=/path/to/python3');
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -139,11 +140,27 @@ function ensureCachedRuntime(version) {
     if (!wheel) {
       const dl = path.join(tmp, 'download');
       log(`fetching tensorflow-cpu==${version} with pip download (about 230 MB, once)`);
-      const args = ['-m', 'pip', 'download', '--no-deps', '--only-binary=:all:', '--python-version', '3.11',
-        '--platform', 'manylinux2014_x86_64', '--disable-pip-version-check', '-d', dl, `tensorflow-cpu==${version}`];
+      const args = [
+        '-m',
+        'pip',
+        'download',
+        '--no-deps',
+        '--only-binary=:all:',
+        '--python-version',
+        '3.11',
+        '--platform',
+        'manylinux2014_x86_64',
+        '--disable-pip-version-check',
+        '-d',
+        dl,
+        `tensorflow-cpu==${version}`,
+      ];
       const r = cp.spawnSync(python, args, { stdio: ['ignore', 'inherit', 'inherit'] });
       if (r.status !== 0) throw new Error(`\`${python} ${args.join(' ')}\` exited with ${r.status}`);
-      wheel = fs.readdirSync(dl).filter((f) => f.endsWith('.whl')).map((f) => path.join(dl, f))[0];
+      wheel = fs
+        .readdirSync(dl)
+        .filter((f) => f.endsWith('.whl'))
+        .map((f) => path.join(dl, f))[0];
       if (!wheel) throw new Error('pip download finished but left no .whl file');
     }
     log(`extracting the C runtime from ${path.basename(wheel)}`);
@@ -151,12 +168,20 @@ function ensureCachedRuntime(version) {
     if (r.status !== 0) throw new Error(`extracting ${wheel} failed: ${r.stderr.trim().split('\n').pop()}`);
     const lib = path.join(tmp, 'lib', 'libtensorflow_cc.so.2');
     if (!fs.existsSync(lib)) {
-      throw new Error(`tensorflow-cpu ${version} has no libtensorflow_cc.so.2 (wheels before 2.12 keep the C API inside the Python extension); use 2.12 or newer`);
+      throw new Error(
+        `tensorflow-cpu ${version} has no libtensorflow_cc.so.2 (wheels before 2.12 keep the C API inside the Python extension); use 2.12 or newer`,
+      );
     }
     const sym = exportsCApi([lib, path.join(tmp, 'lib', 'libtensorflow_framework.so.2')]);
-    if (sym.checked && sym.missing.length) throw new Error(`libtensorflow_cc.so.2 of ${version} (with libtensorflow_framework.so.2) lacks ${sym.missing.join(', ')}`);
+    if (sym.checked && sym.missing.length)
+      throw new Error(
+        `libtensorflow_cc.so.2 of ${version} (with libtensorflow_framework.so.2) lacks ${sym.missing.join(', ')}`,
+      );
     fs.rmSync(path.join(tmp, 'download'), { recursive: true, force: true });
-    fs.writeFileSync(path.join(tmp, 'COMPLETE'), JSON.stringify({ version, source: 'tensorflow-cpu wheel', date: new Date().toISOString() }));
+    fs.writeFileSync(
+      path.join(tmp, 'COMPLETE'),
+      JSON.stringify({ version, source: 'tensorflow-cpu wheel', date: new Date().toISOString() }),
+    );
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);
   } catch (e) {
@@ -186,7 +211,10 @@ function stage(runtimeDir, tfjsNodeDir, version) {
   const lib = path.join(deps, 'lib');
   fs.mkdirSync(lib, { recursive: true });
   const main = `libtensorflow.so.${TFJS_LIB_VERSION}`;
-  linkOrCopy(path.join(runtimeDir, 'lib', 'libtensorflow_framework.so.2'), path.join(lib, 'libtensorflow_framework.so.2'));
+  linkOrCopy(
+    path.join(runtimeDir, 'lib', 'libtensorflow_framework.so.2'),
+    path.join(lib, 'libtensorflow_framework.so.2'),
+  );
   // Written last: its presence is what tells tfjs-node the runtime is ready.
   linkOrCopy(path.join(runtimeDir, 'lib', 'libtensorflow_cc.so.2'), path.join(lib, `${main}.partial`));
   symlink(main, path.join(lib, 'libtensorflow.so'));
@@ -242,5 +270,5 @@ async function main() {
 }
 
 main().catch((e) => {
-  log(`unexpected error: ${e && e.stack ? e.stack : e}`);
+  log(`unexpected error: ${e?.stack ?? e}`);
 });
