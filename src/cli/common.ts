@@ -127,3 +127,18 @@ export function reportError(err: unknown, json = false): number {
   if (json) process.stdout.write(`${JSON.stringify({ error: message, exitCode: code })}\n`);
   return code;
 }
+
+/** `--unlabeled-limit` and `--test-limit`, shared by the commands that finetune (finetune, budget). */
+export function withSubsetLimitOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--unlabeled-limit <n>',
+      'use a seeded sample of at most n unlabeled images',
+      numberArg({ integer: true, min: 1 }),
+    )
+    .option(
+      '--test-limit <n>',
+      'evaluate on a stratified seeded sample of at most n --test images',
+      numberArg({ integer: true, min: 1 }),
+    );
+}

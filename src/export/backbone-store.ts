@@ -58,6 +58,15 @@ function safetensorsBytes(backbone: Backbone, manifest: BackboneManifest, option
   );
 }
 
+/** The manifest of `backbone` written with `files`. */
+function manifestFor(
+  backbone: Backbone,
+  files: Parameters<typeof buildManifest>[2],
+  extras: ManifestExtras,
+): BackboneManifest {
+  return buildManifest(backbone.config, backbone.featureDim, files, extras, numBatchesTracked(backbone));
+}
+
 /**
  * Writes a backbone directory atomically: `<dir>/backbone.safetensors` (torchvision
  * names; loads into torchvision with `load_state_dict(strict=False)`) and
@@ -69,13 +78,7 @@ export async function saveBackbone(
   extras: ManifestExtras = {},
   options: SaveBackboneOptions = {},
 ): Promise<BackboneManifest> {
-  const manifest = buildManifest(
-    backbone.config,
-    backbone.featureDim,
-    { weights: BACKBONE_WEIGHTS_FILE },
-    extras,
-    numBatchesTracked(backbone),
-  );
+  const manifest = manifestFor(backbone, { weights: BACKBONE_WEIGHTS_FILE }, extras);
   if (options.fc) manifest.fcClasses = options.fc.outputDim;
   const bytes = safetensorsBytes(backbone, manifest, options);
   await writeDirAtomic(dir, async (tmp) => {
@@ -91,13 +94,7 @@ export async function saveBackboneTfjs(
   dir: string,
   extras: ManifestExtras = {},
 ): Promise<BackboneManifest> {
-  const manifest = buildManifest(
-    backbone.config,
-    backbone.featureDim,
-    { model: TFJS_MODEL_FILE, weights: TFJS_WEIGHTS_FILE },
-    extras,
-    numBatchesTracked(backbone),
-  );
+  const manifest = manifestFor(backbone, { model: TFJS_MODEL_FILE, weights: TFJS_WEIGHTS_FILE }, extras);
   const model = backboneToLayersModel(backbone, manifest.inputSize);
   try {
     await writeDirAtomic(dir, async (tmp) => {
@@ -117,13 +114,7 @@ export async function saveBackboneSafetensorsFile(
   extras: ManifestExtras = {},
   options: SaveBackboneOptions = {},
 ): Promise<BackboneManifest> {
-  const manifest = buildManifest(
-    backbone.config,
-    backbone.featureDim,
-    { weights: path.basename(file) },
-    extras,
-    numBatchesTracked(backbone),
-  );
+  const manifest = manifestFor(backbone, { weights: path.basename(file) }, extras);
   if (options.fc) manifest.fcClasses = options.fc.outputDim;
   await writeFileAtomic(file, safetensorsBytes(backbone, manifest, options));
   await writeManifest(file.replace(/\.safetensors$/, '') + '.manifest.json', manifest);

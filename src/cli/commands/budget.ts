@@ -11,6 +11,7 @@ import {
   requireExists,
   startEngine,
   withGlobalOptions,
+  withSubsetLimitOptions,
 } from '../common.js';
 
 interface BudgetCliOptions extends GlobalOptions {
@@ -38,39 +39,33 @@ export function parseIntegerList(value: string, option: string, min = 0): number
 
 export function registerBudget(program: Command, setResult: (p: Promise<number>) => void): void {
   withGlobalOptions(
-    program
-      .command('budget')
-      .description(
-        'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
-      )
-      .argument('<recipe>', 'the finetuning recipe every run uses (recipes/finetune-*.yaml)')
-      .requiredOption(
-        '--backbone <path>',
-        'the pretrained backbone: a run folder, an export folder or a .safetensors file',
-      )
-      .requiredOption('--labels <path>', 'the labeled pool the N per class are drawn from (class folders, table, IDX)')
-      .requiredOption('--out <dir>', 'output folder (replaced atomically)')
-      .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
-      .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
-      .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
-      .option('--arms <list>', `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}`, 'scratch,pretrained')
-      .option(
-        '--unlabeled <path>',
-        'unlabeled images for pretrained+fixmatch (default: the labeled pool, labels hidden)',
-      )
-      .option(
-        '--unlabeled-limit <n>',
-        'use a seeded sample of at most n unlabeled images',
-        numberArg({ integer: true, min: 1 }),
-      )
-      .option(
-        '--test-limit <n>',
-        'evaluate on a stratified seeded sample of at most n --test images',
-        numberArg({ integer: true, min: 1 }),
-      )
-      .addHelpText(
-        'after',
-        `
+    withSubsetLimitOptions(
+      program
+        .command('budget')
+        .description(
+          'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
+        )
+        .argument('<recipe>', 'the finetuning recipe every run uses (recipes/finetune-*.yaml)')
+        .requiredOption(
+          '--backbone <path>',
+          'the pretrained backbone: a run folder, an export folder or a .safetensors file',
+        )
+        .requiredOption(
+          '--labels <path>',
+          'the labeled pool the N per class are drawn from (class folders, table, IDX)',
+        )
+        .requiredOption('--out <dir>', 'output folder (replaced atomically)')
+        .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
+        .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
+        .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
+        .option('--arms <list>', `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}`, 'scratch,pretrained')
+        .option(
+          '--unlabeled <path>',
+          'unlabeled images for pretrained+fixmatch (default: the labeled pool, labels hidden)',
+        )
+        .addHelpText(
+          'after',
+          `
 Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mean ± std per arm and N),
 budget.png (bars with error bars), budget.json.
 
@@ -79,7 +74,8 @@ Examples:
       --test /usr/share/datasets/fashion-mnist --test-limit 2000 --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
   $ selfsup budget recipes/finetune-fixmatch.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
-      ),
+        ),
+    ),
   ).action((recipeFile: string, opts: BudgetCliOptions) => {
     setResult(
       (async () => {

@@ -11,6 +11,7 @@ import {
   requireExists,
   startEngine,
   withGlobalOptions,
+  withSubsetLimitOptions,
 } from '../common.js';
 
 interface FinetuneCliOptions extends GlobalOptions {
@@ -62,60 +63,51 @@ export function formatFinetuneSummary(s: FinetuneSummary): string {
 
 export function registerFinetune(program: Command, setResult: (p: Promise<number>) => void): void {
   withGlobalOptions(
-    program
-      .command('finetune')
-      .description(
-        'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
-      )
-      .argument('<recipe>', 'a finetuning recipe (recipes/finetune-*.yaml)')
-      .requiredOption(
-        '--backbone <path>',
-        'a pretraining run folder, a backbone export folder, or a torchvision .safetensors file',
-      )
-      .requiredOption(
-        '--labels <path>',
-        'labeled images: class folders, a .csv/.arrow table (path,label), an IDX file, or a folder of IDX files',
-      )
-      .requiredOption('--out <dir>', 'output model folder (replaced atomically)')
-      .option(
-        '--unlabeled <path>',
-        'unlabeled images for FixMatch (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
-      )
-      .option(
-        '--test <path>',
-        'labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)',
-      )
-      .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
-      .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
-      .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
-      .option(
-        '--minority <classes>',
-        'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
-      )
-      .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
-      .option(
-        '--flip-labels <fraction>',
-        'experiment: flip this fraction of training labels (the label review reports precision at k)',
-        numberArg({ min: 0, max: 0.9 }),
-      )
-      .option(
-        '--subset-seed <n>',
-        'seed of the experiment subsets (default: the recipe seed)',
-        numberArg({ integer: true, min: 0 }),
-      )
-      .option(
-        '--unlabeled-limit <n>',
-        'use a seeded sample of at most n unlabeled images',
-        numberArg({ integer: true, min: 1 }),
-      )
-      .option(
-        '--test-limit <n>',
-        'evaluate on a stratified seeded sample of at most n --test images',
-        numberArg({ integer: true, min: 1 }),
-      )
-      .addHelpText(
-        'after',
-        `
+    withSubsetLimitOptions(
+      program
+        .command('finetune')
+        .description(
+          'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
+        )
+        .argument('<recipe>', 'a finetuning recipe (recipes/finetune-*.yaml)')
+        .requiredOption(
+          '--backbone <path>',
+          'a pretraining run folder, a backbone export folder, or a torchvision .safetensors file',
+        )
+        .requiredOption(
+          '--labels <path>',
+          'labeled images: class folders, a .csv/.arrow table (path,label), an IDX file, or a folder of IDX files',
+        )
+        .requiredOption('--out <dir>', 'output model folder (replaced atomically)')
+        .option(
+          '--unlabeled <path>',
+          'unlabeled images for FixMatch (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
+        )
+        .option(
+          '--test <path>',
+          'labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)',
+        )
+        .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
+        .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
+        .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
+        .option(
+          '--minority <classes>',
+          'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
+        )
+        .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
+        .option(
+          '--flip-labels <fraction>',
+          'experiment: flip this fraction of training labels (the label review reports precision at k)',
+          numberArg({ min: 0, max: 0.9 }),
+        )
+        .option(
+          '--subset-seed <n>',
+          'seed of the experiment subsets (default: the recipe seed)',
+          numberArg({ integer: true, min: 0 }),
+        )
+        .addHelpText(
+          'after',
+          `
 Outputs in --out: classifier.json + classifier.safetensors (the model), backbone/ (finetuned backbone,
 torchvision names), recipe.yaml (resolved), history.arrow, report/ (report.json, report.md,
 predictions.arrow, confusion.arrow/.png, reliability.png), label-review.arrow, imbalance.json, summary.json.
@@ -127,7 +119,8 @@ Examples:
       --unlabeled data/fashion-mnist-demo/unlabeled --out models/fixmatch
   $ selfsup finetune recipes/finetune-focal.yaml --backbone exports/resnet18 --labels /data/fmnist --test /data/fmnist \\
       --per-class 100 --minority 0,2,4,6,8 --minority-factor 0.1 --out models/focal-imbalanced`,
-      ),
+        ),
+    ),
   ).action((recipeFile: string, opts: FinetuneCliOptions) => {
     setResult(
       (async () => {
