@@ -41,6 +41,12 @@ export type AugmentStep =
   | { op: 'randomGrayscale'; p?: number }
   | { op: 'gaussianBlur'; p?: number; sigma?: [number, number]; kernelSize?: number }
   | { op: 'solarize'; p?: number; threshold?: number }
+  /**
+   * Random erasing / Cutout (Zhong et al., 2017; DeVries & Taylor, 2017): with probability p,
+   * one rectangle of area fraction in `scale` and aspect ratio (log-uniform) in `ratio`
+   * is filled with `value` (0-1 scale, every channel).
+   */
+  | { op: 'randomErasing'; p?: number; scale?: [number, number]; ratio?: [number, number]; value?: number }
   /** Rotate by k*90 degrees; `k` fixed, or random in {0,1,2,3} when omitted. */
   | { op: 'rotate90'; k?: 0 | 1 | 2 | 3 }
   /**

@@ -138,7 +138,11 @@ export function weakView(size: number, mean: number[], std: number[]): PipelineS
   ];
 }
 
-/** Default strong view: weak geometry plus color jitter, grayscale, blur and solarize. */
+/**
+ * Default strong view: a wider crop, flip, color jitter, grayscale, blur, solarize, and a
+ * Cutout-style erased rectangle on every image (FixMatch's strong augmentation always ends
+ * with Cutout, up to half the side).
+ */
 export function strongView(size: number, mean: number[], std: number[]): PipelineSpec {
   return [
     { op: 'randomResizedCrop', size, scale: [0.5, 1] },
@@ -146,7 +150,8 @@ export function strongView(size: number, mean: number[], std: number[]): Pipelin
     { op: 'colorJitter', p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
     { op: 'randomGrayscale', p: 0.2 },
     { op: 'gaussianBlur', p: 0.5, sigma: [0.1, 1.5] },
-    { op: 'solarize', p: 0.2, threshold: 128 },
+    { op: 'solarize', p: 0.2, threshold: 0.5 },
+    { op: 'randomErasing', p: 1, scale: [0.02, 0.25], ratio: [0.3, 3.3], value: 0.5 },
     { op: 'normalize', mean, std },
   ];
 }

@@ -13,6 +13,8 @@
  * Synchronous: safe inside tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
+import { eraseRect, erasingBox } from '../data/augment/geometry.js';
+import { STEP_DEFAULTS } from '../data/augment/pipeline.js';
 import type { AugmentStep, PipelineSpec } from '../data/types.js';
 import { UsageError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
@@ -163,11 +165,27 @@ function applyStep(x: tf.Tensor4D, step: AugmentStep, rng: Rng): tf.Tensor4D {
       return tf.add(tf.mul(mask, blurred), tf.mul(tf.sub(1, mask), x)) as tf.Tensor4D;
     }
     case 'solarize': {
-      const { mask, any } = perSampleMask(batch, step.p ?? 0.2, rng);
+      const { mask, any } = perSampleMask(batch, step.p ?? STEP_DEFAULTS.solarize.p, rng);
       if (!any) return x;
-      const threshold = (step.threshold ?? 128) / 255;
+      // The same 0-1 scale as the per-image pipeline (docs/data.md).
+      const threshold = step.threshold ?? STEP_DEFAULTS.solarize.threshold;
       const solarized = tf.where(tf.greaterEqual(x, threshold), tf.sub(1, x), x);
       return tf.add(tf.mul(mask, solarized), tf.mul(tf.sub(1, mask), x)) as tf.Tensor4D;
+    }
+    case 'randomErasing': {
+      const d = STEP_DEFAULTS.randomErasing;
+      const erase = new Float32Array(batch * h * w);
+      let any = false;
+      for (let i = 0; i < batch; i++) {
+        if (!rng.chance(step.p ?? d.p)) continue;
+        const box = erasingBox(h, w, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
+        if (!box) continue;
+        eraseRect({ data: erase.subarray(i * h * w, (i + 1) * h * w), width: w, height: h, channels: 1 }, box, 1);
+        any = true;
+      }
+      if (!any) return x;
+      const m = tf.tensor4d(erase, [batch, h, w, 1]);
+      return tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, step.value ?? d.value)) as tf.Tensor4D;
     }
     case 'rotate90': {
       if (h !== w) throw new UsageError('rotate90 needs square images in finetuning views');

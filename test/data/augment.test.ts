@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { adjustHue, colorJitter, gaussianBlur, solarize, toGrayscale } from '../../src/data/augment/color.js';
 import {
   centerCrop,
+  erasingBox,
   flipHorizontal,
   flipVertical,
   jigsawTiles,
@@ -176,9 +177,59 @@ describe('colour ops', () => {
 });
 
 describe('pipelines', () => {
+  it('randomErasing fills one rectangle (area in scale, inside the image) with the value; p 0 is the identity', () => {
+    const raw = card(20, 16);
+    const original = runPipeline(raw, [{ op: 'centerCrop', size: 16 }], createRng(1)).data;
+    for (let seed = 0; seed < 20; seed++) {
+      const step = { op: 'randomErasing' as const, p: 1, scale: [0.05, 0.2] as [number, number], value: 0.25 };
+      const out = runPipeline(raw, [{ op: 'centerCrop', size: 16 }, step], createRng(seed)).data;
+      // The box the same stream draws (the crop draws nothing, the chance draw comes first).
+      const rng = createRng(seed);
+      rng.chance(1);
+      const box = erasingBox(16, 16, [0.05, 0.2], [0.3, 3.3], rng);
+      expect(box).not.toBeNull();
+      const [top, left, h, w] = box!;
+      expect(top + h).toBeLessThanOrEqual(16);
+      expect(left + w).toBeLessThanOrEqual(16);
+      let erased = 0;
+      for (let y = 0; y < 16; y++) {
+        for (let x = 0; x < 16; x++) {
+          const inside = y >= top && y < top + h && x >= left && x < left + w;
+          for (let c = 0; c < 3; c++) {
+            const i = (y * 16 + x) * 3 + c;
+            if (inside) expect(out[i]).toBe(0.25);
+            else expect(out[i]).toBe(original[i]);
+          }
+          if (inside) erased++;
+        }
+      }
+      // Rounding the sides moves the area a little outside the drawn fraction.
+      expect(erased / 256).toBeGreaterThan(0.03);
+      expect(erased / 256).toBeLessThan(0.25);
+    }
+    const kept = runPipeline(
+      raw,
+      [
+        { op: 'centerCrop', size: 16 },
+        { op: 'randomErasing', p: 0 },
+      ],
+      createRng(3),
+    ).data;
+    expect(Array.from(kept)).toEqual(Array.from(original));
+    expect(() =>
+      validatePipeline(
+        [
+          { op: 'centerCrop', size: 8 },
+          { op: 'randomErasing', value: 2 },
+        ],
+        3,
+      ),
+    ).toThrow('Expected a number between 0 and 1 for pipeline[1].value but received 2 (number)');
+  });
+
   it('rejects bad steps with errors naming the step and key', () => {
     expect(() => validatePipeline([{ op: 'flip' }], 3, 'views[0]')).toThrow(
-      'Expected one of "resize", "centerCrop", "randomResizedCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
+      'Expected one of "resize", "centerCrop", "randomResizedCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "randomErasing", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
     );
     expect(() =>
       validatePipeline(

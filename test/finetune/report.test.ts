@@ -106,9 +106,26 @@ describe('evaluation report, model folder, tensor augmentation', () => {
           .dataSync()[0],
     );
     expect(flipped).toBe(0);
-    const solar = tf.tidy(() => augmentBatch(x, [{ op: 'solarize', p: 1, threshold: 128 }], createRng(1)).dataSync());
-    const v = set.pixels[0];
-    expect(solar[0]).toBeCloseTo(v >= 128 / 255 ? 1 - v : v, 6);
+    // The threshold is on the 0-1 scale, as in the per-image pipeline (docs/data.md).
+    const solar = tf.tidy(() => augmentBatch(x, [{ op: 'solarize', p: 1, threshold: 0.5 }], createRng(1)).dataSync());
+    expect(set.pixels.some((v) => v >= 0.5) && set.pixels.some((v) => v < 0.5)).toBe(true);
+    for (const [i, v] of set.pixels.entries()) expect(solar[i]).toBeCloseTo(v >= 0.5 ? 1 - v : v, 6);
+    // Random erasing: each image gets one rectangle of the value, the rest is untouched.
+    const erased = tf.tidy(() =>
+      augmentBatch(x, [{ op: 'randomErasing', p: 1, scale: [0.1, 0.2], value: 0.75 }], createRng(2)).dataSync(),
+    );
+    for (let b = 0; b < 4; b++) {
+      let filled = 0;
+      for (let j = 0; j < 144; j++) {
+        const i = b * 144 + j;
+        if (erased[i] !== set.pixels[i]) {
+          expect(erased[i]).toBeCloseTo(0.75, 6);
+          filled++;
+        }
+      }
+      expect(filled).toBeGreaterThan(5);
+      expect(filled).toBeLessThanOrEqual(0.3 * 144);
+    }
     const strong = [
       { op: 'randomResizedCrop' as const, size: 10, scale: [0.5, 1] as [number, number] },
       { op: 'colorJitter' as const, p: 0.8, brightness: 0.4, contrast: 0.4 },

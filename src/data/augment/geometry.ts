@@ -169,3 +169,38 @@ export function jigsawTiles(image: AnyImage, options: JigsawOptions, rng: Rng): 
   }
   return tiles;
 }
+
+/**
+ * The rectangle [top, left, height, width] of random erasing: area fraction
+ * uniform in `scale`, aspect ratio log-uniform in `ratio`, placed uniformly; null
+ * when 10 draws find no rectangle that fits (the image is then left as it is).
+ * One draw sequence for the per-image and the batch (tensor) pipelines.
+ */
+export function erasingBox(
+  height: number,
+  width: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: Rng,
+): [number, number, number, number] | null {
+  const area = height * width;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = area * rng.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
+    const h = Math.round(Math.sqrt(target / aspect));
+    const w = Math.round(Math.sqrt(target * aspect));
+    if (h >= 1 && w >= 1 && h <= height && w <= width) {
+      return [rng.int(height - h + 1), rng.int(width - w + 1), h, w];
+    }
+  }
+  return null;
+}
+
+/** Fills the rectangle [top, left, h, w] of every channel with `value`, in place. */
+export function eraseRect(image: FloatImage, box: [number, number, number, number], value: number): void {
+  const [top, left, h, w] = box;
+  const { width, channels, data } = image;
+  for (let y = top; y < top + h; y++) {
+    data.fill(value, (y * width + left) * channels, (y * width + left + w) * channels);
+  }
+}

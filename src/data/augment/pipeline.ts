@@ -9,6 +9,8 @@ import type { AugmentStep, PipelineSpec, RawImage, ViewData } from '../types.js'
 import { colorJitter, defaultBlurKernel, gaussianBlur, normalize, solarize, toGrayscale } from './color.js';
 import {
   centerCrop,
+  eraseRect,
+  erasingBox,
   flipHorizontal,
   flipVertical,
   jigsawTiles,
@@ -29,6 +31,7 @@ export const STEP_KEYS: Record<AugmentStep['op'], readonly string[]> = {
   randomGrayscale: ['p'],
   gaussianBlur: ['p', 'sigma', 'kernelSize'],
   solarize: ['p', 'threshold'],
+  randomErasing: ['p', 'scale', 'ratio', 'value'],
   rotate90: ['k'],
   jigsaw: ['grid', 'tileSize', 'gap', 'jitter'],
   normalize: ['mean', 'std'],
@@ -42,6 +45,7 @@ export const STEP_DEFAULTS = {
   randomGrayscale: { p: 0.1 },
   gaussianBlur: { p: 0.5, sigma: [0.1, 2] as [number, number] },
   solarize: { p: 0.5, threshold: 0.5 },
+  randomErasing: { p: 0.5, scale: [0.02, 0.33] as [number, number], ratio: [0.3, 3.3] as [number, number], value: 0.5 },
   jigsaw: { gap: 0, jitter: 0 },
 };
 
@@ -114,6 +118,12 @@ export function validateStep(step: unknown, where: string, channels: 1 | 3): Aug
     case 'solarize':
       p();
       optional(s, 'threshold', (v) => assertNumber(k('threshold'), v, 0, 1));
+      break;
+    case 'randomErasing':
+      p();
+      optional(s, 'scale', (v) => assertRange(k('scale'), v, 1e-6, 1));
+      optional(s, 'ratio', (v) => assertRange(k('ratio'), v, 1e-3, 1e3));
+      optional(s, 'value', (v) => assertNumber(k('value'), v, 0, 1));
       break;
     case 'rotate90':
       optional(s, 'k', (v) => assertInteger(k('k'), v, 0, 3));
@@ -212,6 +222,14 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
       const out = owned();
       if (rng.chance(step.p ?? STEP_DEFAULTS.solarize.p))
         solarize(out, step.threshold ?? STEP_DEFAULTS.solarize.threshold);
+      return out;
+    }
+    case 'randomErasing': {
+      const out = owned();
+      const d = STEP_DEFAULTS.randomErasing;
+      if (!rng.chance(step.p ?? d.p)) return out;
+      const box = erasingBox(out.height, out.width, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
+      if (box) eraseRect(out, box, step.value ?? d.value);
       return out;
     }
     case 'rotate90':
