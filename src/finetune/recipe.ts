@@ -44,6 +44,7 @@ export interface FinetuneRecipe {
     weakView: PipelineSpec | null;
     strongView: PipelineSpec | null;
   };
+  probe: { epochs: number; learningRate: number; batchSize: number };
   eval: { holdout: number; batchSize: number; calibrationBins: number };
   labelProblems: { enabled: boolean; k: number; folds: number };
 }
@@ -163,8 +164,23 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
     weight: s.number('Weight lambda_u of the unlabeled loss.', { min: 0, max: 100, default: 1 }),
     warmupEpochs: s.number('lambda_u ramps linearly from 0 over these epochs.', { min: 0, max: 10000, default: 1 }),
     weakView: pipelineOrNull('Weak view steps (default: crop 0.8-1 + flip).'),
-    strongView: pipelineOrNull('Strong view steps (default: crop, flip, color jitter, grayscale, blur, solarize).'),
+    strongView: pipelineOrNull(
+      'Strong view steps (default: crop, flip, color jitter, grayscale, blur, solarize, Cutout).',
+    ),
   }),
+  probe: s.object(
+    'A linear probe before the stages (LP-FT, Kumar et al., 2022): the head trains on features of the un-augmented labeled images computed once, with its own cosine schedule and one pass over the labeled images per epoch; the stages then start from a trained head instead of a random one.',
+    {
+      epochs: s.integer('Epochs of the probe (0 = no probe).', { min: 0, max: 100000, default: 0 }),
+      learningRate: s.number('Peak learning rate of the probe.', {
+        min: 0,
+        max: 10,
+        exclusiveMin: true,
+        default: 0.01,
+      }),
+      batchSize: s.integer('Labeled images per probe step.', { min: 2, max: 65536, default: 256 }),
+    },
+  ),
   eval: s.object('The evaluation report.', {
     holdout: s.number(
       'Without `--test`, hold out this fraction of each class for the report (0 = report on the training set).',
@@ -278,6 +294,7 @@ export function trainOptionsOf(
               : strongView(size, mean, std),
           }
         : undefined,
+      probe: recipe.probe.epochs > 0 ? { ...recipe.probe } : undefined,
       seed: recipe.seed,
     };
   } catch (e) {

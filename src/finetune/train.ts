@@ -64,7 +64,20 @@ export interface TrainOptions {
   trainView: PipelineSpec;
   /** FixMatch on `unlabeled` when set. */
   fixmatch?: FixMatchOptions & { weakView: PipelineSpec; strongView: PipelineSpec };
+  /**
+   * A linear probe before the stages (linear probing then finetuning, LP-FT; Kumar et al., 2022):
+   * the head trains on features computed once from the un-augmented labeled images, with its own
+   * cosine schedule and one pass over the labeled images per epoch; then the stages start from
+   * that head. Off when unset or `epochs` is 0.
+   */
+  probe?: ProbeSpec;
   seed: string | number;
+}
+
+export interface ProbeSpec {
+  epochs: number;
+  learningRate: number;
+  batchSize: number;
 }
 
 export const TRAIN_DEFAULTS: Omit<TrainOptions, 'trainView' | 'seed'> = {
@@ -85,6 +98,7 @@ export const TRAIN_DEFAULTS: Omit<TrainOptions, 'trainView' | 'seed'> = {
 
 export interface EpochMetrics {
   epoch: number;
+  /** Index into `stages`; -1 for the epochs of the linear probe (`probe`). */
   stage: number;
   loss: number;
   supervisedLoss: number;
@@ -100,7 +114,7 @@ export interface TrainResult {
   history: EpochMetrics[];
   /** Per-class weights used by the loss (undefined = none). */
   classWeights?: number[];
-  /** Whether the head was trained on precomputed features. */
+  /** Whether the head was trained on precomputed features only (the backbone did not change). */
   precomputedFeatures: boolean;
 }
 
@@ -178,6 +192,41 @@ export async function trainClassifier(
   context: TrainContext,
 ): Promise<TrainResult> {
   const { labeled, unlabeled } = context;
+  if (options.probe && options.probe.epochs > 0) {
+    // LP-FT: train the head alone on precomputed features (the all-head-only path below), then
+    // run the stages from that head. The probe's seed is derived so its shuffles are its own.
+    const probed = await trainClassifier(
+      classifier,
+      {
+        ...options,
+        stages: [{ epochs: options.probe.epochs, trainable: ['head'] }],
+        batchSize: options.probe.batchSize,
+        learningRate: options.probe.learningRate,
+        schedule: 'cosine',
+        warmupEpochs: 0,
+        stepsPerEpoch: undefined,
+        trainView: [],
+        fixmatch: undefined,
+        probe: undefined,
+        seed: `${options.seed}:probe`,
+      },
+      { labeled, progress: context.progress, onEpoch: (m) => context.onEpoch?.({ ...m, stage: -1 }) },
+    );
+    const offset = options.probe.epochs;
+    const rest = await trainClassifier(
+      classifier,
+      { ...options, probe: undefined },
+      { ...context, onEpoch: (m) => context.onEpoch?.({ ...m, epoch: m.epoch + offset }) },
+    );
+    return {
+      history: [
+        ...probed.history.map((m) => ({ ...m, stage: -1 })),
+        ...rest.history.map((m) => ({ ...m, epoch: m.epoch + offset })),
+      ],
+      classWeights: rest.classWeights,
+      precomputedFeatures: rest.precomputedFeatures,
+    };
+  }
   const positions = Int32Array.from({ length: labeled.count }, (_, i) => i).filter((i) => labeled.labels[i] >= 0);
   if (positions.length < 2)
     throw new UsageError(`finetuning needs at least 2 labeled images, found ${positions.length}`);

@@ -90,6 +90,7 @@ describe('finetune end to end (narrow ResNet-18 export, PNG class folders)', () 
     const recipe = resolveFinetuneRecipe({
       stages: [{ epochs: 2, trainable: ['all'] }],
       train: { batchSize: 4 },
+      probe: { epochs: 3, batchSize: 4 },
       eval: { holdout: 0.3 },
     });
     const out = path.join(tmp, 'budget');
@@ -107,6 +108,9 @@ describe('finetune end to end (narrow ResNet-18 export, PNG class folders)', () 
     expect(result.cells[0].runs).toBe(2);
     const runs = readArrowTable(path.join(out, 'runs.arrow'));
     expect(columnValues(runs, 'train_images').slice(0, 2)).toEqual([4, 4]);
+    // The pretrained arm runs the recipe's linear probe first; the scratch arm skips it.
+    expect(columnValues(runs, 'arm')).toEqual(['scratch', 'pretrained', 'scratch', 'pretrained']);
+    expect(columnValues(runs, 'epochs')).toEqual([2, 5, 2, 5]);
     expect(readFileSync(path.join(out, 'budget.md'), 'utf8')).toContain('| 2 | scratch | 2 |');
     expect(existsSync(path.join(out, 'budget.png'))).toBe(true);
   });

@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { validatePipeline } from '../../src/data/augment/pipeline.js';
 import { loadFinetuneRecipe, resolveFinetuneRecipe, resolveInput, trainOptionsOf } from '../../src/finetune/recipe.js';
 
 const RECIPES = path.resolve(import.meta.dirname, '../../recipes');
@@ -25,6 +26,10 @@ describe('finetune recipes', () => {
       resolveInput(focal, 1, manifest),
     );
     expect(fixmatch.fixmatch?.strongView.some((s) => s.op === 'solarize')).toBe(true);
+    expect(fixmatch.fixmatch?.strongView.some((s) => s.op === 'randomErasing')).toBe(true);
+    // The default views are valid pipelines (the same checks a recipe's own views get).
+    expect(validatePipeline(fixmatch.fixmatch?.strongView, 1, 'strong')).toEqual([28, 28, 1]);
+    expect(validatePipeline(fixmatch.fixmatch?.weakView, 1, 'weak')).toEqual([28, 28, 1]);
   });
 
   it('errors name the key, what was expected and what was given', () => {

@@ -13,15 +13,15 @@ function heNormal(shape: number[], fanIn: number, rng: Rng): tf.Variable {
   const values = new Float32Array(n);
   const std = Math.sqrt(2 / fanIn);
   for (let i = 0; i < n; i++) values[i] = rng.normal() * std;
-  return tf.variable(tf.tensor(values, shape));
+  return tf.tidy(() => tf.variable(tf.tensor(values, shape)));
 }
 
 export function createTinyBackbone(channels: 1 | 3, rng: Rng, width = 8): Backbone {
   const conv1 = heNormal([3, 3, channels, width], 9 * channels, rng);
-  const gamma = tf.variable(tf.ones([width]));
-  const beta = tf.variable(tf.zeros([width]));
-  const runningMean = tf.variable(tf.zeros([width]), false);
-  const runningVar = tf.variable(tf.ones([width]), false);
+  const gamma = tf.tidy(() => tf.variable(tf.ones([width])));
+  const beta = tf.tidy(() => tf.variable(tf.zeros([width])));
+  const runningMean = tf.tidy(() => tf.variable(tf.zeros([width]), false));
+  const runningVar = tf.tidy(() => tf.variable(tf.ones([width]), false));
   const conv2 = heNormal([3, 3, width, width + 4], 9 * width, rng);
   const featureDim = width + 4;
   const variables: NamedVariable[] = [

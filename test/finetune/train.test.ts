@@ -116,6 +116,37 @@ describe('finetuning loop', () => {
     c.dispose();
   });
 
+  it('a linear probe before the stages (LP-FT) hands its trained head to the stages; epochs numbered through', async () => {
+    const train = quadrantSet(64, 5);
+    const stages = [{ epochs: 2, trainable: ['all'] }];
+    // A learning rate so small that the stages barely move anything: what the model knows comes from the probe.
+    const options = base({ stages, batchSize: 16, learningRate: 1e-6 });
+    const tensorsBefore = tf.memory().numTensors;
+    const c = makeClassifier(5);
+    const s0 = snapshot(c);
+    const result = await trainClassifier(
+      c,
+      { ...options, probe: { epochs: 15, learningRate: 0.05, batchSize: 16 } },
+      { labeled: train },
+    );
+    expect(result.history.map((m) => m.stage)).toEqual([...Array(15).fill(-1), 0, 0]);
+    expect(result.history.map((m) => m.epoch)).toEqual(Array.from({ length: 17 }, (_, i) => i));
+    expect(result.precomputedFeatures).toBe(false); // the stages trained the backbone
+    expect(changed(s0, snapshot(c), 'conv1.weight')).toBe(true);
+    const probeLosses = result.history.filter((m) => m.stage < 0).map((m) => m.loss);
+    expect(probeLosses[probeLosses.length - 1]).toBeLessThan(probeLosses[0]);
+    const withProbe = accuracy(c);
+    expect(withProbe).toBeGreaterThan(0.8);
+    c.dispose();
+    // The same stages without the probe start from a random head.
+    const d = makeClassifier(5);
+    const plain = await trainClassifier(d, options, { labeled: train });
+    expect(plain.history.map((m) => m.stage)).toEqual([0, 0]);
+    expect(withProbe).toBeGreaterThan(accuracy(d) + 0.3);
+    d.dispose();
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+  });
+
   it('backbone learning rate multiplier 0 keeps the backbone fixed while the head trains', async () => {
     const c = makeClassifier(4);
     const s0 = snapshot(c);

@@ -6,7 +6,6 @@ import { UsageError } from '../../util/errors.js';
 import {
   type GlobalOptions,
   note,
-  numberArg,
   output,
   requireExists,
   startEngine,

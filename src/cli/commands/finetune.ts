@@ -155,7 +155,7 @@ Examples:
           onEpoch: (m) =>
             note(
               opts,
-              `epoch ${m.epoch + 1} (stage ${m.stage + 1}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
+              `epoch ${m.epoch + 1} (${m.stage < 0 ? 'probe' : `stage ${m.stage + 1}`}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
                 (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
                 (m.pseudoLabelAccuracy !== undefined
                   ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
