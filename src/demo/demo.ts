@@ -93,14 +93,8 @@ export function demoOverrides(quick: boolean, seed: number) {
     },
     finetune: {
       seed,
-      // Gradual unfreezing as in finetune-full.yaml (head, then layer4, then everything), fewer epochs.
-      stages: quick
-        ? [{ epochs: 1, trainable: ['head'] }]
-        : [
-            { epochs: 2, trainable: ['head'] },
-            { epochs: 1, trainable: ['layer4', 'head'] },
-            { epochs: 3, trainable: ['all'] },
-          ],
+      // finetune-full.yaml's linear probe, then every layer at one rate, for fewer epochs.
+      stages: quick ? [{ epochs: 1, trainable: ['head'] }] : [{ epochs: 6, trainable: ['all'] }],
     },
   };
 }
