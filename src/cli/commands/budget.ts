@@ -65,13 +65,15 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         .addHelpText(
           'after',
           `
+Every arm runs the same recipe; the scratch arm starts from a random initialisation, trains every
+layer at the head's learning rate and skips the recipe's linear probe (probe:).
 Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mean ± std per arm and N),
 budget.png (bars with error bars), budget.json.
 
 Examples:
-  $ selfsup budget recipes/finetune-budget-long.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
+  $ selfsup budget recipes/finetune-budget-lpft.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
       --test /usr/share/datasets/fashion-mnist --test-limit 2000 --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
-  $ selfsup budget recipes/finetune-fixmatch.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
+  $ selfsup budget recipes/finetune-fixmatch-budget.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
         ),
     ),
