@@ -13,7 +13,7 @@
  * Synchronous: safe inside tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
-import { eraseRect, erasingBox } from '../data/augment/geometry.js';
+import { eraseRect, sampleBox } from '../data/augment/geometry.js';
 import { STEP_DEFAULTS } from '../data/augment/pipeline.js';
 import type { AugmentStep, PipelineSpec } from '../data/types.js';
 import { UsageError } from '../util/errors.js';
@@ -39,21 +39,10 @@ function gray(x: tf.Tensor4D): tf.Tensor4D {
   return tf.sum(tf.mul(x, tf.tensor1d([0.299, 0.587, 0.114])), 3, true) as tf.Tensor4D;
 }
 
-/** torchvision's RandomResizedCrop box: area fraction in `scale`, aspect ratio (log-uniform) in `ratio`. */
+/** The RandomResizedCrop draws of the per-image pipeline; the whole image when none fits. */
 function cropBox(h: number, w: number, scale: [number, number], ratio: [number, number], rng: Rng): number[] {
-  const area = h * w;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * rng.uniform(scale[0], scale[1]);
-    const aspect = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
-    const cw = Math.round(Math.sqrt(target * aspect));
-    const ch = Math.round(Math.sqrt(target / aspect));
-    if (cw > 0 && ch > 0 && cw <= w && ch <= h) {
-      const top = rng.int(h - ch + 1);
-      const left = rng.int(w - cw + 1);
-      return [top, left, ch, cw];
-    }
-  }
-  return [0, 0, h, w];
+  const box = sampleBox(w, h, scale, ratio, rng);
+  return box ? [box.top, box.left, box.height, box.width] : [0, 0, h, w];
 }
 
 /**
@@ -178,7 +167,7 @@ function applyStep(x: tf.Tensor4D, step: AugmentStep, rng: Rng): tf.Tensor4D {
       let any = false;
       for (let i = 0; i < batch; i++) {
         if (!rng.chance(step.p ?? d.p)) continue;
-        const box = erasingBox(h, w, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
+        const box = sampleBox(w, h, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
         if (!box) continue;
         eraseRect({ data: erase.subarray(i * h * w, (i + 1) * h * w), width: w, height: h, channels: 1 }, box, 1);
         any = true;

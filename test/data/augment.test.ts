@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { adjustHue, colorJitter, gaussianBlur, solarize, toGrayscale } from '../../src/data/augment/color.js';
 import {
   centerCrop,
-  erasingBox,
   flipHorizontal,
   flipVertical,
   jigsawTiles,
   randomResizedCropBox,
   resizeShorter,
   rotate90,
+  sampleBox,
 } from '../../src/data/augment/geometry.js';
 import { type FloatImage, resampleBox, toFloatImage } from '../../src/data/augment/image.js';
 import { runPipeline, validatePipeline } from '../../src/data/augment/pipeline.js';
@@ -186,9 +186,9 @@ describe('pipelines', () => {
       // The box the same stream draws (the crop draws nothing, the chance draw comes first).
       const rng = createRng(seed);
       rng.chance(1);
-      const box = erasingBox(16, 16, [0.05, 0.2], [0.3, 3.3], rng);
+      const box = sampleBox(16, 16, [0.05, 0.2], [0.3, 3.3], rng);
       expect(box).not.toBeNull();
-      const [top, left, h, w] = box!;
+      const { top, left, height: h, width: w } = box!;
       expect(top + h).toBeLessThanOrEqual(16);
       expect(left + w).toBeLessThanOrEqual(16);
       let erased = 0;

@@ -26,17 +26,17 @@ export interface CropBox {
 }
 
 /**
- * torchvision RandomResizedCrop.get_params: up to 10 tries of an area fraction
- * in `scale` and a log-uniform aspect ratio in `ratio`; otherwise the central
- * crop with the ratio clamped into range (or the whole image).
+ * Up to 10 tries of an area fraction in `scale` and a log-uniform aspect ratio
+ * in `ratio`, placed uniformly inside a width x height image; null when none fits.
+ * The draws of torchvision's RandomResizedCrop.get_params and RandomErasing.get_params.
  */
-export function randomResizedCropBox(
+export function sampleBox(
   width: number,
   height: number,
   scale: [number, number],
   ratio: [number, number],
   rng: Rng,
-): CropBox {
+): CropBox | null {
   const area = width * height;
   const logLow = Math.log(ratio[0]);
   const logHigh = Math.log(ratio[1]);
@@ -49,6 +49,22 @@ export function randomResizedCropBox(
       return { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
     }
   }
+  return null;
+}
+
+/**
+ * torchvision RandomResizedCrop.get_params: `sampleBox`, otherwise the central
+ * crop with the ratio clamped into range (or the whole image).
+ */
+export function randomResizedCropBox(
+  width: number,
+  height: number,
+  scale: [number, number],
+  ratio: [number, number],
+  rng: Rng,
+): CropBox {
+  const sampled = sampleBox(width, height, scale, ratio, rng);
+  if (sampled) return sampled;
   const inRatio = width / height;
   let w = width;
   let h = height;
@@ -170,37 +186,10 @@ export function jigsawTiles(image: AnyImage, options: JigsawOptions, rng: Rng): 
   return tiles;
 }
 
-/**
- * The rectangle [top, left, height, width] of random erasing: area fraction
- * uniform in `scale`, aspect ratio log-uniform in `ratio`, placed uniformly; null
- * when 10 draws find no rectangle that fits (the image is then left as it is).
- * One draw sequence for the per-image and the batch (tensor) pipelines.
- */
-export function erasingBox(
-  height: number,
-  width: number,
-  scale: [number, number],
-  ratio: [number, number],
-  rng: Rng,
-): [number, number, number, number] | null {
-  const area = height * width;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = area * rng.uniform(scale[0], scale[1]);
-    const aspect = Math.exp(rng.uniform(Math.log(ratio[0]), Math.log(ratio[1])));
-    const h = Math.round(Math.sqrt(target / aspect));
-    const w = Math.round(Math.sqrt(target * aspect));
-    if (h >= 1 && w >= 1 && h <= height && w <= width) {
-      return [rng.int(height - h + 1), rng.int(width - w + 1), h, w];
-    }
-  }
-  return null;
-}
-
-/** Fills the rectangle [top, left, h, w] of every channel with `value`, in place. */
-export function eraseRect(image: FloatImage, box: [number, number, number, number], value: number): void {
-  const [top, left, h, w] = box;
+/** Fills `box` in every channel with `value`, in place (random erasing). */
+export function eraseRect(image: FloatImage, box: CropBox, value: number): void {
   const { width, channels, data } = image;
-  for (let y = top; y < top + h; y++) {
-    data.fill(value, (y * width + left) * channels, (y * width + left + w) * channels);
+  for (let y = box.top; y < box.top + box.height; y++) {
+    data.fill(value, (y * width + box.left) * channels, (y * width + box.left + box.width) * channels);
   }
 }

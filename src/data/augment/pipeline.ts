@@ -10,13 +10,13 @@ import { colorJitter, defaultBlurKernel, gaussianBlur, normalize, solarize, toGr
 import {
   centerCrop,
   eraseRect,
-  erasingBox,
   flipHorizontal,
   flipVertical,
   jigsawTiles,
   randomResizedCrop,
   resizeShorter,
   rotate90,
+  sampleBox,
 } from './geometry.js';
 import { type AnyImage, type FloatImage, toFloatImage } from './image.js';
 
@@ -228,7 +228,8 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
       const out = owned();
       const d = STEP_DEFAULTS.randomErasing;
       if (!rng.chance(step.p ?? d.p)) return out;
-      const box = erasingBox(out.height, out.width, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
+      // None found in 10 draws: the image is left as it is.
+      const box = sampleBox(out.width, out.height, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
       if (box) eraseRect(out, box, step.value ?? d.value);
       return out;
     }
