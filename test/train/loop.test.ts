@@ -78,28 +78,22 @@ describe('pretrain loop', () => {
     const warnings: string[] = [];
     const recipe = tinyRecipe({ train: { epochs: 2 }, monitor: { collapse: { everySteps: 1 } } });
     recipe.task.options = { collapsedEmbeddings: true };
-    const result = await pretrain(recipe, {
-      outDir: tmp(),
-      components: tinyComponents(),
-      dataPath: 'generated',
-      progress: false,
-      onEvent: (e) => {
-        if (e.type === 'warning') warnings.push(e.message);
-      },
-    });
+    const run = (r: typeof recipe) =>
+      pretrain(r, {
+        outDir: tmp(),
+        components: tinyComponents(),
+        dataPath: 'generated',
+        progress: false,
+        onEvent: (e) => {
+          if (e.type === 'warning') warnings.push(e.message);
+        },
+      });
+    const result = await run(recipe);
     expect(warnings.length).toBe(2);
     expect(warnings[0]).toMatch(
       /^possible collapse at epoch 0, step 0: embedding spread \S+ is below 0\.1 x 1\/sqrt\(16\) = 2\.50e-2$/,
     );
-    const healthy = await pretrain(tinyRecipe({ train: { epochs: 1 }, monitor: { collapse: { everySteps: 1 } } }), {
-      outDir: tmp(),
-      components: tinyComponents(),
-      dataPath: 'generated',
-      progress: false,
-      onEvent: (e) => {
-        if (e.type === 'warning') warnings.push(e.message);
-      },
-    });
+    const healthy = await run(tinyRecipe({ train: { epochs: 1 }, monitor: { collapse: { everySteps: 1 } } }));
     expect(warnings.length).toBe(2);
     expect(result.metrics.stepRows()[0].embeddingSpread).toBeLessThan(1e-4);
     expect(healthy.metrics.stepRows()[0].embeddingSpread).toBeGreaterThan(0.1 / Math.sqrt(16));
