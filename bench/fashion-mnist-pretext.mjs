@@ -25,12 +25,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { probeBackbone } from '../dist/pretext-tasks/linear-probe.js';
 import { getTask } from '../dist/pretext-tasks/registry.js';
 import { createBackbone } from '../dist/src/backbones/registry.js';
 import { idxDataset } from '../dist/src/data/datasets/idx.js';
 import { assertFastBackend, initEngine } from '../dist/src/engine/backend.js';
 import { loadBackbone } from '../dist/src/export/backbone-store.js';
+import { probeBackbone } from '../dist/src/probes/features.js';
 import { resolvePretrainRecipe } from '../dist/src/recipes/pretrain-recipe.js';
 import { pretrain } from '../dist/src/train/loop.js';
 import { writeFileAtomicSync } from '../dist/src/util/atomic.js';

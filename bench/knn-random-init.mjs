@@ -7,10 +7,11 @@
  *   npm run build && node bench/knn-random-init.mjs <run folder> <labelled validation data>
  */
 import { getTask } from '../dist/pretext-tasks/registry.js';
+import { evalView } from '../dist/src/data/augment/presets.js';
 import { initEngine } from '../dist/src/engine/backend.js';
 import { defaultComponents } from '../dist/src/train/components.js';
 import { MetricsLog } from '../dist/src/train/metrics.js';
-import { evaluationPipeline, knnAccuracy, knnSplit } from '../dist/src/train/monitor.js';
+import { knnAccuracy, knnSplit } from '../dist/src/train/monitor.js';
 import { readResolvedRecipe } from '../dist/src/train/run-dir.js';
 import { createRng } from '../dist/src/util/rng.js';
 
@@ -30,7 +31,15 @@ const backbone = parts.createBackbone(
   { ...recipe.backbone, inputChannels: recipe.input.channels },
   createRng(recipe.seed).derive('backbone'),
 );
-const views = [evaluationPipeline(recipe.input)];
+const channels = recipe.input.channels;
+const views = [
+  evalView({
+    size: recipe.input.size,
+    channels,
+    mean: recipe.input.mean ?? new Array(channels).fill(0.5),
+    std: recipe.input.std ?? new Array(channels).fill(0.5),
+  }),
+];
 const makeLoader = (indices) =>
   parts.createLoader(source, {
     batchSize: 256,

@@ -2,7 +2,6 @@
 export * from './augmentations.js';
 export * from './contrastive.js';
 export * from './jigsaw.js';
-export * from './linear-probe.js';
 export * from './losses.js';
 export * from './options.js';
 export * from './permutations.js';

@@ -8,17 +8,10 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Backbone, Head } from '../src/backbones/types.js';
-import type { PipelineSpec } from '../src/data/types.js';
+import type { InputSpec, PipelineSpec } from '../src/data/types.js';
 import type { Rng } from '../src/util/rng.js';
 
-export interface InputSpec {
-  /** Side length of the (square) network input in px. */
-  size: number;
-  channels: 1 | 3;
-  /** Per-channel normalisation, applied as the last pipeline step. */
-  mean: number[];
-  std: number[];
-}
+export type { InputSpec };
 
 export interface StepContext<Heads> {
   backbone: Backbone;

@@ -19,6 +19,8 @@ export * from './engine/index.js';
 export { exportBackbone, loadBackbone, saveBackbone } from './export/backbone-store.js';
 export * as exporting from './export/index.js';
 export * as finetune from './finetune/index.js';
+export * as probes from './probes/index.js';
+export { knnClassify, linearProbe, probeBackbone } from './probes/index.js';
 export {
   applyRecipeOverrides,
   loadPretrainRecipe,
@@ -30,7 +32,6 @@ export {
 export * as report from './report/plot.js';
 export {
   DivergenceError,
-  knnClassify,
   type PretrainOptions,
   type PretrainResult,
   pretrain,

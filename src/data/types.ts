@@ -23,6 +23,20 @@ export interface ImageSource {
   describe(index: number): string;
 }
 
+/**
+ * What a network takes as input: square images of `size` px with `channels`
+ * channels, normalised per channel with `mean` and `std` (on the 0-1 scale).
+ * Pretraining, finetuning, probes and `embed` all describe their input with it.
+ */
+export interface InputSpec {
+  /** Side length of the (square) network input in px. */
+  size: number;
+  channels: 1 | 3;
+  /** Per-channel normalisation, applied as the last pipeline step (1 value or one per channel). */
+  mean: number[];
+  std: number[];
+}
+
 /** One augmentation step, described as data (recipes hold these). */
 export type AugmentStep =
   | { op: 'resize'; size: number }

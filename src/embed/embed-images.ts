@@ -5,20 +5,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from '../backbones/types.js';
 import { runPipeline } from '../data/augment/pipeline.js';
-import { RESIZE_PIPELINE } from '../data/augment/presets.js';
-import type { ImageSource } from '../data/types.js';
+import { evalView } from '../data/augment/presets.js';
+import type { ImageSource, InputSpec } from '../data/types.js';
 import type { EmbeddingRows } from '../export/embeddings.js';
 import { assertInteger } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
-
-/** How images are turned into network inputs: resize the shorter side, center crop, normalise. */
-export interface EmbedPreprocess {
-  /** Side length of the square input in px. */
-  size: number;
-  channels: 1 | 3;
-  mean: number[];
-  std: number[];
-}
 
 export interface EmbedImagesOptions {
   /** Images per forward pass, 1..4096. Default 128. */
@@ -42,18 +33,18 @@ export interface EmbeddedImages extends EmbeddingRows {
 
 /**
  * Pooled features [N, D] of every readable image of `source` (eval mode: BatchNorm
- * running statistics). Unreadable images are listed in `failures` and left out.
+ * running statistics) through the evaluation view of `preprocess`. Unreadable images are listed in `failures` and left out.
  */
 export async function embedImages(
   backbone: Backbone,
   source: ImageSource,
-  preprocess: EmbedPreprocess,
+  preprocess: InputSpec,
   options: EmbedImagesOptions = {},
 ): Promise<EmbeddedImages> {
   const batchSize = assertInteger('batchSize', options.batchSize ?? 128, 1, 4096);
   const order = options.subset ?? Int32Array.from({ length: source.size }, (_, i) => i);
   const total = order.length;
-  const spec = RESIZE_PIPELINE(preprocess.size, preprocess.channels, { mean: preprocess.mean, std: preprocess.std });
+  const spec = evalView(preprocess);
   // The pipeline has no random step; the stream is only there to satisfy its signature.
   const rng = createRng('embed');
   const dim = backbone.featureDim;

@@ -9,16 +9,16 @@ import type { Backbone } from '../backbones/types.js';
 import { classFolderDataset, folderDataset, manifestDataset } from '../data/datasets/folder.js';
 import { idxDataset } from '../data/datasets/idx.js';
 import { labelTableDataset } from '../data/datasets/label-table.js';
-import type { ImageSource } from '../data/types.js';
+import type { ImageSource, InputSpec } from '../data/types.js';
 import { loadBackbone } from '../export/backbone-store.js';
 import type { BackboneManifest } from '../export/manifest.js';
 import { readArrowTable } from '../util/arrow.js';
 import { InputError } from '../util/errors.js';
-import type { EmbedPreprocess } from './embed-images.js';
 
 export interface LoadedModel {
   backbone: Backbone;
-  preprocess: EmbedPreprocess;
+  /** The input the backbone expects (its manifest's size, channels, mean, std). */
+  preprocess: InputSpec;
   manifest: BackboneManifest;
   /** The weights file the backbone came from. */
   weightsFile: string;

@@ -5,6 +5,7 @@
  * (mean similarity to the k nearest neighbours; low = unlike anything else).
  */
 import * as tf from '@tensorflow/tfjs';
+import { topKBlock, unitRows } from '../probes/cosine-search.js';
 import { assertInteger, assertNumber } from '../util/errors.js';
 
 export interface SimilarityOptions {
@@ -78,8 +79,7 @@ export async function scanSimilarities(
   // [N, D], unit rows (a zero row stays zero), optionally after subtracting the mean row.
   const unit = tf.tidy(() => {
     const raw = tf.tensor2d(vectors, [count, dim]);
-    const x = center ? tf.sub(raw, tf.mean(raw, 0, true)) : raw;
-    return tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D;
+    return unitRows(center ? (tf.sub(raw, tf.mean(raw, 0, true)) as tf.Tensor2D) : raw);
   });
   const knnIndices = new Int32Array(count * neighbors);
   const knnSimilarities = new Float32Array(count * neighbors);
@@ -90,13 +90,10 @@ export async function scanSimilarities(
       const size = Math.min(blockSize, count - start);
       const { values, indices, hits } = tf.tidy(() => {
         const block = unit.slice([start, 0], [size, dim]); // [b, D]
-        const similarity = tf.matMul(block, unit, false, true); // [b, N]
+        // Each row's neighbours, itself excluded; similarity [b, N].
+        const { similarity, ...top } = topKBlock(block, unit, neighbors, start);
         const rows = tf.range(start, start + size, 1, 'int32').reshape([size, 1]);
         const columns = tf.range(0, count, 1, 'int32').reshape([1, count]);
-        const self = tf.equal(rows, columns); // [b, N]
-        // Exclude each row itself from its neighbours.
-        const masked = tf.where(self, tf.fill([size, count], -Infinity), similarity);
-        const top = tf.topk(masked, neighbors, true);
         // Upper triangle only, so each pair is reported once.
         const above = tf.logicalAnd(tf.greater(columns, rows), tf.greaterEqual(similarity, duplicateThreshold));
         const hitCount = tf.sum(tf.cast(above, 'int32'));

@@ -15,7 +15,7 @@ import { labelTableDataset } from '../data/datasets/label-table.js';
 import type { ImageSource } from '../data/types.js';
 import { InputError, invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-import { indicesByClass } from './sampler.js';
+import { indicesByClass } from '../data/datasets/split.js';
 
 function classNamesBeside(file: string): string[] | undefined {
   for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {

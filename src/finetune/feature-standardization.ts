@@ -4,28 +4,11 @@
  * so the classifier takes raw backbone features again.
  */
 import * as tf from '@tensorflow/tfjs';
+import { featureMoments, type Moments, standardize } from '../probes/linear-probe.js';
 import type { Classifier } from './classifier.js';
 
-export interface Moments {
-  mean: Float32Array; // [D]
-  std: Float32Array; // [D]
-}
-
-export function featureMoments(features: Float32Array, dim: number, positions: Int32Array): Moments {
-  const mean = new Float32Array(dim);
-  const std = new Float32Array(dim);
-  for (const p of positions) for (let d = 0; d < dim; d++) mean[d] += features[p * dim + d] / positions.length;
-  for (const p of positions)
-    for (let d = 0; d < dim; d++) std[d] += (features[p * dim + d] - mean[d]) ** 2 / positions.length;
-  for (let d = 0; d < dim; d++) std[d] = Math.sqrt(std[d] + 1e-6);
-  return { mean, std };
-}
-
-export function standardize(features: Float32Array, dim: number, m: Moments): Float32Array {
-  const out = new Float32Array(features.length);
-  for (let i = 0; i < features.length; i++) out[i] = (features[i] - m.mean[i % dim]) / m.std[i % dim];
-  return out;
-}
+// The probes' standardisation, re-exported for the finetuning stages that fold it into a head.
+export { featureMoments, type Moments, standardize };
 
 /** The head's first linear layer (kernel [D, H] and bias [H]), where a feature standardisation can be folded in. */
 export function firstLinearOf(classifier: Classifier): { kernel: tf.Variable; bias: tf.Variable } | undefined {

@@ -10,8 +10,10 @@
  * `l_s + lambda_u l_u`.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { PipelineSpec } from '../data/types.js';
 import { invalidOption } from '../util/errors.js';
+
+// FixMatch's weak and strong views live with every other named view.
+export { strongView, weakView } from '../data/augment/presets.js';
 
 export interface FixMatchOptions {
   /** Confidence threshold tau on the weak view's max probability. Paper: 0.95. */
@@ -127,31 +129,4 @@ export class FixMatchMeter {
       seen: this.seen,
     };
   }
-}
-
-/** Default weak view (flip + padded crop, as in FixMatch) for an input of `size` px. */
-export function weakView(size: number, mean: number[], std: number[]): PipelineSpec {
-  return [
-    { op: 'randomResizedCrop', size, scale: [0.8, 1], ratio: [0.9, 1.1] },
-    { op: 'horizontalFlip', p: 0.5 },
-    { op: 'normalize', mean, std },
-  ];
-}
-
-/**
- * Default strong view: a wider crop, flip, color jitter, grayscale, blur, solarize, and a
- * Cutout-style erased rectangle on every image (FixMatch's strong augmentation always ends
- * with Cutout, up to half the side).
- */
-export function strongView(size: number, mean: number[], std: number[]): PipelineSpec {
-  return [
-    { op: 'randomResizedCrop', size, scale: [0.5, 1] },
-    { op: 'horizontalFlip', p: 0.5 },
-    { op: 'colorJitter', p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 },
-    { op: 'randomGrayscale', p: 0.2 },
-    { op: 'gaussianBlur', p: 0.5, sigma: [0.1, 1.5] },
-    { op: 'solarize', p: 0.2, threshold: 0.5 },
-    { op: 'randomErasing', p: 1, scale: [0.02, 0.25], ratio: [0.3, 3.3], value: 0.5 },
-    { op: 'normalize', mean, std },
-  ];
 }

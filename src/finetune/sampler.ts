@@ -3,20 +3,9 @@
  * present, then a sample of that class uniformly (with replacement), so a class
  * with 10x fewer labels is seen as often as the others.
  */
+import { indicesByClass } from '../data/datasets/split.js';
 import { invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-
-/** Indices of each class: byClass[k] = indices i with labels[i] = k (labels < 0 ignored). */
-export function indicesByClass(labels: ArrayLike<number>, numClasses: number): Int32Array[] {
-  const lists: number[][] = Array.from({ length: numClasses }, () => []);
-  for (let i = 0; i < labels.length; i++) {
-    const y = labels[i];
-    if (y < 0) continue;
-    if (y >= numClasses) throw invalidOption(`labels[${i}]`, `a class in 0..${numClasses - 1}`, y);
-    lists[y].push(i);
-  }
-  return lists.map((l) => Int32Array.from(l));
-}
 
 /**
  * `length` indices (default: the number of labeled samples) drawn class-balanced

@@ -1,7 +1,7 @@
 /** Pretraining: the loop, optimizers, schedules, checkpoints, metrics and monitors. */
 export * from './checkpoint.js';
+export { embeddingSpread, isCollapsed } from './collapse.js';
 export * from './components.js';
-export { accuracy as knnAccuracyOf, embeddingSpread, isCollapsed, knnClassify } from './knn.js';
 export * from './loop.js';
 export * from './metrics.js';
 export * from './monitor.js';

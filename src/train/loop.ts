@@ -13,6 +13,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { PretextTask } from '../../pretext-tasks/types.js';
 import type { Backbone, Head } from '../backbones/types.js';
+import { evalView } from '../data/augment/presets.js';
 import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
 import type { ManifestExtras } from '../export/manifest.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
@@ -29,10 +30,10 @@ import {
   type TrainingState,
   writeModuleTensors,
 } from './checkpoint.js';
+import { isCollapsed } from './collapse.js';
 import { defaultComponents, type TrainComponents } from './components.js';
-import { isCollapsed } from './knn.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
-import { evaluationPipeline, type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
+import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
 import { createOptimizer, type TrainableParam } from './optimizers.js';
 import {
   checkResumeRecipe,
@@ -390,7 +391,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
       const summary = summarizeEpoch(epochRows, epoch, position.globalStep, epochSeconds);
       const lastEpoch = epoch + 1 === train.epochs;
       if (validation && ((epoch + 1) % recipe.monitor.knn.everyEpochs === 0 || lastEpoch)) {
-        const evalViews = [evaluationPipeline(input)];
+        const evalViews = [evalView(input)];
         summary.knnAccuracy = await knnAccuracy(
           backbone,
           validation.source,

@@ -11,7 +11,7 @@ import type { Backbone } from '../backbones/types.js';
 import type { Batch } from '../data/types.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import type { Rng } from '../util/rng.js';
-import { embeddingSpread } from './knn.js';
+import { embeddingSpread } from './collapse.js';
 import { clipByGlobalNorm, type TrainableParam } from './optimizers.js';
 
 export interface StepInputs {

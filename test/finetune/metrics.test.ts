@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { indicesByClass } from '../../src/data/datasets/split.js';
 import { argmaxRows, calibration, classificationMetrics, confusionMatrix } from '../../src/finetune/metrics.js';
-import { classBalancedIndices, indicesByClass } from '../../src/finetune/sampler.js';
+import { classBalancedIndices } from '../../src/finetune/sampler.js';
 import { createRng } from '../../src/util/rng.js';
 
 describe('metrics', () => {

@@ -1,5 +1,5 @@
 /** Deterministic train/val splits and class counts. */
-import { assertNumber } from '../../util/errors.js';
+import { assertNumber, invalidOption } from '../../util/errors.js';
 import { createRng } from '../../util/rng.js';
 import type { ImageSource } from '../types.js';
 
@@ -77,4 +77,16 @@ export function formatClassCounts(counts: Record<string, number>): string {
   const sizes = entries.map(([, n]) => n).filter((n) => n > 0);
   const ratio = sizes.length > 1 ? Math.max(...sizes) / Math.min(...sizes) : 1;
   return `${entries.map(([name, n]) => `${name} ${n}`).join(', ')} (largest/smallest ${ratio.toFixed(1)}x)`;
+}
+
+/** Indices of each class: byClass[k] = indices i with labels[i] = k (labels < 0 ignored). */
+export function indicesByClass(labels: ArrayLike<number>, numClasses: number): Int32Array[] {
+  const lists: number[][] = Array.from({ length: numClasses }, () => []);
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i];
+    if (y < 0) continue;
+    if (y >= numClasses) throw invalidOption(`labels[${i}]`, `a class in 0..${numClasses - 1}`, y);
+    lists[y].push(i);
+  }
+  return lists.map((l) => Int32Array.from(l));
 }

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type FeatureSet, linearProbe, probeBackbone } from '../../pretext-tasks/linear-probe.js';
 import { createBackbone } from '../../src/backbones/registry.js';
 import { idxDataset } from '../../src/data/datasets/idx.js';
 import { initEngine } from '../../src/engine/backend.js';
+import { type FeatureSet, linearProbe, probeBackbone } from '../../src/probes/index.js';
 import { createRng, type Rng } from '../../src/util/rng.js';
 
 /** Gaussian clusters around seeded class centres: [n, dim] features, labels in [0, classes). */

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { accuracy, embeddingSpread, isCollapsed, knnClassify } from '../../src/train/knn.js';
+import { accuracyOf as accuracy, knnClassify } from '../../src/probes/knn.js';
+import { embeddingSpread, isCollapsed } from '../../src/train/collapse.js';
 import { knnSplit } from '../../src/train/monitor.js';
 import { createRng } from '../../src/util/rng.js';
-import { makeSource } from './helpers.js';
+import { makeSource } from '../train/helpers.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');

@@ -1,0 +1,91 @@
+/**
+ * Frozen-backbone features: inference mode (BatchNorm running statistics), the
+ * deterministic evaluation view, in source-index order.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Backbone } from '../backbones/types.js';
+import { evalView } from '../data/augment/presets.js';
+import { createLoader } from '../data/loader.js';
+import type { Batch, ImageSource, InputSpec } from '../data/types.js';
+import { UsageError } from '../util/errors.js';
+import { type FeatureSet, type LinearProbeOptions, type LinearProbeResult, linearProbe } from './linear-probe.js';
+
+/** Batches over a subset of source indices (a data loader, or a test's own). */
+export type BatchesOf = (indices: Int32Array) => AsyncIterable<Batch>;
+
+/** The evaluation-view loader over `indices` of `source`: unshuffled, every image once. */
+export function evalBatches(source: ImageSource, input: InputSpec, batchSize = 256): BatchesOf {
+  return (subset) =>
+    createLoader(source, {
+      batchSize,
+      views: [evalView(input)],
+      channels: input.channels,
+      seed: 0,
+      epoch: 0,
+      shuffle: false,
+      dropLast: false,
+      subset,
+    });
+}
+
+/**
+ * Features [N * D] (inference mode) of the images the batches hold (first view),
+ * in batch order, with `labels[index]` of each (-1 when there are none).
+ */
+export async function extractFeatures(
+  backbone: Backbone,
+  batches: BatchesOf,
+  indices: Int32Array,
+  labels?: Int32Array,
+): Promise<FeatureSet> {
+  const chunks: Float32Array[] = [];
+  const chunkLabels: number[] = [];
+  for await (const batch of batches(indices)) {
+    const view = batch.views[0];
+    const values = tf.tidy(
+      () =>
+        backbone
+          .features(tf.tensor4d(view.data, view.shape as [number, number, number, number]), false)
+          .dataSync() as Float32Array,
+    ); // [B * D]
+    chunks.push(values);
+    for (const index of batch.indices) chunkLabels.push(labels ? labels[index] : -1);
+  }
+  const total = chunks.reduce((n, c) => n + c.length, 0);
+  const features = new Float32Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    features.set(c, offset);
+    offset += c.length;
+  }
+  const rows = chunkLabels.length;
+  return { features, labels: Int32Array.from(chunkLabels), dim: rows ? total / rows : backbone.featureDim };
+}
+
+/** Evaluation-view features of `indices` of a labeled source. */
+export async function backboneFeatures(
+  backbone: Backbone,
+  source: ImageSource,
+  indices: Int32Array,
+  input: InputSpec,
+  batchSize = 256,
+): Promise<FeatureSet> {
+  if (!source.labels) throw new UsageError(`${source.describe(0)}: a linear probe needs labeled images`);
+  return extractFeatures(backbone, evalBatches(source, input, batchSize), indices, source.labels);
+}
+
+/** Extracts evaluation-view features of the train and test images and fits a linear probe on them. */
+export async function probeBackbone(
+  backbone: Backbone,
+  train: { source: ImageSource; indices: Int32Array },
+  test: { source: ImageSource; indices: Int32Array },
+  input: InputSpec,
+  options: LinearProbeOptions = {},
+): Promise<LinearProbeResult> {
+  const trainSet = await backboneFeatures(backbone, train.source, train.indices, input);
+  const testSet = await backboneFeatures(backbone, test.source, test.indices, input);
+  let classes = train.source.classNames?.length ?? 0;
+  for (const labels of [trainSet.labels, testSet.labels])
+    for (const label of labels) classes = Math.max(classes, label + 1);
+  return linearProbe(trainSet, testSet, classes, options);
+}
