@@ -1,6 +1,6 @@
 """PyTorch reference for selfsup's optimizers (test/train/optimizers.test.ts).
 
-Runs torch.optim.SGD (momentum, Nesterov) and torch.optim.AdamW for three steps
+Runs torch.optim.SGD (momentum, Nesterov), torch.optim.Adam and torch.optim.AdamW for three steps
 with a changing learning rate on a weight (decayed) and a bias (no decay, its own
 parameter group), from fixed gradients, and writes the final values as JSON.
 
@@ -21,7 +21,10 @@ CASES = {
     "sgd momentum": ("sgd", dict(momentum=0.9, weight_decay=0.01)),
     "sgd Nesterov": ("sgd", dict(momentum=0.9, nesterov=True, weight_decay=0.05)),
     "adamw": ("adamw", dict(betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)),
+    "adam": ("adam", dict(betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)),
 }
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
 def run(kind, options):
@@ -29,7 +32,7 @@ def run(kind, options):
     b = torch.tensor(B0, dtype=torch.float64, requires_grad=True)
     decay = options.pop("weight_decay")
     groups = [{"params": [w], "weight_decay": decay}, {"params": [b], "weight_decay": 0.0}]
-    opt = torch.optim.SGD(groups, lr=LRS[0], **options) if kind == "sgd" else torch.optim.AdamW(groups, lr=LRS[0], **options)
+    opt = OPTIMIZERS[kind](groups, lr=LRS[0], **options)
     for t, lr in enumerate(LRS):
         for group in opt.param_groups:
             group["lr"] = lr

@@ -1,5 +1,6 @@
 /** Recipes: YAML as data, validated against schemas, with `extends`. */
 export * from './load.js';
+export * from './optimizer-schema.js';
 export * from './pretrain-recipe.js';
 export * from './pretrain-schema.js';
 export * from './reference.js';

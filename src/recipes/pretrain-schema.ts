@@ -2,32 +2,16 @@
  * The pretraining recipe: its schema (types, defaults, ranges, descriptions)
  * and the TypeScript type of a resolved recipe.
  */
+import {
+  type DivergenceLimits,
+  divergenceSchema,
+  lrField,
+  type OptimizerConfig,
+  optimizerSchema,
+  type ScheduleConfig,
+  scheduleSchema,
+} from './optimizer-schema.js';
 import { type ObjectField, s } from './schema.js';
-
-export const OPTIMIZER_NAMES = ['sgd', 'adamw', 'lars'] as const;
-export const SCHEDULE_NAMES = ['cosine', 'step', 'constant'] as const;
-
-export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
-export type ScheduleName = (typeof SCHEDULE_NAMES)[number];
-
-export interface OptimizerConfig {
-  name: OptimizerName;
-  lr: number;
-  momentum: number;
-  nesterov: boolean;
-  weightDecay: number;
-  betas: [number, number];
-  eps: number;
-  trustCoefficient: number;
-}
-
-export interface ScheduleConfig {
-  name: ScheduleName;
-  warmupEpochs: number;
-  minLr: number;
-  milestones: number[];
-  gamma: number;
-}
 
 export interface PretrainRecipe {
   name: string | null;
@@ -58,16 +42,13 @@ export interface PretrainRecipe {
     checkpointEveryEpochs: number;
     checkpointEverySteps: number;
     keepCheckpoints: number;
-    divergence: { maxLoss: number; explodeFactor: number };
+    divergence: DivergenceLimits;
   };
   monitor: {
     knn: { k: number; temperature: number; bankImages: number; queryImages: number; everyEpochs: number };
     collapse: { everySteps: number; minRatio: number };
   };
 }
-
-const lr = (description: string, extra: object = {}) =>
-  s.number(description, { min: 0, max: 10, exclusiveMin: true, ...extra });
 
 /** Schema of a pretraining recipe (`selfsup pretrain <recipe.yaml>`). */
 export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
@@ -134,62 +115,17 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
       min: 1,
       optional: true,
     }),
-    optimizer: s.object('Optimizer over the backbone and head variables.', {
-      name: s.oneOf(
-        '`sgd` (momentum, optional Nesterov), `adamw` (decoupled decay), `lars` (layer-wise trust ratio).',
-        OPTIMIZER_NAMES,
-        {
-          default: 'sgd',
-        },
-      ),
-      lr: lr('Base learning rate (the peak after warmup).', { default: 0.1 }),
-      momentum: s.number('Momentum (sgd, lars).', { min: 0, max: 0.9999, default: 0.9 }),
-      nesterov: s.boolean('Nesterov momentum (sgd, lars).', { default: false }),
-      weightDecay: s.number('Weight decay; never applied to BatchNorm parameters and biases.', {
-        min: 0,
-        max: 1,
-        default: 0.0005,
-      }),
-      betas: s.array('Adam betas (adamw).', s.number('beta', { min: 0, max: 0.99999 }), {
-        minItems: 2,
-        maxItems: 2,
-        default: [0.9, 0.999],
-      }),
-      eps: s.number('Adam epsilon (adamw).', { min: 0, max: 1, exclusiveMin: true, default: 1e-8 }),
-      trustCoefficient: s.number('LARS trust coefficient (eta).', {
-        min: 0,
-        max: 1,
-        exclusiveMin: true,
-        default: 0.001,
-      }),
+    optimizer: optimizerSchema('Optimizer over the backbone and head variables.', {
+      name: 'sgd',
+      lr: 0.1,
+      weightDecay: 0.0005,
+      nesterov: false,
     }),
-    schedule: s.object('Learning-rate schedule (per step).', {
-      name: s.oneOf(
-        '`cosine`: warmup then cosine to minLr; `step`: x gamma at each milestone epoch; `constant`.',
-        SCHEDULE_NAMES,
-        {
-          default: 'cosine',
-        },
-      ),
-      warmupEpochs: s.number('Linear warmup from ~0 to lr over this many epochs (fractions allowed).', {
-        min: 0,
-        max: 1000,
-        default: 0,
-      }),
-      minLr: s.number('Final learning rate of the cosine schedule.', { min: 0, max: 10, default: 0 }),
-      milestones: s.array(
-        'Epochs (0-based) at which the step schedule multiplies lr by gamma.',
-        s.integer('epoch', { min: 0 }),
-        {
-          default: [],
-        },
-      ),
-      gamma: s.number('Factor of the step schedule.', { min: 0, max: 1, exclusiveMin: true, default: 0.1 }),
-    }),
+    schedule: scheduleSchema('Learning-rate schedule (per step).'),
     lrOverrides: s.map(
       'Per-epoch learning-rate override: `{epoch: lr}` (0-based epochs) replaces the schedule for that whole epoch. Change it between runs or on resume (also `--lr-override E=LR`).',
       'integer',
-      lr('learning rate'),
+      lrField('learning rate'),
       { minKey: 0, default: {} },
     ),
     gradClipNorm: s.number('Clip gradients to this global L2 norm; 0 = no clipping.', { min: 0, default: 0 }),
@@ -202,13 +138,7 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
       default: 0,
     }),
     keepCheckpoints: s.integer('Keep the newest N checkpoints.', { min: 1, default: 3 }),
-    divergence: s.object('When to stop a run whose loss has diverged (NaN/Inf always stops it).', {
-      maxLoss: s.number('Stop when the loss exceeds this value.', { min: 0, exclusiveMin: true, default: 1e4 }),
-      explodeFactor: s.number("Stop when the loss exceeds this factor times the run's first loss.", {
-        min: 1,
-        default: 50,
-      }),
-    }),
+    divergence: divergenceSchema(),
   }),
   monitor: s.object('Monitoring that tells whether pretraining works.', {
     knn: s.object('kNN accuracy on a labelled validation set (only when one is given: `--val <data>`).', {

@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
 import { MetricsLog } from './metrics.js';
+import type { OptimizerHostState } from './optimizers.js';
 
 export const CHECKPOINT_FORMAT = 'selfsup-checkpoint/1';
 
@@ -39,7 +40,7 @@ export interface TrainingState {
   seed: number;
   /** Loss of the run's first step (reference of the explosion check), or null. */
   referenceLoss: number | null;
-  optimizer: { name: string; steps: number };
+  optimizer: { name: string } & OptimizerHostState;
   /** State of the root random stream (all per-step streams are derived by name from the seed). */
   rngState: object;
   /** Wall-clock time of the save. */

@@ -1,16 +1,24 @@
 /**
  * Optimizers written over variables, with PyTorch's update rules: SGD
- * (momentum, Nesterov), AdamW (decoupled weight decay) and LARS (You et al.,
- * 2017, as used by SimCLR). Weight decay, and LARS's trust ratio, are not applied
- * to BatchNorm parameters and biases (`NamedVariable.kind`).
+ * (momentum, Nesterov), Adam (L2 weight decay added to the gradient), AdamW
+ * (decoupled weight decay) and LARS (You et al., 2017, as used by SimCLR).
+ * Weight decay, and LARS's trust ratio, are not applied to BatchNorm parameters
+ * and biases (`NamedVariable.kind`).
  *
- * State (momentum buffers, Adam moments) lives in variables owned by the
- * optimizer: `dispose()` frees them, `stateVariables()` exposes them for
- * checkpoints, and the step count is host state (`hostState()`).
+ * Parameter groups: each parameter may carry a learning-rate multiplier
+ * (`lrScale`, e.g. 0.1 for a pretrained backbone under a new head).
+ *
+ * State is keyed by parameter name, so one optimizer serves a run whose trained
+ * subset changes (finetuning stages): a parameter without a gradient in a step is
+ * left alone, its state included. State (momentum buffers, Adam moments) lives in
+ * variables owned by the optimizer: `dispose()` frees them, `stateVariables()`
+ * exposes them for checkpoints; the update counts (one per parameter, as PyTorch
+ * keeps `state['step']`, so a parameter that starts training late gets Adam's
+ * bias correction from its own first update) are host state (`hostState()`).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedVariable } from '../backbones/types.js';
-import type { OptimizerConfig, OptimizerName } from '../recipes/pretrain-schema.js';
+import type { OptimizerConfig, OptimizerName } from '../recipes/optimizer-schema.js';
 
 /** A trainable variable the optimizer updates. */
 export interface TrainableParam {
@@ -18,6 +26,8 @@ export interface TrainableParam {
   name: string;
   variable: tf.Variable;
   kind: NamedVariable['kind'];
+  /** Learning-rate multiplier of this parameter's group (default 1). */
+  lrScale?: number;
 }
 
 /** BatchNorm parameters and biases get no weight decay and no LARS adaptation. */
@@ -28,17 +38,33 @@ export function isDecayExempt(kind: NamedVariable['kind']): boolean {
 export interface VariableOptimizer {
   readonly name: OptimizerName;
   /**
-   * Applies one update with learning rate `lr` from gradients keyed by parameter
-   * name (parameters without a gradient are left alone). Call inside tf.tidy.
+   * Applies one update with learning rate `lr` (times each parameter's `lrScale`)
+   * from gradients keyed by parameter name (parameters without a gradient are
+   * left alone). Call inside tf.tidy.
    */
   apply(grads: Record<string, tf.Tensor>, lr: number): void;
   /** Slot variables, named `optimizer.<slot>.<param>`, for checkpoints. */
   stateVariables(): Array<{ name: string; variable: tf.Variable }>;
-  /** Host-side state (the update count) for checkpoints. */
-  hostState(): { steps: number };
-  restoreHostState(state: { steps: number }): void;
+  /** Host-side state (update counts) for checkpoints. */
+  hostState(): OptimizerHostState;
+  restoreHostState(state: OptimizerHostState): void;
+  /**
+   * Starts the named parameters afresh (zero slots, update count 0), e.g. after
+   * their parametrisation changed (a standardisation folded into a layer).
+   */
+  resetState(names: string[]): void;
   /** Frees every slot variable. */
   dispose(): void;
+}
+
+/**
+ * Update counts: `steps` calls of apply(), and per parameter the updates it
+ * received where that differs from `steps` (absent in checkpoints written before
+ * per-parameter counts: every parameter then counts `steps`).
+ */
+export interface OptimizerHostState {
+  steps: number;
+  paramSteps?: Record<string, number>;
 }
 
 type Slots = Map<string, tf.Variable>;
@@ -53,6 +79,8 @@ function zerosSlot(param: TrainableParam): tf.Variable {
 abstract class SlotOptimizer implements VariableOptimizer {
   abstract readonly name: OptimizerName;
   protected steps = 0;
+  /** Updates each parameter has received (its own `t`). */
+  protected readonly paramSteps = new Map<string, number>();
   protected readonly slots = new Map<string, Slots>();
 
   constructor(
@@ -78,11 +106,15 @@ abstract class SlotOptimizer implements VariableOptimizer {
     this.steps++;
     for (const p of this.params) {
       const g = grads[p.name];
-      if (g) this.update(p, g, lr);
+      if (!g) continue;
+      const t = (this.paramSteps.get(p.name) ?? 0) + 1;
+      this.paramSteps.set(p.name, t);
+      this.update(p, g, lr * (p.lrScale ?? 1), t);
     }
   }
 
-  protected abstract update(param: TrainableParam, grad: tf.Tensor, lr: number): void;
+  /** One parameter's update; `t` is its 1-based update count. */
+  protected abstract update(param: TrainableParam, grad: tf.Tensor, lr: number, t: number): void;
 
   stateVariables(): Array<{ name: string; variable: tf.Variable }> {
     const out: Array<{ name: string; variable: tf.Variable }> = [];
@@ -92,12 +124,25 @@ abstract class SlotOptimizer implements VariableOptimizer {
     return out;
   }
 
-  hostState(): { steps: number } {
-    return { steps: this.steps };
+  hostState(): OptimizerHostState {
+    const paramSteps: Record<string, number> = {};
+    for (const [name, t] of this.paramSteps) if (t !== this.steps) paramSteps[name] = t;
+    return Object.keys(paramSteps).length ? { steps: this.steps, paramSteps } : { steps: this.steps };
   }
 
-  restoreHostState(state: { steps: number }): void {
+  restoreHostState(state: OptimizerHostState): void {
     this.steps = state.steps;
+    this.paramSteps.clear();
+    for (const p of this.params) this.paramSteps.set(p.name, state.paramSteps?.[p.name] ?? state.steps);
+  }
+
+  resetState(names: string[]): void {
+    tf.tidy(() => {
+      for (const name of names) {
+        for (const slots of this.slots.values()) slots.get(name)?.assign(tf.zerosLike(slots.get(name)!));
+        this.paramSteps.set(name, 0);
+      }
+    });
   }
 
   dispose(): void {
@@ -131,24 +176,28 @@ class Sgd extends SlotOptimizer {
 }
 
 /**
- * AdamW as in torch.optim.AdamW: p *= 1 - lr * wd; m = b1 m + (1 - b1) g;
- * v = b2 v + (1 - b2) g^2; p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+ * Adam as in torch.optim.Adam (g += wd * p, L2 decay through the moments) and
+ * AdamW as in torch.optim.AdamW (decoupled: p *= 1 - lr * wd); then
+ * m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
  */
-class AdamW extends SlotOptimizer {
-  readonly name = 'adamw' as const;
+class Adam extends SlotOptimizer {
+  readonly name: 'adam' | 'adamw';
   constructor(config: OptimizerConfig, params: TrainableParam[]) {
     super(config, params, ['m', 'v']);
+    this.name = config.name === 'adamw' ? 'adamw' : 'adam';
   }
-  protected update(p: TrainableParam, grad: tf.Tensor, lr: number): void {
+  protected update(p: TrainableParam, grad: tf.Tensor, lr: number, t: number): void {
     const { betas, eps, weightDecay } = this.config;
     const [beta1, beta2] = betas;
-    const t = this.steps;
+    const decayed = weightDecay > 0 && !isDecayExempt(p.kind);
     let value: tf.Tensor = p.variable;
-    if (weightDecay > 0 && !isDecayExempt(p.kind)) value = value.mul(1 - lr * weightDecay);
+    if (decayed && this.name === 'adamw') value = value.mul(1 - lr * weightDecay);
+    const g = decayed && this.name === 'adam' ? grad.add(p.variable.mul(weightDecay)) : grad;
     const m = this.slot('m', p.name);
     const v = this.slot('v', p.name);
-    const nextM = m.mul(beta1).add(grad.mul(1 - beta1));
-    const nextV = v.mul(beta2).add(grad.square().mul(1 - beta2));
+    const nextM = m.mul(beta1).add(g.mul(1 - beta1));
+    const nextV = v.mul(beta2).add(g.square().mul(1 - beta2));
     m.assign(nextM);
     v.assign(nextV);
     const biasCorrection1 = 1 - beta1 ** t;
@@ -198,8 +247,9 @@ export function createOptimizer(config: OptimizerConfig, params: TrainableParam[
   switch (config.name) {
     case 'sgd':
       return new Sgd(config, params);
+    case 'adam':
     case 'adamw':
-      return new AdamW(config, params);
+      return new Adam(config, params);
     case 'lars':
       return new Lars(config, params);
   }

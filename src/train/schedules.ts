@@ -3,7 +3,7 @@
  * same (epoch, step) always gives the same rate, which is what makes a resumed
  * run follow the schedule of an uninterrupted one.
  */
-import type { ScheduleConfig } from '../recipes/pretrain-schema.js';
+import type { ScheduleConfig } from '../recipes/optimizer-schema.js';
 
 export interface SchedulePosition {
   /** 0-based epoch. */

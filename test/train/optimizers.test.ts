@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
-import { type OptimizerConfig, PRETRAIN_SCHEMA, type ScheduleConfig } from '../../src/recipes/pretrain-schema.js';
+import type { OptimizerConfig, ScheduleConfig } from '../../src/recipes/optimizer-schema.js';
+import { PRETRAIN_SCHEMA } from '../../src/recipes/pretrain-schema.js';
 import { defaultsOf } from '../../src/recipes/schema.js';
 import { clipByGlobalNorm, createOptimizer, type TrainableParam } from '../../src/train/optimizers.js';
 import { learningRateAt } from '../../src/train/schedules.js';
@@ -64,12 +65,14 @@ function reference(cfg: OptimizerConfig, lrs: number[]): { w: number[]; b: numbe
           const step = cfg.nesterov ? g + cfg.momentum * buf[i] : buf[i];
           p[i] -= lr * step;
         }
-      } else if (cfg.name === 'adamw') {
+      } else if (cfg.name === 'adamw' || cfg.name === 'adam') {
         const [b1, b2] = cfg.betas;
         for (let i = 0; i < p.length; i++) {
-          if (!exempt) p[i] *= 1 - lr * cfg.weightDecay;
-          m[i] = b1 * m[i] + (1 - b1) * grad[i];
-          v[i] = b2 * v[i] + (1 - b2) * grad[i] ** 2;
+          if (!exempt && cfg.name === 'adamw') p[i] *= 1 - lr * cfg.weightDecay;
+          // torch.optim.Adam: L2 decay joins the gradient (and so the moments).
+          const g = grad[i] + (!exempt && cfg.name === 'adam' ? cfg.weightDecay * p[i] : 0);
+          m[i] = b1 * m[i] + (1 - b1) * g;
+          v[i] = b2 * v[i] + (1 - b2) * g ** 2;
           const mHat = m[i] / (1 - b1 ** (t + 1));
           const vHat = v[i] / (1 - b2 ** (t + 1));
           p[i] -= (lr * mHat) / (Math.sqrt(vHat) + cfg.eps);
@@ -105,6 +108,7 @@ describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => 
     ['sgd momentum', { name: 'sgd', momentum: 0.9, weightDecay: 0.01 }],
     ['sgd Nesterov', { name: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 0.05 }],
     ['adamw', { name: 'adamw', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
+    ['adam', { name: 'adam', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
     ['lars', { name: 'lars', momentum: 0.9, weightDecay: 1e-4, trustCoefficient: 0.001 }],
     ['lars Nesterov', { name: 'lars', momentum: 0.8, nesterov: true, weightDecay: 0.01, trustCoefficient: 0.02 }],
   ];
@@ -118,12 +122,13 @@ describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => 
     });
   }
 
-  it('matches PyTorch 1.13 (torch.optim.SGD / AdamW, fixture from scripts/reference/torch_optimizers.py)', () => {
+  it('matches PyTorch 1.13 (torch.optim.SGD / Adam / AdamW, fixture from scripts/reference/torch_optimizers.py)', () => {
     const fixture = JSON.parse(readFileSync('test/train/fixtures/torch-optimizers.json', 'utf8'));
     const torchCases: Array<[string, Partial<OptimizerConfig>]> = [
       ['sgd momentum', { name: 'sgd', momentum: 0.9, weightDecay: 0.01 }],
       ['sgd Nesterov', { name: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 0.05 }],
       ['adamw', { name: 'adamw', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
+      ['adam', { name: 'adam', weightDecay: 0.1, betas: [0.9, 0.99], eps: 1e-8 }],
     ];
     for (const [name, overrides] of torchCases) {
       const got = runTf(config(overrides), fixture.lrs);
@@ -164,6 +169,53 @@ describe('optimizers against plain-loop formulas (3 steps, changing lr)', () => 
     optimizer.dispose();
     expect(tf.memory().numTensors).toBe(before);
     w.dispose();
+  });
+});
+
+describe('parameter groups and state kept per parameter', () => {
+  it('lrScale multiplies the learning rate of its parameter (sgd: the step is lr x scale x gradient)', () => {
+    const a = tf.variable(tf.tensor1d([1, 1]));
+    const b = tf.variable(tf.tensor1d([1, 1]));
+    const optimizer = createOptimizer(config({ name: 'sgd', momentum: 0, weightDecay: 0 }), [
+      { name: 'head', variable: a, kind: 'dense' },
+      { name: 'backbone', variable: b, kind: 'conv', lrScale: 0.1 },
+    ]);
+    tf.tidy(() => optimizer.apply({ head: tf.tensor1d([1, 2]), backbone: tf.tensor1d([1, 2]) }, 0.5));
+    expectClose(Array.from(a.dataSync()), [0.5, 0]);
+    expectClose(Array.from(b.dataSync()), [0.95, 0.9]);
+    optimizer.dispose();
+    tf.dispose([a, b]);
+  });
+
+  it('a parameter that joins late gets bias correction from its own first update (as torch keeps state per parameter)', () => {
+    const cfg = config({ name: 'adam', weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
+    const early = tf.variable(tf.tensor1d([0]));
+    const late = tf.variable(tf.tensor1d([0]));
+    const optimizer = createOptimizer(cfg, [
+      { name: 'early', variable: early, kind: 'dense' },
+      { name: 'late', variable: late, kind: 'dense' },
+    ]);
+    // Three steps train `early` only (like a head-only stage), then both.
+    for (let t = 0; t < 3; t++) tf.tidy(() => optimizer.apply({ early: tf.tensor1d([1]) }, 0.1));
+    tf.tidy(() => optimizer.apply({ early: tf.tensor1d([1]), late: tf.tensor1d([4]) }, 0.1));
+    // Adam's first update of a parameter moves it by lr (m_hat / sqrt(v_hat) = sign(g)), whatever the step count.
+    expect(late.dataSync()[0]).toBeCloseTo(-0.1, 6);
+    expect(optimizer.hostState()).toEqual({ steps: 4, paramSteps: { late: 1 } });
+    // The counts round-trip through checkpoints' host state.
+    const other = createOptimizer(cfg, [
+      { name: 'early', variable: early, kind: 'dense' },
+      { name: 'late', variable: late, kind: 'dense' },
+    ]);
+    other.restoreHostState(optimizer.hostState());
+    expect(other.hostState()).toEqual({ steps: 4, paramSteps: { late: 1 } });
+    // Resetting a parameter zeroes its slots and restarts its count.
+    optimizer.resetState(['early']);
+    expect(optimizer.hostState()).toEqual({ steps: 4, paramSteps: { early: 0, late: 1 } });
+    const slot = optimizer.stateVariables().find((v) => v.name === 'optimizer.m.early')!;
+    expect(Array.from(slot.variable.dataSync())).toEqual([0]);
+    optimizer.dispose();
+    other.dispose();
+    tf.dispose([early, late]);
   });
 });
 
