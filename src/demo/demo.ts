@@ -11,7 +11,7 @@ import { getTask } from '../../pretext-tasks/registry.js';
 import { scanFolder } from '../data/scan.js';
 import { embedFolder } from '../embed/embed-folder.js';
 import { exportBackbone } from '../export/backbone-store.js';
-import { resolveFinetuneRecipe } from '../finetune/recipe.js';
+import { resolveFinetuneRecipe } from '../recipes/finetune-recipe.js';
 import { runFinetune } from '../finetune/run.js';
 import { deepMerge, readRecipeTree } from '../recipes/load.js';
 import { resolvePretrainRecipe } from '../recipes/pretrain-recipe.js';

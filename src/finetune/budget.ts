@@ -7,6 +7,7 @@
  * spread per (arm, N) (Arrow + Markdown), and a bar chart with error bars.
  */
 import path from 'node:path';
+import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { barChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
@@ -14,7 +15,6 @@ import { invalidOption, UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
 import { subsetImageSet } from './image-set.js';
-import type { FinetuneRecipe } from './recipe.js';
 import { resolveInput } from './recipe.js';
 import { type FeatureCache, finetuneOnData, openBackbone, type PreparedData, prepareData } from './run.js';
 

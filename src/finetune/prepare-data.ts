@@ -3,6 +3,8 @@
  * per class, minority classes, flipped labels), the test images (a --test set, a
  * stratified holdout, or the training images), and unlabeled images for FixMatch.
  */
+
+import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 import {
@@ -14,7 +16,6 @@ import {
   stratifiedHoldout,
 } from './data.js';
 import { type ImageSet, loadImageSet, withLabels } from './image-set.js';
-import type { FinetuneRecipe } from './recipe.js';
 
 /** Label subsets for experiments (all optional). */
 export interface SubsetOptions {

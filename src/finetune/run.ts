@@ -7,24 +7,35 @@
  * <out>/classifier.json, classifier.safetensors, backbone/   the model (see model-io.ts)
  * <out>/recipe.yaml        the fully resolved recipe
  * <out>/history.arrow      per-epoch loss, accuracy, learning rate, FixMatch mask rate
+ * <out>/metrics.arrow      per-step and per-epoch rows (as a pretraining run's), curves.png their plot
  * <out>/report/            evaluation report (see evaluate.ts)
  * <out>/label-review.arrow training samples ranked by how likely their label is wrong
  * <out>/imbalance.json     class counts and imbalance summary
  * <out>/summary.json       headline numbers
  * ```
+ *
+ * While it trains, checkpoints live in `<out>.training/` (see train-checkpoints.ts);
+ * `resume` continues from there after a crash; the folder is removed once `<out>` is written.
  */
+import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { createBackbone } from '../backbones/registry.js';
 import type { Backbone } from '../backbones/types.js';
 import { loadBackbone } from '../export/backbone-store.js';
 import type { BackboneManifest } from '../export/manifest.js';
+import { stringifyRecipe } from '../recipes/load.js';
+import type { MetricsRow } from '../train/metrics.js';
+import { writeCurves } from '../train/metrics.js';
+import { differingKeys } from '../train/run-dir.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 
 export { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
 
+import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { Classifier } from './classifier.js';
 import { type Evaluation, evaluateProbabilities, writeEvaluationFiles } from './evaluate.js';
 import {
@@ -39,7 +50,7 @@ import {
 } from './label-problems.js';
 import { saveClassifier } from './model-io.js';
 import { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
-import { type FinetuneRecipe, resolveInput, trainOptionsOf } from './recipe.js';
+import { resolveInput, trainOptionsOf } from './recipe.js';
 import { type EpochMetrics, type TrainResult, trainClassifier } from './train.js';
 
 /**
@@ -72,7 +83,11 @@ export async function finetuneOnData(
   options: {
     progress?: boolean;
     onEpoch?: (m: EpochMetrics) => void;
+    onStep?: (row: MetricsRow) => void;
     recipeFile?: string;
+    /** A folder for checkpoints (see trainClassifier); with `resume`, continue from its last one. */
+    runDir?: string;
+    resume?: boolean;
     /** With `featureKey`: test features of the frozen backbone, reused when the training only touched the head. */
     featureCache?: FeatureCache;
     featureKey?: string;
@@ -112,6 +127,9 @@ export async function finetuneOnData(
       unlabeled: trainOptions.fixmatch ? data.unlabeled : undefined,
       progress: options.progress,
       onEpoch: options.onEpoch,
+      onStep: options.onStep,
+      runDir: options.runDir,
+      resume: options.resume,
     });
     let probabilities: Float32Array;
     const { featureCache, featureKey } = options;
@@ -172,6 +190,61 @@ export interface FinetuneJob extends DataSpec {
   subsets?: SubsetOptions;
   progress?: boolean;
   onEpoch?: (m: EpochMetrics) => void;
+  onStep?: (row: MetricsRow) => void;
+  /** Continue the interrupted run whose checkpoints are in `<out>.training/`. */
+  resume?: boolean;
+}
+
+/** Where a finetune writing `out` keeps its checkpoints while it trains. */
+export function trainingDirOf(out: string): string {
+  return `${out.replace(/[\\/]+$/, '')}.training`;
+}
+
+/**
+ * Makes the training folder of `job` ready: new (refusing to overwrite an
+ * interrupted run unless resuming), or, on resume, checked against the recipe
+ * and inputs it was started with.
+ */
+async function prepareTrainingDir(job: FinetuneJob): Promise<string> {
+  const dir = trainingDirOf(job.out);
+  const inputs = {
+    recipe: job.recipe,
+    backbone: path.resolve(job.backbone),
+    fromScratch: Boolean(job.fromScratch),
+    labels: path.resolve(job.labels),
+    test: job.test ? path.resolve(job.test) : null,
+    unlabeled: job.unlabeled ? path.resolve(job.unlabeled) : null,
+    limits: { unlabeled: job.unlabeledLimit ?? null, test: job.testLimit ?? null },
+    subsets: job.subsets ?? {},
+  };
+  const file = path.join(dir, 'run.json');
+  if (job.resume) {
+    if (!existsSync(file)) {
+      throw new UsageError(
+        `nothing to resume: ${dir} does not exist (it holds an unfinished finetune of ${job.out}; a finished one leaves only ${job.out})`,
+      );
+    }
+    const saved = JSON.parse(await fsp.readFile(file, 'utf8'));
+    const changed = differingKeys(saved, JSON.parse(JSON.stringify(inputs))).filter((k) => k !== 'recipe.name');
+    if (changed.length) {
+      throw new UsageError(
+        `cannot resume ${dir} with different settings: ${changed.join(', ')} changed (resume with the same recipe, backbone and data)`,
+      );
+    }
+    return dir;
+  }
+  if (existsSync(dir)) {
+    throw new UsageError(
+      `${dir} holds an unfinished finetune of ${job.out}: pass --resume to continue it, or remove ${dir} to start over`,
+    );
+  }
+  await fsp.mkdir(dir, { recursive: true });
+  await writeFileAtomic(
+    path.join(dir, 'recipe.resolved.yaml'),
+    stringifyRecipe(job.recipe, 'Fully resolved recipe of this finetune. Written by selfsup finetune.'),
+  );
+  await writeFileAtomic(file, `${JSON.stringify(inputs, null, 2)}\n`);
+  return dir;
 }
 
 export interface FinetuneSummary {
@@ -208,12 +281,23 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
       progress: job.progress,
       needUnlabeled: recipe.fixmatch.enabled,
     });
+    const trainingDir = await prepareTrainingDir(job);
     backboneOwned = false;
-    outcome = await finetuneOnData(backbone, input, recipe, data, {
-      progress: job.progress,
-      onEpoch: job.onEpoch,
-      recipeFile: job.recipeFile,
-    });
+    try {
+      outcome = await finetuneOnData(backbone, input, recipe, data, {
+        progress: job.progress,
+        onEpoch: job.onEpoch,
+        onStep: job.onStep,
+        recipeFile: job.recipeFile,
+        runDir: trainingDir,
+        resume: job.resume,
+      });
+    } catch (e) {
+      // Nothing worth resuming (no checkpoint yet): leave no folder that would block the next run.
+      if (!existsSync(path.join(trainingDir, 'checkpoints', 'last')))
+        await fsp.rm(trainingDir, { recursive: true, force: true });
+      throw e;
+    }
     const o = outcome;
     const last = o.training.history[o.training.history.length - 1];
     const summary: FinetuneSummary = {
@@ -254,6 +338,8 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
         if (data.skipped.length)
           await writeFileAtomic(path.join(dir, 'skipped.json'), `${JSON.stringify(data.skipped, null, 2)}\n`);
         await writeHistory(path.join(dir, 'history.arrow'), o.training.history);
+        await o.training.metrics.writeArrow(path.join(dir, 'metrics.arrow'));
+        await writeCurves(path.join(dir, 'curves.png'), o.training.metrics, `finetune ${recipe.name ?? ''}`.trim());
         const reportDir = path.join(dir, 'report');
         await writeEvaluationFiles(reportDir, o.evaluation, {
           title: `${recipe.name ?? 'finetune'} on ${data.testSource} (${data.test.count} images)`,
@@ -275,6 +361,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
         }
       },
     });
+    await fsp.rm(trainingDirOf(job.out), { recursive: true, force: true });
     return summary;
   } finally {
     if (outcome) outcome.classifier.dispose();

@@ -1,20 +1,37 @@
 /**
- * The finetuning loop: stages of (epochs, trainable parts) — e.g. head only,
- * then layer4 + head, then everything — with a lower learning rate for the
- * backbone than for the head, label-smoothed cross-entropy or focal loss, class
- * weights, class-balanced sampling, and optional FixMatch on an unlabeled set.
+ * The finetuning loop: an optional linear probe (LP-FT), then stages of
+ * (epochs, trainable parts) — e.g. head only, then layer4 + head, then
+ * everything — with label-smoothed cross-entropy or focal loss, class weights,
+ * class-balanced sampling, and optional FixMatch on an unlabeled set.
+ *
+ * It runs on the training engine of src/train: one optimizer for the whole run
+ * (state kept per variable, so stages and the probe share it), parameter groups
+ * (the backbone at `backboneLrMultiplier` x the head's rate; no weight decay on
+ * BatchNorm and biases), the per-step schedule `learningRateAt`, the step
+ * engine `lossAndGradients` (gradients clipped by global norm), the divergence
+ * stop, and, with a run folder, atomic checkpoints, metrics.arrow and resume.
  *
  * Each step runs inside tf.tidy and awaits nothing; the only state across steps
  * is variables and optimizer slots (owned and disposed here).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { NamedVariable } from '../backbones/types.js';
 import type { PipelineSpec } from '../data/types.js';
+import type { DivergenceLimits, OptimizerConfig, ScheduleConfig } from '../recipes/optimizer-schema.js';
+import { MetricsLog, type MetricsRow } from '../train/metrics.js';
+import { createOptimizer, type TrainableParam } from '../train/optimizers.js';
+import { learningRateAt } from '../train/schedules.js';
+import { DivergenceError, divergence, lossAndGradients } from '../train/step.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { createRng } from '../util/rng.js';
+import { createRng, type Rng } from '../util/rng.js';
 import type { Classifier } from './classifier.js';
-import { featureMoments, firstLinearOf, foldStandardization, standardize } from './feature-standardization.js';
+import {
+  featureMoments,
+  firstLinearOf,
+  foldStandardization,
+  type Moments,
+  standardize,
+} from './feature-standardization.js';
 import { FixMatchMeter, type FixMatchOptions, fixMatchTerms, unlabeledWeight } from './fixmatch.js';
 import { batchPixels, type ImageSet } from './image-set.js';
 import {
@@ -26,6 +43,7 @@ import {
 } from './losses.js';
 import { classBalancedIndices, shuffledIndices } from './sampler.js';
 import { augmentBatch, evalPipeline } from './tensor-augment.js';
+import { FinetuneCheckpoints } from './train-checkpoints.js';
 
 /** One stage: `epochs` epochs with the variables whose names start with one of `trainable` trained. */
 export interface StageSpec {
@@ -44,22 +62,23 @@ export interface LossSpec {
 export interface TrainOptions {
   stages: StageSpec[];
   batchSize: number;
-  optimizer: 'sgd' | 'momentum' | 'adam';
-  /** Peak learning rate of the head. */
-  learningRate: number;
-  /** Backbone learning rate = learningRate * backboneLrMultiplier. */
+  /** Steps per epoch (default: one pass over the labeled images), e.g. to give every label budget the same compute. */
+  stepsPerEpoch?: number;
+  /** One optimizer for the run; `lr` is the head's peak learning rate. */
+  optimizer: OptimizerConfig;
+  /** Parameter groups: the backbone trains at optimizer.lr x this. */
   backboneLrMultiplier: number;
-  momentum: number;
-  /** Decoupled weight decay on conv and dense kernels (not BN, not biases). */
-  weightDecay: number;
-  schedule: 'cosine' | 'constant';
-  warmupEpochs: number;
+  /** Schedule of the stages, per step over all stage epochs. */
+  schedule: ScheduleConfig;
+  /** Clip gradients to this global L2 norm; 0 = no clipping. */
+  gradClipNorm: number;
+  divergence: DivergenceLimits;
+  /** With a run folder (TrainContext.runDir): checkpoint every N stage epochs, keep the newest `keep`. */
+  checkpoints: { everyEpochs: number; keep: number };
   loss: LossSpec;
   classWeighting: 'none' | 'inverse-frequency' | 'effective-number';
   effectiveNumberBeta: number;
   sampler: 'shuffle' | 'class-balanced';
-  /** Steps per epoch (default: one pass over the labeled images), e.g. to give every label budget the same compute. */
-  stepsPerEpoch?: number;
   /** View for labeled training images ([] = the evaluation view, no augmentation). */
   trainView: PipelineSpec;
   /** FixMatch on `unlabeled` when set. */
@@ -76,25 +95,10 @@ export interface TrainOptions {
 
 export interface ProbeSpec {
   epochs: number;
-  learningRate: number;
+  /** Peak learning rate of the probe (cosine to 0 over its epochs). */
+  lr: number;
   batchSize: number;
 }
-
-export const TRAIN_DEFAULTS: Omit<TrainOptions, 'trainView' | 'seed'> = {
-  stages: [{ epochs: 10, trainable: ['head'] }],
-  batchSize: 64,
-  optimizer: 'adam',
-  learningRate: 1e-3,
-  backboneLrMultiplier: 0.1,
-  momentum: 0.9,
-  weightDecay: 0,
-  schedule: 'cosine',
-  warmupEpochs: 0,
-  loss: { type: 'cross-entropy', labelSmoothing: 0, gamma: 2 },
-  classWeighting: 'none',
-  effectiveNumberBeta: 0.999,
-  sampler: 'shuffle',
-};
 
 export interface EpochMetrics {
   epoch: number;
@@ -112,9 +116,11 @@ export interface EpochMetrics {
 
 export interface TrainResult {
   history: EpochMetrics[];
+  /** Step and epoch rows (metrics.arrow, curves.png). */
+  metrics: MetricsLog;
   /** Per-class weights used by the loss (undefined = none). */
   classWeights?: number[];
-  /** Whether the head was trained on precomputed features only (the backbone did not change). */
+  /** Whether the stages trained the head on precomputed features only (the backbone did not change). */
   precomputedFeatures: boolean;
 }
 
@@ -122,43 +128,22 @@ export interface TrainContext {
   labeled: ImageSet;
   unlabeled?: ImageSet;
   onEpoch?: (m: EpochMetrics) => void;
+  /** After every step (e.g. to print progress or stop a test run). */
+  onStep?: (row: MetricsRow) => void;
   progress?: boolean;
+  /**
+   * A folder for `checkpoints/`, `metrics.arrow` and `status.json`: the run can
+   * then be continued after a crash with `resume`.
+   */
+  runDir?: string;
+  /** Continue from the last checkpoint in `runDir` (none yet: start from the beginning). */
+  resume?: boolean;
 }
 
 function matches(name: string, prefixes: string[]): boolean {
   return prefixes.some(
     (p) => p === 'all' || (p === 'backbone' ? !name.startsWith('head.') : name === p || name.startsWith(`${p}.`)),
   );
-}
-
-/** Learning-rate factor in [0, 1] at training progress t in [0, 1] (cosine, linear warm-up). */
-export function scheduleFactor(
-  options: Pick<TrainOptions, 'schedule' | 'warmupEpochs'>,
-  epoch: number,
-  totalEpochs: number,
-): number {
-  if (options.warmupEpochs > 0 && epoch < options.warmupEpochs) return (epoch + 1e-9) / options.warmupEpochs;
-  if (options.schedule === 'constant') return 1;
-  const span = Math.max(1e-9, totalEpochs - options.warmupEpochs);
-  const t = Math.min(1, (epoch - options.warmupEpochs) / span);
-  return 0.5 * (1 + Math.cos(Math.PI * t));
-}
-
-function makeOptimizer(options: TrainOptions): tf.Optimizer {
-  switch (options.optimizer) {
-    case 'sgd':
-      return tf.train.sgd(options.learningRate);
-    case 'momentum':
-      return tf.train.momentum(options.learningRate, options.momentum, true);
-    case 'adam':
-      return tf.train.adam(options.learningRate);
-  }
-}
-
-function setLearningRate(optimizer: tf.Optimizer, lr: number): void {
-  const o = optimizer as unknown as { setLearningRate?: (v: number) => void; learningRate: number };
-  if (o.setLearningRate) o.setLearningRate(lr);
-  else o.learningRate = lr;
 }
 
 /** Per-class weights for the loss from the labeled set's counts. */
@@ -181,10 +166,33 @@ export function supervisedLoss(
   return crossEntropyLoss(logits, labels, { labelSmoothing: loss.labelSmoothing, classWeights });
 }
 
+/** A run of epochs with one trained set: the probe, or one stage. */
+interface Phase {
+  /** -1 for the probe, else the stage index. */
+  stage: number;
+  /** Global index of the phase's first epoch. */
+  firstEpoch: number;
+  epochs: number;
+  trained: TrainableParam[];
+  backboneTraining: boolean;
+  /** Head on features computed once (no augmentation, no FixMatch, head only). */
+  precomputed: boolean;
+  batchSize: number;
+  stepsPerEpoch: number;
+  /** Root of the phase's random streams (the probe's are its own). */
+  root: Rng;
+  /** Learning rate at (epoch inside the probe / inside all stages, step). */
+  lrAt(epoch: number, step: number): number;
+  /** Epoch counted inside the probe, or inside all stages. */
+  localEpoch(epoch: number): number;
+}
+
 /**
  * Trains `classifier` on `context.labeled` (and `context.unlabeled` with FixMatch).
  * When every stage trains the head only and there is neither augmentation nor
- * FixMatch, backbone features are computed once and the head trains on them.
+ * FixMatch, backbone features are computed once and the head trains on them
+ * (standardised; the standardisation is folded into the head's first linear
+ * layer when those epochs end, and that layer's optimizer state starts over).
  */
 export async function trainClassifier(
   classifier: Classifier,
@@ -192,258 +200,379 @@ export async function trainClassifier(
   context: TrainContext,
 ): Promise<TrainResult> {
   const { labeled, unlabeled } = context;
-  if (options.probe && options.probe.epochs > 0) {
-    // LP-FT: train the head alone on precomputed features (the all-head-only path below), then
-    // run the stages from that head. The probe's seed is derived so its shuffles are its own.
-    const probed = await trainClassifier(
-      classifier,
-      {
-        ...options,
-        stages: [{ epochs: options.probe.epochs, trainable: ['head'] }],
-        batchSize: options.probe.batchSize,
-        learningRate: options.probe.learningRate,
-        schedule: 'cosine',
-        warmupEpochs: 0,
-        stepsPerEpoch: undefined,
-        trainView: [],
-        fixmatch: undefined,
-        probe: undefined,
-        seed: `${options.seed}:probe`,
-      },
-      { labeled, progress: context.progress, onEpoch: (m) => context.onEpoch?.({ ...m, stage: -1 }) },
-    );
-    const offset = options.probe.epochs;
-    const rest = await trainClassifier(
-      classifier,
-      { ...options, probe: undefined },
-      { ...context, onEpoch: (m) => context.onEpoch?.({ ...m, epoch: m.epoch + offset }) },
-    );
-    return {
-      history: [
-        ...probed.history.map((m) => ({ ...m, stage: -1 })),
-        ...rest.history.map((m) => ({ ...m, epoch: m.epoch + offset })),
-      ],
-      classWeights: rest.classWeights,
-      precomputedFeatures: rest.precomputedFeatures,
-    };
-  }
   const positions = Int32Array.from({ length: labeled.count }, (_, i) => i).filter((i) => labeled.labels[i] >= 0);
   if (positions.length < 2)
     throw new UsageError(`finetuning needs at least 2 labeled images, found ${positions.length}`);
   if (options.fixmatch && (!unlabeled || unlabeled.count === 0)) {
     throw new UsageError('FixMatch needs an unlabeled set (--unlabeled) with at least one image');
   }
-  for (let i = 0; i < options.stages.length; i++) {
-    if (options.stages[i].trainable.length === 0)
-      throw invalidOption(`recipe.stages[${i}].trainable`, 'a non-empty list', []);
-  }
   const { numClasses } = classifier;
   const classWeights = lossClassWeights(options, labeled.labels, numClasses);
-  const all = classifier.variables();
-  const headOnly = options.stages.every((s) => s.trainable.every((p) => p === 'head' || p.startsWith('head.')));
-  const precompute = headOnly && options.trainView.length === 0 && !options.fixmatch;
+
+  // Parameter groups: every trainable variable, the backbone's at a scaled rate.
+  const variables = classifier.variables();
+  const allParams: TrainableParam[] = variables
+    .filter((v) => v.trainable)
+    .map((v) => ({
+      name: v.name,
+      variable: v.variable,
+      kind: v.kind,
+      lrScale: v.name.startsWith('head.') ? 1 : options.backboneLrMultiplier,
+    }));
+  const phases = planPhases(options, allParams, positions.length);
+  const used = new Set(phases.flatMap((p) => p.trained.map((t) => t.name)));
+  const optimizer = createOptimizer(
+    options.optimizer,
+    allParams.filter((p) => used.has(p.name)),
+  );
+  const stagePhases = phases.filter((p) => p.stage >= 0);
   const featureDim = classifier.backbone.featureDim;
   const firstLinear = firstLinearOf(classifier);
-  // On precomputed features the head trains on standardised features (a linear probe converges
-  // far faster that way); the standardisation is folded into the first linear layer afterwards.
-  const extracted = precompute ? classifier.extractFeatures(labeled) : undefined; // [N * D]
-  const standardization = extracted && firstLinear ? featureMoments(extracted, featureDim, positions) : undefined;
-  const features = extracted && standardization ? standardize(extracted, featureDim, standardization) : extracted;
+  const headNames = firstLinear
+    ? variables.filter((v) => v.variable === firstLinear.kernel || v.variable === firstLinear.bias).map((v) => v.name)
+    : [];
   const { size, mean, std } = classifier.spec.input;
   const labeledView = options.trainView.length > 0 ? options.trainView : evalPipeline(size, mean, std);
-  const root = createRng(options.seed);
-  const totalEpochs = options.stages.reduce((a, s) => a + s.epochs, 0);
-  const batchSize = Math.min(options.batchSize, positions.length);
-  const stepsPerEpoch = options.stepsPerEpoch ?? Math.ceil(positions.length / batchSize);
-  // tfjs optimizers keep their slots by the position of a variable in the gradient map, so
-  // each stage (a different set of trained variables) gets fresh optimizers.
-  let headOptimizer: tf.Optimizer | undefined;
-  let backboneOptimizer: tf.Optimizer | undefined;
-  const history: EpochMetrics[] = [];
-  const progress = context.progress
-    ? new Progress({ label: 'finetune', total: totalEpochs * stepsPerEpoch })
+  const checkpoints = context.runDir
+    ? new FinetuneCheckpoints(context.runDir, classifier, optimizer, {
+        keep: options.checkpoints.keep,
+        withBackbone: phases.some((p) => !p.precomputed),
+      })
     : undefined;
-  let unlabeledOrder: Int32Array = new Int32Array(0);
-  let unlabeledCursor = 0;
-  let unlabeledPass = 0;
+
+  let history: EpochMetrics[] = [];
+  let metrics = new MetricsLog();
   let epoch = 0;
+  let globalStep = 0;
+  let referenceLoss: number | null = null;
+  const progress = context.progress
+    ? new Progress({ label: 'finetune', total: phases.reduce((n, p) => n + p.epochs * p.stepsPerEpoch, 0) })
+    : undefined;
+  // Features of the un-augmented labeled images (precomputed phases), standardised.
+  let features: Float32Array | undefined;
+  let moments: Moments | undefined;
+  let status: 'finished' | 'failed' = 'failed';
   try {
-    for (let stageIndex = 0; stageIndex < options.stages.length; stageIndex++) {
-      const stage = options.stages[stageIndex];
-      const trained = all.filter((v) => v.trainable && matches(v.name, stage.trainable));
-      if (trained.length === 0) {
-        throw invalidOption(
-          `recipe.stages[${stageIndex}].trainable`,
-          'name prefixes that select some variables (head, layer4, backbone, all)',
-          stage.trainable,
-        );
+    if (checkpoints && context.resume) {
+      const restored = await checkpoints.restore();
+      if (restored) {
+        ({ epoch, globalStep, referenceLoss, history, metrics } = restored);
       }
-      const backboneTrained = trained.filter((v) => !v.name.startsWith('head.'));
-      const headTrained = trained.filter((v) => v.name.startsWith('head.'));
-      const backboneTraining = backboneTrained.length > 0;
-      // The Backbone contract has one training flag: when any part of the backbone trains, every
-      // BatchNorm layer normalises with batch statistics and updates its running statistics
-      // (frozen parts keep their weights). Restoring the running statistics of frozen layers
-      // would leave them inconsistent with what training saw, and evaluation would suffer.
-      headOptimizer?.dispose();
-      backboneOptimizer?.dispose();
-      headOptimizer = makeOptimizer(options);
-      backboneOptimizer = makeOptimizer(options);
-      const stageHeadOptimizer = headOptimizer;
-      const stageBackboneOptimizer = backboneOptimizer;
-      const decayed = new Set(
-        trained.filter((v) => v.kind === 'conv' || v.kind === 'dense').map((v) => v.variable.name),
-      );
-      for (let e = 0; e < stage.epochs; e++, epoch++) {
-        const started = Date.now();
-        const epochRng = root.derive('epoch', epoch);
-        const order =
-          options.sampler === 'class-balanced'
-            ? classBalancedIndices(labeled.labels, numClasses, epochRng.derive('sampler'), positions.length)
-            : shuffledIndices(positions, epochRng.derive('shuffle'));
-        const meter = new FixMatchMeter();
-        let lossSum = 0;
-        let supSum = 0;
-        let unsupSum = 0;
-        let correct = 0;
-        let seen = 0;
-        let lr = 0;
-        for (let s = 0; s < stepsPerEpoch; s++) {
-          const factor = scheduleFactor(options, epoch + s / stepsPerEpoch, totalEpochs);
-          lr = options.learningRate * factor;
-          setLearningRate(stageHeadOptimizer, lr);
-          setLearningRate(stageBackboneOptimizer, lr * options.backboneLrMultiplier);
-          const batch = new Int32Array(batchSize);
-          for (let j = 0; j < batchSize; j++) batch[j] = order[(s * batchSize + j) % order.length];
-          const stepRng = epochRng.derive('step', s);
-          let unlabeledBatch: Int32Array | undefined;
-          if (options.fixmatch && unlabeled) {
-            const count = batchSize * options.fixmatch.ratio;
-            unlabeledBatch = new Int32Array(count);
-            for (let j = 0; j < count; j++) {
-              if (unlabeledCursor >= unlabeledOrder.length) {
-                unlabeledOrder = root.derive('unlabeled', unlabeledPass++).permutation(unlabeled.count);
-                unlabeledCursor = 0;
-              }
-              unlabeledBatch[j] = unlabeledOrder[unlabeledCursor++];
-            }
+    }
+    await checkpoints?.status('running', epoch, globalStep);
+    // Steps done before `epoch` (a resumed run's progress bar starts there).
+    progress?.update(
+      phases.reduce((n, p) => n + Math.max(0, Math.min(p.epochs, epoch - p.firstEpoch)) * p.stepsPerEpoch, 0),
+    );
+    for (const phase of phases) {
+      const end = phase.firstEpoch + phase.epochs;
+      if (epoch >= end) continue;
+      if (phase.precomputed && !features) {
+        const extracted = classifier.extractFeatures(labeled); // [N * D]
+        // On precomputed features the head trains on standardised features (a linear probe converges
+        // far faster that way); the standardisation is folded into the first linear layer afterwards.
+        moments = firstLinear ? featureMoments(extracted, featureDim, positions) : undefined;
+        features = moments ? standardize(extracted, featureDim, moments) : extracted;
+      }
+      for (; epoch < end; epoch++) {
+        const row = await runEpoch(phase, epoch);
+        history.push(row);
+        context.onEpoch?.(row);
+        const next = phases.find((p) => epoch + 1 < p.firstEpoch + p.epochs);
+        if (features && !next?.precomputed) {
+          // Leaving the precomputed epochs: the head takes raw features from now on.
+          if (moments && firstLinear) {
+            foldStandardization(firstLinear, moments);
+            optimizer.resetState(headNames.filter((n) => used.has(n)));
           }
-          const lambda = options.fixmatch ? unlabeledWeight(options.fixmatch, epoch + s / stepsPerEpoch) : 0;
-          const out = tf.tidy(() => {
-            const labels = tf.tensor1d(
-              Array.from(batch, (i) => labeled.labels[i]),
-              'int32',
-            );
-            let side:
-              | { pred: tf.Tensor; sup: tf.Tensor; unsup?: tf.Tensor; mask?: tf.Tensor; pseudo?: tf.Tensor }
-              | undefined;
-            const lossFn = (): tf.Scalar => {
-              let logits: tf.Tensor2D;
-              let unlabeledLogits: [tf.Tensor2D, tf.Tensor2D] | undefined;
-              if (features) {
-                const rows = new Float32Array(batchSize * featureDim);
-                batch.forEach((i, j) => {
-                  rows.set(features.subarray(i * featureDim, (i + 1) * featureDim), j * featureDim);
-                });
-                const f = tf.tensor2d(rows, [batchSize, featureDim]);
-                logits = classifier.head.apply(f, true);
-              } else {
-                const parts = [augmentBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
-                if (unlabeledBatch && unlabeled && options.fixmatch) {
-                  const pixels = batchPixels(unlabeled, unlabeledBatch);
-                  parts.push(augmentBatch(pixels, options.fixmatch.weakView, stepRng.derive('weak')));
-                  parts.push(augmentBatch(pixels, options.fixmatch.strongView, stepRng.derive('strong')));
-                }
-                const x = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
-                // One forward pass over [labeled; weak; strong] so BatchNorm sees them together (as FixMatch does).
-                const joint = classifier.logits(x, backboneTraining, true); // [B + 2U, K]
-                if (parts.length === 1) logits = joint;
-                else {
-                  const u = unlabeledBatch?.length ?? 0;
-                  const [l, weak, strong] = tf.split(joint, [batchSize, u, u], 0) as tf.Tensor2D[];
-                  logits = l;
-                  unlabeledLogits = [weak, strong];
-                }
-              }
-              const sup = supervisedLoss(logits, labels, options.loss, classWeights);
-              let total = sup;
-              side = { pred: tf.keep(tf.argMax(logits, 1)), sup: tf.keep(sup.clone()) };
-              if (unlabeledLogits && options.fixmatch) {
-                const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], options.fixmatch.threshold);
-                total = tf.add(sup, tf.mul(terms.loss, lambda)) as tf.Scalar;
-                side.unsup = tf.keep(terms.loss.clone());
-                side.mask = tf.keep(terms.mask.clone());
-                side.pseudo = tf.keep(terms.pseudoLabels.clone());
-              }
-              return total;
-            };
-            const { value, grads } = tf.variableGrads(
-              lossFn,
-              trained.map((v) => v.variable),
-            );
-            const pick = (list: NamedVariable[]) =>
-              Object.fromEntries(
-                list.filter((v) => grads[v.variable.name]).map((v) => [v.variable.name, grads[v.variable.name]]),
-              );
-            if (headTrained.length) stageHeadOptimizer.applyGradients(pick(headTrained));
-            if (backboneTrained.length) stageBackboneOptimizer.applyGradients(pick(backboneTrained));
-            if (options.weightDecay > 0) {
-              for (const v of trained) {
-                if (!decayed.has(v.variable.name)) continue;
-                const groupLr = v.name.startsWith('head.') ? lr : lr * options.backboneLrMultiplier;
-                v.variable.assign(tf.mul(v.variable, 1 - groupLr * options.weightDecay));
-              }
-            }
-            return { value: tf.keep(value), side };
-          });
-          const side = out.side!;
-          const lossValue = out.value.dataSync()[0];
-          const predicted = side.pred.dataSync();
-          const supValue = side.sup.dataSync()[0];
-          if (!Number.isFinite(lossValue)) {
-            tf.dispose(
-              [out.value, side.pred, side.sup, side.unsup, side.mask, side.pseudo].filter(Boolean) as tf.Tensor[],
-            );
-            throw new Error(`the loss became ${lossValue} at epoch ${epoch}, step ${s}; lower the learning rate`);
-          }
-          for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) correct++;
-          seen += batchSize;
-          lossSum += lossValue;
-          supSum += supValue;
-          if (side.unsup && side.mask && side.pseudo && unlabeledBatch && unlabeled) {
-            unsupSum += side.unsup.dataSync()[0];
-            const hidden = Array.from(unlabeledBatch, (i) => unlabeled.labels[i]);
-            meter.add(side.mask.dataSync(), side.pseudo.dataSync(), hidden);
-          }
-          tf.dispose(
-            [out.value, side.pred, side.sup, side.unsup, side.mask, side.pseudo].filter(Boolean) as tf.Tensor[],
-          );
-          progress?.tick(1, `loss ${lossValue.toFixed(4)}`);
+          features = undefined;
+          moments = undefined;
         }
-        const fm = options.fixmatch ? meter.stats() : undefined;
-        const metrics: EpochMetrics = {
-          epoch,
-          stage: stageIndex,
-          loss: lossSum / stepsPerEpoch,
-          supervisedLoss: supSum / stepsPerEpoch,
-          unlabeledLoss: fm ? unsupSum / stepsPerEpoch : undefined,
-          trainAccuracy: correct / seen,
-          learningRate: lr,
-          maskRate: fm?.maskRate,
-          pseudoLabelAccuracy: fm?.pseudoLabelAccuracy,
-          seconds: (Date.now() - started) / 1000,
-        };
-        history.push(metrics);
-        context.onEpoch?.(metrics);
+        const lastOfPhase = epoch + 1 === end;
+        const due =
+          phase.stage < 0 ? lastOfPhase : (epoch + 1 - phase.firstEpoch) % options.checkpoints.everyEpochs === 0;
+        if (checkpoints && (due || lastOfPhase || !next)) {
+          await checkpoints.save({
+            epoch: epoch + 1,
+            globalStep,
+            stepsPerEpoch: stagePhases[0]?.stepsPerEpoch ?? phase.stepsPerEpoch,
+            seed: options.seed,
+            referenceLoss,
+            history,
+            metrics,
+          });
+        }
         // Let other work (progress output, signals) run between epochs.
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
+    status = 'finished';
+  } catch (error) {
+    if (error instanceof DivergenceError) status = 'finished'; // status.json already says diverged
+    throw error;
   } finally {
-    headOptimizer?.dispose();
-    backboneOptimizer?.dispose();
+    if (features && moments && firstLinear) foldStandardization(firstLinear, moments);
+    optimizer.dispose();
     progress?.finish();
-    if (standardization && firstLinear) foldStandardization(firstLinear, standardization);
+    if (checkpoints && status === 'failed') await checkpoints.status('failed', epoch, globalStep).catch(() => {});
   }
-  return { history, classWeights, precomputedFeatures: precompute };
+  await checkpoints?.status('finished', epoch, globalStep);
+  return {
+    history,
+    metrics,
+    classWeights,
+    precomputedFeatures: stagePhases.every((p) => p.precomputed),
+  };
+
+  /** One epoch of `phase`: steps, then its history row and metrics rows. */
+  async function runEpoch(phase: Phase, epochIndex: number): Promise<EpochMetrics> {
+    const started = Date.now();
+    const local = phase.localEpoch(epochIndex);
+    const epochRng = phase.root.derive('epoch', local);
+    const order =
+      options.sampler === 'class-balanced'
+        ? classBalancedIndices(labeled.labels, numClasses, epochRng.derive('sampler'), positions.length)
+        : shuffledIndices(positions, epochRng.derive('shuffle'));
+    const fixmatch = phase.stage >= 0 ? options.fixmatch : undefined;
+    const { batchSize, stepsPerEpoch } = phase;
+    const meter = new FixMatchMeter();
+    const stepRows: MetricsRow[] = [];
+    let lossSum = 0;
+    let supSum = 0;
+    let unsupSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let lr = 0;
+    for (let s = 0; s < stepsPerEpoch; s++) {
+      const stepStart = performance.now();
+      lr = phase.lrAt(local, s);
+      const batch = new Int32Array(batchSize);
+      for (let j = 0; j < batchSize; j++) batch[j] = order[(s * batchSize + j) % order.length];
+      const stepRng = epochRng.derive('step', s);
+      let unlabeledBatch: Int32Array | undefined;
+      if (fixmatch && unlabeled) {
+        // The k-th unlabeled draw of the stages is position k mod N of permutation floor(k / N):
+        // a pure function of the step, so a resumed run draws what an uninterrupted one would.
+        const count = batchSize * fixmatch.ratio;
+        const first = (local * stepsPerEpoch + s) * count;
+        unlabeledBatch = new Int32Array(count);
+        let pass = -1;
+        let permutation: Int32Array = new Int32Array(0);
+        for (let j = 0; j < count; j++) {
+          const k = first + j;
+          const p = Math.floor(k / unlabeled.count);
+          if (p !== pass) {
+            pass = p;
+            permutation = Int32Array.from(phase.root.derive('unlabeled', p).permutation(unlabeled.count));
+          }
+          unlabeledBatch[j] = permutation[k % unlabeled.count];
+        }
+      }
+      const lambda = fixmatch ? unlabeledWeight(fixmatch, local + s / stepsPerEpoch) : 0;
+      const step = lossAndGradients(
+        phase.trained,
+        () => {
+          const labels = tf.tensor1d(
+            Array.from(batch, (i) => labeled.labels[i]),
+            'int32',
+          );
+          let logits: tf.Tensor2D;
+          let unlabeledLogits: [tf.Tensor2D, tf.Tensor2D] | undefined;
+          if (phase.precomputed && features) {
+            const rows = new Float32Array(batchSize * featureDim);
+            batch.forEach((i, j) => {
+              rows.set(features!.subarray(i * featureDim, (i + 1) * featureDim), j * featureDim);
+            });
+            logits = classifier.head.apply(tf.tensor2d(rows, [batchSize, featureDim]), true);
+          } else {
+            const parts = [augmentBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
+            if (unlabeledBatch && unlabeled && fixmatch) {
+              const pixels = batchPixels(unlabeled, unlabeledBatch);
+              parts.push(augmentBatch(pixels, fixmatch.weakView, stepRng.derive('weak')));
+              parts.push(augmentBatch(pixels, fixmatch.strongView, stepRng.derive('strong')));
+            }
+            const x = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
+            // One forward pass over [labeled; weak; strong] so BatchNorm sees them together (as FixMatch does).
+            const joint = classifier.logits(x, phase.backboneTraining, true); // [B + 2U, K]
+            if (parts.length === 1) logits = joint;
+            else {
+              const u = unlabeledBatch?.length ?? 0;
+              const [l, weak, strong] = tf.split(joint, [batchSize, u, u], 0) as tf.Tensor2D[];
+              logits = l;
+              unlabeledLogits = [weak, strong];
+            }
+          }
+          const sup = supervisedLoss(logits, labels, options.loss, classWeights);
+          const keep: Record<string, tf.Tensor> = { pred: tf.argMax(logits, 1), sup };
+          if (!unlabeledLogits || !fixmatch) return { loss: sup, keep };
+          const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], fixmatch.threshold);
+          Object.assign(keep, { unsup: terms.loss, mask: terms.mask, pseudo: terms.pseudoLabels });
+          return { loss: tf.add(sup, tf.mul(terms.loss, lambda)) as tf.Scalar, keep };
+        },
+        options.gradClipNorm,
+      );
+      const lossValue = step.loss.dataSync()[0];
+      const gradNorm = step.norm.dataSync()[0];
+      const problem = divergence(lossValue, gradNorm, referenceLoss, options.divergence);
+      if (problem) {
+        step.dispose();
+        const where = `epoch ${epochIndex}, step ${s} (global step ${globalStep + 1})`;
+        const kept = checkpoints?.lastGood
+          ? `the last good checkpoint is ${checkpoints.lastGood}`
+          : 'no checkpoint had been written yet';
+        const message = `finetuning stopped at ${where}: ${problem}; ${kept}. Lower the learning rate (recipe.train.optimizer.lr) or set recipe.train.gradClipNorm${checkpoints ? ', then resume' : ''}.`;
+        await checkpoints?.status('diverged', epoch, globalStep, message);
+        throw new DivergenceError(message, context.runDir ?? '', checkpoints?.lastGood);
+      }
+      tf.tidy(() => optimizer.apply(step.grads, lr));
+      referenceLoss ??= lossValue;
+      globalStep++;
+      const predicted = step.kept.pred.dataSync();
+      const supValue = step.kept.sup.dataSync()[0];
+      let batchCorrect = 0;
+      for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) batchCorrect++;
+      correct += batchCorrect;
+      seen += batchSize;
+      lossSum += lossValue;
+      supSum += supValue;
+      let maskRate = Number.NaN;
+      if (step.kept.unsup && step.kept.mask && step.kept.pseudo && unlabeledBatch && unlabeled) {
+        unsupSum += step.kept.unsup.dataSync()[0];
+        const mask = step.kept.mask.dataSync();
+        maskRate = Array.from(mask).reduce((a, b) => a + b, 0) / Math.max(1, mask.length);
+        const hidden = Array.from(unlabeledBatch, (i) => unlabeled.labels[i]);
+        meter.add(mask, step.kept.pseudo.dataSync(), hidden);
+      }
+      step.dispose();
+      const seconds = (performance.now() - stepStart) / 1000;
+      const stepRow: MetricsRow = {
+        kind: 'step',
+        epoch: epochIndex,
+        step: s,
+        globalStep,
+        loss: lossValue,
+        lr,
+        gradNorm,
+        imagesPerSecond: (batchSize + 2 * (unlabeledBatch?.length ?? 0)) / Math.max(seconds, 1e-9),
+        dataWaitMs: 0,
+        embeddingSpread: Number.NaN,
+        knnAccuracy: Number.NaN,
+        seconds,
+        trainAccuracy: batchCorrect / batchSize,
+        maskRate,
+      };
+      metrics.add(stepRow);
+      stepRows.push(stepRow);
+      context.onStep?.(stepRow);
+      progress?.tick(1, `loss ${lossValue.toFixed(4)}`);
+    }
+    const fm = fixmatch ? meter.stats() : undefined;
+    const seconds = (Date.now() - started) / 1000;
+    metrics.add(summarizeFinetuneEpoch(stepRows, epochIndex, globalStep, seconds));
+    return {
+      epoch: epochIndex,
+      stage: phase.stage,
+      loss: lossSum / stepsPerEpoch,
+      supervisedLoss: supSum / stepsPerEpoch,
+      unlabeledLoss: fm ? unsupSum / stepsPerEpoch : undefined,
+      trainAccuracy: correct / seen,
+      learningRate: lr,
+      maskRate: fm?.maskRate,
+      pseudoLabelAccuracy: fm?.pseudoLabelAccuracy,
+      seconds,
+    };
+  }
+}
+
+/** The epoch row of the metrics log (means of the step rows). */
+function summarizeFinetuneEpoch(rows: MetricsRow[], epoch: number, globalStep: number, seconds: number): MetricsRow {
+  const mean = (key: string) => {
+    const values = rows.map((r) => r[key] as number).filter(Number.isFinite);
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
+  };
+  const stepSeconds = rows.reduce((n, r) => n + r.seconds, 0);
+  return {
+    kind: 'epoch',
+    epoch,
+    step: rows.length,
+    globalStep,
+    loss: mean('loss'),
+    lr: rows.at(-1)?.lr ?? Number.NaN,
+    gradNorm: mean('gradNorm'),
+    imagesPerSecond: rows.reduce((n, r) => n + r.imagesPerSecond * r.seconds, 0) / Math.max(1e-9, stepSeconds),
+    dataWaitMs: 0,
+    embeddingSpread: Number.NaN,
+    knnAccuracy: Number.NaN,
+    seconds,
+    trainAccuracy: mean('trainAccuracy'),
+    maskRate: mean('maskRate'),
+  };
+}
+
+/** The probe (if any) and the stages as phases, with their trained parameters and schedules. */
+function planPhases(options: TrainOptions, allParams: TrainableParam[], labeledCount: number): Phase[] {
+  for (let i = 0; i < options.stages.length; i++) {
+    if (options.stages[i].trainable.length === 0)
+      throw invalidOption(`recipe.stages[${i}].trainable`, 'a non-empty list', []);
+  }
+  const headParams = allParams.filter((p) => p.name.startsWith('head.'));
+  const phases: Phase[] = [];
+  let firstEpoch = 0;
+  const probe = options.probe && options.probe.epochs > 0 ? options.probe : undefined;
+  if (probe) {
+    const batchSize = Math.min(probe.batchSize, labeledCount);
+    const stepsPerEpoch = Math.ceil(labeledCount / batchSize);
+    const schedule: ScheduleConfig = { name: 'cosine', warmupEpochs: 0, minLr: 0, milestones: [], gamma: 0.1 };
+    phases.push({
+      stage: -1,
+      firstEpoch,
+      epochs: probe.epochs,
+      trained: headParams,
+      backboneTraining: false,
+      precomputed: true,
+      batchSize,
+      stepsPerEpoch,
+      root: createRng(`${options.seed}:probe`),
+      lrAt: (epoch, step) => learningRateAt(probe.lr, schedule, { epoch, step, stepsPerEpoch, epochs: probe.epochs }),
+      localEpoch: (epoch) => epoch,
+    });
+    firstEpoch += probe.epochs;
+  }
+  const headOnly = options.stages.every((s) => s.trainable.every((p) => p === 'head' || p.startsWith('head.')));
+  const precomputed = headOnly && options.trainView.length === 0 && !options.fixmatch;
+  const batchSize = Math.min(options.batchSize, labeledCount);
+  const stepsPerEpoch = options.stepsPerEpoch ?? Math.ceil(labeledCount / batchSize);
+  const stagesStart = firstEpoch;
+  const stageEpochs = options.stages.reduce((n, s) => n + s.epochs, 0);
+  const root = createRng(options.seed);
+  options.stages.forEach((stage, index) => {
+    const trained = allParams.filter((p) => matches(p.name, stage.trainable));
+    if (trained.length === 0) {
+      throw invalidOption(
+        `recipe.stages[${index}].trainable`,
+        'name prefixes that select some variables (head, layer4, backbone, all)',
+        stage.trainable,
+      );
+    }
+    phases.push({
+      stage: index,
+      firstEpoch,
+      epochs: stage.epochs,
+      trained,
+      // The Backbone contract has one training flag: when any part of the backbone trains, every
+      // BatchNorm layer normalises with batch statistics and updates its running statistics
+      // (frozen parts keep their weights). Restoring the running statistics of frozen layers
+      // would leave them inconsistent with what training saw, and evaluation would suffer.
+      backboneTraining: trained.some((p) => !p.name.startsWith('head.')),
+      precomputed,
+      batchSize,
+      stepsPerEpoch,
+      root,
+      lrAt: (epoch, step) =>
+        learningRateAt(options.optimizer.lr, options.schedule, { epoch, step, stepsPerEpoch, epochs: stageEpochs }),
+      localEpoch: (epoch) => epoch - stagesStart,
+    });
+    firstEpoch += stage.epochs;
+  });
+  return phases;
 }

@@ -1,4 +1,6 @@
 /** Recipes: YAML as data, validated against schemas, with `extends`. */
+export * from './finetune-recipe.js';
+export * from './finetune-schema.js';
 export * from './load.js';
 export * from './optimizer-schema.js';
 export * from './pretrain-recipe.js';

@@ -101,12 +101,23 @@ export function validateRecipe<T>(schema: ObjectField, data: unknown, file?: str
   }
 }
 
-/** Reads, merges (`extends`) and validates a recipe file. */
-export function loadRecipeFile<T>(file: string, schema: ObjectField): T {
+/**
+ * Reads, merges (`extends`) and validates a recipe file. `check`, when given,
+ * sees the merged data first (e.g. to refuse keys of an old dialect); its
+ * SchemaErrors are prefixed with the file like the schema's.
+ */
+export function loadRecipeFile<T>(file: string, schema: ObjectField, check?: (data: unknown) => void): T {
   if (!file.endsWith('.yaml') && !file.endsWith('.yml')) {
     throw new InputError(file, 'a recipe is a .yaml file');
   }
-  return validateRecipe<T>(schema, readRecipeTree(file), file);
+  const data = readRecipeTree(file);
+  try {
+    check?.(data);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new RecipeError(file, e.message, e.keyPath);
+    throw e;
+  }
+  return validateRecipe<T>(schema, data, file);
 }
 
 /** YAML text of a resolved recipe, with a header comment. */

@@ -5,7 +5,7 @@
  */
 import { BUILT_IN_TASKS } from '../../pretext-tasks/registry.js';
 import type { PretextTask } from '../../pretext-tasks/types.js';
-import { FINETUNE_SCHEMA } from '../finetune/recipe.js';
+import { FINETUNE_SCHEMA } from './finetune-schema.js';
 import { PRETRAIN_SCHEMA } from './pretrain-schema.js';
 import { expectedText, type Field, type ObjectField } from './schema.js';
 

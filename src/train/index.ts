@@ -1,4 +1,4 @@
-/** Pretraining: the loop, optimizers, schedules, checkpoints, metrics and monitors. */
+/** Training: the pretraining loop, the step engine, optimizers, schedules, checkpoints, metrics and monitors (finetuning uses them too). */
 export * from './checkpoint.js';
 export { embeddingSpread, isCollapsed } from './collapse.js';
 export * from './components.js';
@@ -8,4 +8,11 @@ export * from './monitor.js';
 export * from './optimizers.js';
 export * from './run-dir.js';
 export * from './schedules.js';
-export { type ComputedStep, computeStep, type StepInputs } from './step.js';
+export {
+  type ComputedStep,
+  computeStep,
+  type Gradients,
+  type LossOutput,
+  lossAndGradients,
+  type StepInputs,
+} from './step.js';

@@ -44,9 +44,9 @@ import {
   writeStatus,
 } from './run-dir.js';
 import { learningRateAt } from './schedules.js';
-import { computeStep, divergence } from './step.js';
+import { computeStep, DivergenceError, divergence } from './step.js';
 
-export { divergence };
+export { DivergenceError, divergence };
 
 export type TrainEvent =
   | { type: 'start'; runDir: string; epochs: number; stepsPerEpoch: number; resumedFrom?: string }
@@ -86,18 +86,6 @@ export interface PretrainResult {
   metrics: MetricsLog;
   /** Loss of each step run in this call, in order. */
   losses: number[];
-}
-
-/** A run stopped because its loss diverged; the last good checkpoint is kept. */
-export class DivergenceError extends Error {
-  override name = 'DivergenceError';
-  constructor(
-    message: string,
-    readonly runDir: string,
-    readonly lastGoodCheckpoint: string | undefined,
-  ) {
-    super(message);
-  }
 }
 
 /** Pretrains a backbone as `recipe` says; see docs/training.md. */

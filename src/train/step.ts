@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { PretextTask } from '../../pretext-tasks/types.js';
 import type { Backbone } from '../backbones/types.js';
 import type { Batch } from '../data/types.js';
-import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
+import type { DivergenceLimits } from '../recipes/optimizer-schema.js';
 import type { Rng } from '../util/rng.js';
 import { embeddingSpread } from './collapse.js';
 import { clipByGlobalNorm, type TrainableParam } from './optimizers.js';
@@ -43,27 +43,39 @@ export interface ComputedStep {
   dispose(): void;
 }
 
-/** Forward + backward for one batch; the weights are not touched. */
-export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
-  const { task, taskOptions, backbone, heads, params, batch, rng } = inputs;
+/** What a loss function returns to {@link lossAndGradients}. */
+export interface LossOutput {
+  loss: tf.Scalar;
+  /** Tensors made by the forward pass the caller wants after the step (metrics, predictions). */
+  keep?: Record<string, tf.Tensor | undefined>;
+}
+
+/** A loss, its gradients and what the forward pass kept; free with `dispose()`. */
+export interface Gradients {
+  loss: tf.Scalar;
+  /** Global gradient norm before clipping. */
+  norm: tf.Scalar;
+  /** Clipped gradients keyed by parameter name (parameters the loss does not reach are absent). */
+  grads: Record<string, tf.Tensor>;
+  kept: Record<string, tf.Tensor>;
+  dispose(): void;
+}
+
+/**
+ * The step engine's forward + backward: runs `forward` under tf.variableGrads
+ * over `params` (the trained subset; other variables are constants), names the
+ * gradients by parameter and clips them by global norm. Everything runs in one
+ * tf.tidy with no await; the weights are not touched.
+ */
+export function lossAndGradients(params: TrainableParam[], forward: () => LossOutput, gradClipNorm: number): Gradients {
   const byVariableName = new Map(params.map((p) => [p.variable.name, p.name]));
-  const escaped: tf.Tensor[] = [];
-  let taskMetrics: Record<string, tf.Scalar> = {};
-  let spread: tf.Scalar | undefined;
-  let embeddingDim = 0;
-  const { loss, grads, norm } = tf.tidy(() => {
-    const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
+  const kept: Record<string, tf.Tensor> = {};
+  const result = tf.tidy(() => {
     const { value, grads: byVariable } = tf.variableGrads(
       () => {
-        const out = task.step({ backbone, heads, views, training: true, rng }, taskOptions);
-        // Scalars made inside variableGrads would be freed with its scope: keep them, free them below.
-        taskMetrics = out.metrics;
-        for (const m of Object.values(out.metrics)) escaped.push(tf.keep(m));
-        if (inputs.measureSpread && out.embeddings) {
-          embeddingDim = out.embeddings.shape[1];
-          spread = tf.keep(embeddingSpread(out.embeddings));
-          escaped.push(spread);
-        }
+        const out = forward();
+        // Tensors made inside variableGrads would be freed with its scope: keep them (freed by dispose()).
+        for (const [key, t] of Object.entries(out.keep ?? {})) if (t) kept[key] = tf.keep(t.clone());
         return out.loss;
       },
       params.map((p) => p.variable),
@@ -73,23 +85,64 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
       const param = byVariableName.get(variableName);
       if (param && g) named[param] = g;
     }
-    const clipped = clipByGlobalNorm(named, inputs.gradClipNorm);
+    const clipped = clipByGlobalNorm(named, gradClipNorm);
     return { loss: value as tf.Scalar, grads: clipped.grads, norm: clipped.norm };
   });
+  return {
+    ...result,
+    kept,
+    dispose: () => tf.dispose([result.loss, result.norm, ...Object.values(result.grads), ...Object.values(kept)]),
+  };
+}
+
+/** Forward + backward for one batch; the weights are not touched. */
+export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
+  const { task, taskOptions, backbone, heads, params, batch, rng } = inputs;
+  let embeddingDim = 0;
+  const step = lossAndGradients(
+    params,
+    () => {
+      const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
+      const out = task.step({ backbone, heads, views, training: true, rng }, taskOptions);
+      const keep: Record<string, tf.Tensor> = {};
+      for (const [key, m] of Object.entries(out.metrics)) keep[`metric:${key}`] = m as tf.Tensor;
+      if (inputs.measureSpread && out.embeddings) {
+        embeddingDim = out.embeddings.shape[1];
+        keep.spread = embeddingSpread(out.embeddings);
+      }
+      return { loss: out.loss, keep };
+    },
+    inputs.gradClipNorm,
+  );
+  const { grads, kept } = step;
   try {
     const metrics: Record<string, number> = {};
-    for (const [key, m] of Object.entries(taskMetrics)) metrics[key] = (await m.data())[0];
+    for (const [key, m] of Object.entries(kept)) {
+      if (key.startsWith('metric:')) metrics[key.slice('metric:'.length)] = (await m.data())[0];
+    }
     return {
-      loss: (await loss.data())[0],
-      gradNorm: (await norm.data())[0],
+      loss: (await step.loss.data())[0],
+      gradNorm: (await step.norm.data())[0],
       metrics,
-      spread: spread ? (await (spread as tf.Scalar).data())[0] : Number.NaN,
+      spread: kept.spread ? (await kept.spread.data())[0] : Number.NaN,
       embeddingDim,
       grads,
       dispose: () => tf.dispose(Object.values(grads)),
     };
   } finally {
-    tf.dispose([loss, norm, ...escaped]);
+    tf.dispose([step.loss, step.norm, ...Object.values(kept)]);
+  }
+}
+
+/** A run stopped because its loss diverged; the last good checkpoint is kept. */
+export class DivergenceError extends Error {
+  override name = 'DivergenceError';
+  constructor(
+    message: string,
+    readonly runDir: string,
+    readonly lastGoodCheckpoint: string | undefined,
+  ) {
+    super(message);
   }
 }
 
@@ -98,7 +151,7 @@ export function divergence(
   loss: number,
   gradNorm: number,
   referenceLoss: number | null,
-  limits: PretrainRecipe['train']['divergence'],
+  limits: DivergenceLimits,
 ): string | undefined {
   if (!Number.isFinite(loss)) return `the loss is ${loss}`;
   if (!Number.isFinite(gradNorm)) return `the gradient norm is ${gradNorm} (loss ${loss})`;

@@ -20,7 +20,7 @@ train: {epochs: 1, maxStepsPerEpoch: 2}
 
 const PROBE_RECIPE = `head: {hidden: []}
 stages: [{epochs: 2, trainable: [head]}]
-train: {batchSize: 8, optimizer: adam, learningRate: 0.01}
+train: {batchSize: 8, optimizer: {name: adam, lr: 0.01}}
 augment: {train: none}
 eval: {holdout: 0}
 labelProblems: {enabled: false}
@@ -72,6 +72,15 @@ describe('selfsup pretrain / finetune / eval / budget (subprocess)', () => {
     );
   });
 
+  it('finetune names an old-dialect recipe key and its new spelling, exit 2', async () => {
+    const old = recipe('old.yaml', PROBE_RECIPE.replace('optimizer: {name: adam, lr: 0.01}', 'learningRate: 0.01'));
+    const r = await runCli(['finetune', old, '--backbone', run, '--labels', images, '--out', path.join(dir, 'm')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `selfsup: ${old}: recipe.train.learningRate: renamed: write train.optimizer.lr (finetuning recipes use the pretraining dialect)`,
+    );
+  });
+
   it('finetune on the run writes a model and a report; eval re-evaluates it', async () => {
     const probe = recipe('probe.yaml', PROBE_RECIPE);
     model = path.join(dir, 'model');
@@ -80,8 +89,17 @@ describe('selfsup pretrain / finetune / eval / budget (subprocess)', () => {
     const summary = JSON.parse(f.stdout);
     expect(summary.trainImages).toBe(16);
     expect(summary.accuracy).toBeGreaterThanOrEqual(0);
-    for (const file of ['classifier.json', 'report/report.json', 'report/confusion.png', 'summary.json'])
+    for (const file of [
+      'classifier.json',
+      'report/report.json',
+      'report/confusion.png',
+      'summary.json',
+      'metrics.arrow',
+      'curves.png',
+    ])
       expect(existsSync(path.join(model, file)), file).toBe(true);
+    // The checkpoints of the finished run are gone with their folder.
+    expect(existsSync(`${model}.training`)).toBe(false);
 
     const e = await runCli(['eval', model, '--labels', images, '--out', path.join(dir, 'eval'), '--json']);
     expect(e.code, e.stderr).toBe(0);

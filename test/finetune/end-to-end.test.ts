@@ -34,7 +34,7 @@ describe('finetune end to end (narrow ResNet-18 export, PNG class folders)', () 
         { epochs: 1, trainable: ['head'] },
         { epochs: 1, trainable: ['layer4', 'head'] },
       ],
-      train: { batchSize: 4, learningRate: 0.01 },
+      train: { batchSize: 4, optimizer: { lr: 0.01 } },
       augment: { train: 'weak' },
       fixmatch: { enabled: true, threshold: 0.5, ratio: 1, warmupEpochs: 0 },
       eval: { holdout: 0.25 },

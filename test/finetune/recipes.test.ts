@@ -2,7 +2,8 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validatePipeline } from '../../src/data/augment/pipeline.js';
-import { loadFinetuneRecipe, resolveFinetuneRecipe, resolveInput, trainOptionsOf } from '../../src/finetune/recipe.js';
+import { resolveInput, trainOptionsOf } from '../../src/finetune/recipe.js';
+import { loadFinetuneRecipe, resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 
 const RECIPES = path.resolve(import.meta.dirname, '../../recipes');
 const files = readdirSync(RECIPES).filter((f) => f.startsWith('finetune-') && f.endsWith('.yaml'));
@@ -36,8 +37,8 @@ describe('finetune recipes', () => {
     expect(() => resolveFinetuneRecipe({ loss: { type: 'hinge' } })).toThrow(
       'recipe.loss.type: Expected one of "cross-entropy", "focal" but received "hinge" (string)',
     );
-    expect(() => resolveFinetuneRecipe({ train: { learningRate: 'fast' } })).toThrow(
-      /recipe\.train\.learningRate: Expected a number greater than 0 and at most 10 but received "fast" \(string\)/,
+    expect(() => resolveFinetuneRecipe({ train: { optimizer: { lr: 'fast' } } })).toThrow(
+      'recipe.train.optimizer.lr: Expected a number greater than 0 and at most 10 but received "fast" (string)',
     );
     expect(() => resolveFinetuneRecipe({ fixmatch: { treshold: 0.9 } })).toThrow(
       /recipe\.fixmatch\.treshold: Unknown key/,
@@ -55,5 +56,57 @@ describe('finetune recipes', () => {
     expect(() => resolveInput(wrongMean, 1, manifest)).toThrow(
       'recipe.input.mean: Expected a list of exactly 1 numbers (one per channel) but received [0.5, 0.5, 0.5]',
     );
+  });
+
+  it('keys of the old finetuning dialect name their new spelling', () => {
+    const cases: Array<[unknown, string]> = [
+      [
+        { train: { learningRate: 0.01 } },
+        'recipe.train.learningRate: renamed: write train.optimizer.lr (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { optimizer: 'adam' } },
+        'recipe.train.optimizer: Expected a mapping {name, ...} but received "adam" (string): write train.optimizer: {name: adam} (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { optimizer: 'momentum' } },
+        'recipe.train.optimizer: Expected a mapping {name, ...} but received "momentum" (string): write train.optimizer: {name: sgd, momentum: 0.9, nesterov: true} (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { schedule: 'cosine' } },
+        'recipe.train.schedule: Expected a mapping {name, ...} but received "cosine" (string): write train.schedule: {name: cosine} (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { weightDecay: 0.001 } },
+        'recipe.train.weightDecay: renamed: write train.optimizer.weightDecay (decoupled decay as before: train.optimizer.name adamw) (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { warmupEpochs: 1 } },
+        'recipe.train.warmupEpochs: renamed: write train.schedule.warmupEpochs (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { train: { momentum: 0.9 } },
+        'recipe.train.momentum: renamed: write train.optimizer.momentum (finetuning recipes use the pretraining dialect)',
+      ],
+      [
+        { probe: { learningRate: 0.01 } },
+        'recipe.probe.learningRate: renamed: write probe.lr (finetuning recipes use the pretraining dialect)',
+      ],
+    ];
+    for (const [data, message] of cases) expect(() => resolveFinetuneRecipe(data)).toThrow(message);
+    // The same spelling as pretraining recipes: one optimizer/schedule vocabulary.
+    const recipe = resolveFinetuneRecipe({
+      train: { optimizer: { name: 'lars', lr: 0.2 }, schedule: { name: 'step', milestones: [3] } },
+    });
+    expect(recipe.train.optimizer).toMatchObject({ name: 'lars', lr: 0.2, weightDecay: 0 });
+    expect(recipe.train.schedule).toMatchObject({ name: 'step', milestones: [3], gamma: 0.1 });
+  });
+
+  it('one set of defaults: a recipe without stages trains the head for 30 epochs with Adam at 0.001', () => {
+    const recipe = resolveFinetuneRecipe({});
+    expect(recipe.stages).toEqual([{ epochs: 30, trainable: ['head'] }]);
+    expect(recipe.train.optimizer).toMatchObject({ name: 'adam', lr: 0.001, weightDecay: 0 });
+    expect(recipe.train.backboneLrMultiplier).toBe(0.1);
+    expect(recipe.probe).toEqual({ epochs: 0, lr: 0.01, batchSize: 256 });
   });
 });

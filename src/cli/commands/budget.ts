@@ -1,7 +1,7 @@
 /** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
 import type { Command } from 'commander';
 import { BUDGET_ARMS, type BudgetArm, type BudgetResult, budgetMarkdown, runBudget } from '../../finetune/budget.js';
-import { loadFinetuneRecipe } from '../../finetune/recipe.js';
+import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
 import {
   type GlobalOptions,

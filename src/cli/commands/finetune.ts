@@ -1,7 +1,7 @@
 /** `selfsup finetune`: argument parsing only; the work is `runFinetune` in src/finetune. */
 import type { Command } from 'commander';
-import { loadFinetuneRecipe } from '../../finetune/recipe.js';
 import { type FinetuneSummary, runFinetune } from '../../finetune/run.js';
+import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
 import {
   type GlobalOptions,
@@ -29,6 +29,7 @@ interface FinetuneCliOptions extends GlobalOptions {
   subsetSeed?: number;
   unlabeledLimit?: number;
   testLimit?: number;
+  resume?: boolean;
 }
 
 /** Parses a comma-separated list of class indices (`--minority 0,3,6`). */
@@ -80,6 +81,10 @@ export function registerFinetune(program: Command, setResult: (p: Promise<number
         )
         .requiredOption('--out <dir>', 'output model folder (replaced atomically)')
         .option(
+          '--resume',
+          'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
+        )
+        .option(
           '--unlabeled <path>',
           'unlabeled images for FixMatch (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
         )
@@ -109,8 +114,12 @@ export function registerFinetune(program: Command, setResult: (p: Promise<number
           'after',
           `
 Outputs in --out: classifier.json + classifier.safetensors (the model), backbone/ (finetuned backbone,
-torchvision names), recipe.yaml (resolved), history.arrow, report/ (report.json, report.md,
-predictions.arrow, confusion.arrow/.png, reliability.png), label-review.arrow, imbalance.json, summary.json.
+torchvision names), recipe.yaml (resolved), history.arrow, metrics.arrow + curves.png (per step),
+report/ (report.json, report.md, predictions.arrow, confusion.arrow/.png, reliability.png),
+label-review.arrow, imbalance.json, summary.json.
+While training, checkpoints go to <out>.training/ (removed at the end); after a crash or kill,
+run the same command with --resume to continue from the last one. A loss that turns NaN or
+explodes stops the run (exit 1) and keeps the last good checkpoint.
 
 Examples:
   $ selfsup finetune recipes/finetune-linear-probe.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
@@ -151,6 +160,7 @@ Examples:
             flipFraction: opts.flipLabels,
             seed: opts.subsetSeed,
           },
+          resume: opts.resume,
           progress: !opts.quiet && !opts.json,
           onEpoch: (m) =>
             note(

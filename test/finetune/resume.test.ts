@@ -1,0 +1,141 @@
+/**
+ * Finetuning resumes like pretraining does: a crash or a SIGKILL mid-epoch
+ * leaves complete checkpoints only, and the resumed run ends with the weights,
+ * losses and history of an uninterrupted one. A diverged loss stops the run
+ * before the update and keeps the last good checkpoint.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../src/engine/index.js';
+import type { Classifier } from '../../src/finetune/classifier.js';
+import type { EpochMetrics } from '../../src/finetune/train.js';
+import { trainClassifier } from '../../src/finetune/train.js';
+import { MetricsLog } from '../../src/train/metrics.js';
+import { DivergenceError } from '../../src/train/step.js';
+import { resumeClassifier, resumeOptions, runResumeFixture } from './fixtures/finetune-child.js';
+import { quadrantSet } from './synthetic.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-finetune-resume-'));
+
+function weights(c: Classifier): Record<string, number[]> {
+  return Object.fromEntries(c.variables().map((v) => [v.name, Array.from(v.variable.dataSync())]));
+}
+function stepLosses(log: MetricsLog): Array<[number, number]> {
+  return log.stepRows().map((r) => [r.globalStep, r.loss]);
+}
+const withoutTime = (history: EpochMetrics[]) => history.map(({ seconds, ...rest }) => rest);
+const lastName = (runDir: string) => readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim();
+const status = (runDir: string) => JSON.parse(readFileSync(path.join(runDir, 'status.json'), 'utf8'));
+
+let reference: { weights: Record<string, number[]>; steps: Array<[number, number]>; history: EpochMetrics[] };
+
+beforeAll(async () => {
+  expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
+  const runDir = tmp();
+  const { classifier, result } = await runResumeFixture({ runDir });
+  reference = { weights: weights(classifier), steps: stepLosses(result.metrics), history: result.history };
+  classifier.dispose();
+  // probe 2 epochs x 2 steps, head stage 1 x 4, all 3 x 4; checkpoints after the probe and each stage epoch.
+  expect(reference.steps.map(([g]) => g)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  expect(reference.history.map((m) => m.stage)).toEqual([-1, -1, 0, 1, 1, 1]);
+  expect(lastName(runDir)).toBe('ckpt-000000020');
+  expect(status(runDir).status).toBe('finished');
+  expect(MetricsLog.read(path.join(runDir, 'metrics.arrow')).epochRows().length).toBe(6);
+}, 120_000);
+
+describe('finetuning checkpoints and resume', () => {
+  it('a crash mid-epoch, then resume: the weights, losses and history of the uninterrupted run', async () => {
+    const runDir = tmp();
+    await expect(
+      runResumeFixture({
+        runDir,
+        onStep: (row) => {
+          if (row.globalStep === 14) throw new Error('crash at step 14');
+        },
+      }),
+    ).rejects.toThrow('crash at step 14');
+    expect(status(runDir).status).toBe('failed');
+    // Epoch boundaries at global steps 4 (probe), 8, 12, 16, 20: the last complete one before step 14.
+    expect(lastName(runDir)).toBe('ckpt-000000012');
+    const { classifier, result } = await runResumeFixture({ runDir, resume: true });
+    expect(weights(classifier)).toEqual(reference.weights);
+    expect(withoutTime(result.history)).toEqual(withoutTime(reference.history));
+    expect(stepLosses(result.metrics)).toEqual(reference.steps);
+    expect(status(runDir).status).toBe('finished');
+    classifier.dispose();
+  }, 120_000);
+
+  it('SIGKILL mid-epoch, then resume: only complete checkpoints, and the uninterrupted run at the end', async () => {
+    const runDir = tmp();
+    const child = spawn(
+      process.execPath,
+      ['test/train/fixtures/run-ts.mjs', 'test/finetune/fixtures/finetune-child.ts', runDir, '14'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const printed: Array<[number, number]> = [];
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
+      child.on('exit', (code, signal) => resolve(signal ?? code)),
+    );
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) {
+        const m = /^step (\d+) (\S+)$/.exec(line);
+        if (!m) continue;
+        printed.push([Number(m[1]), Number(m[2])]);
+        if (Number(m[1]) === 14) child.kill('SIGKILL');
+      }
+    });
+    expect(await exit, stderr).toBe('SIGKILL');
+    expect(printed).toEqual(reference.steps.slice(0, 14));
+    const checkpoints = path.join(runDir, 'checkpoints');
+    for (const name of readdirSync(checkpoints).filter((n) => n.startsWith('ckpt-'))) {
+      for (const f of ['tensors.bin', 'tensors.json', 'state.json', 'metrics.arrow']) {
+        expect(existsSync(path.join(checkpoints, name, f)), `${name}/${f}`).toBe(true);
+      }
+    }
+    expect(lastName(runDir)).toBe('ckpt-000000012');
+    expect(status(runDir).status).toBe('running');
+
+    const { classifier, result } = await runResumeFixture({ runDir, resume: true });
+    expect(weights(classifier)).toEqual(reference.weights);
+    expect(stepLosses(result.metrics)).toEqual(reference.steps);
+    expect(stepLosses(MetricsLog.read(path.join(runDir, 'metrics.arrow')))).toEqual(reference.steps);
+    expect(readdirSync(checkpoints).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+    classifier.dispose();
+  }, 180_000);
+
+  it('a diverging loss stops the run before the update; the last good checkpoint is kept', async () => {
+    const runDir = tmp();
+    const options = resumeOptions();
+    // The probe (its own rate) checkpoints at global step 4; the stages then run at an absurd rate.
+    options.optimizer = { ...options.optimizer, name: 'sgd', lr: 10, momentum: 0.9, weightDecay: 0 };
+    options.schedule = { ...options.schedule, warmupEpochs: 0 };
+    options.divergence = { maxLoss: 1e4, explodeFactor: 5 };
+    const classifier = resumeClassifier();
+    const error = await trainClassifier(classifier, options, {
+      labeled: quadrantSet(32, 21),
+      unlabeled: quadrantSet(24, 22),
+      runDir,
+    }).catch((e) => e);
+    classifier.dispose();
+    expect(error).toBeInstanceOf(DivergenceError);
+    const kept = path.join(runDir, 'checkpoints', 'ckpt-000000004');
+    expect(error.lastGoodCheckpoint).toBe(kept);
+    expect(error.message).toMatch(/^finetuning stopped at epoch \d, step \d \(global step \d+\): /);
+    expect(error.message).toContain(
+      `the last good checkpoint is ${kept}. Lower the learning rate (recipe.train.optimizer.lr)`,
+    );
+    expect(status(runDir).status).toBe('diverged');
+    expect(lastName(runDir)).toBe('ckpt-000000004');
+  }, 60_000);
+});
