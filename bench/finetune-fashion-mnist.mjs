@@ -34,8 +34,8 @@ import {
   rankSuspiciousLabels,
 } from '../dist/src/finetune/label-problems.js';
 import { resolveInput } from '../dist/src/finetune/recipe.js';
-import { loadFinetuneRecipe } from '../dist/src/recipes/finetune-recipe.js';
 import { finetuneOnData, openBackbone, prepareData } from '../dist/src/finetune/run.js';
+import { loadFinetuneRecipe } from '../dist/src/recipes/finetune-recipe.js';
 import { writeFileAtomicSync } from '../dist/src/util/atomic.js';
 import { createRng } from '../dist/src/util/rng.js';
 
