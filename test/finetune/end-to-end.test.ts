@@ -6,8 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.js';
 import { runBudget } from '../../src/finetune/budget.js';
 import { runEvaluation } from '../../src/finetune/eval-job.js';
-import { resolveFinetuneRecipe } from '../../src/finetune/recipe.js';
 import { runFinetune } from '../../src/finetune/run.js';
+import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 import { columnValues, readArrowTable } from '../../src/util/arrow.js';
 import { writeBrokenPng, writeClassFolders, writeTinyBackboneExport } from '../cli/fixtures.js';
 

@@ -54,8 +54,8 @@ describe('schema framework', () => {
     expect(errorOf(() => resolve({ ...minimal, train: { epochs: 2.5 } }))).toBe(
       'recipe.train.epochs: Expected an integer between 1 and 100000 but received 2.5 (number)',
     );
-    expect(errorOf(() => resolve({ ...minimal, train: { optimizer: { name: 'adam' } } }))).toBe(
-      'recipe.train.optimizer.name: Expected one of "sgd", "adamw", "lars" but received "adam" (string)',
+    expect(errorOf(() => resolve({ ...minimal, train: { optimizer: { name: 'adagrad' } } }))).toBe(
+      'recipe.train.optimizer.name: Expected one of "sgd", "adam", "adamw", "lars" but received "adagrad" (string)',
     );
     expect(errorOf(() => resolve({ ...minimal, train: { optimizer: { nesterov: 'yes' } } }))).toBe(
       'recipe.train.optimizer.nesterov: Expected true or false but received "yes" (string)',
