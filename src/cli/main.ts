@@ -14,6 +14,7 @@ import { registerFinetune } from './commands/finetune.js';
 import { registerImport } from './commands/import.js';
 import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
+import { registerSelect } from './commands/select.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
@@ -31,6 +32,7 @@ const COMMANDS: Register[] = [
   registerEval,
   registerBudget,
   registerEmbed,
+  registerSelect,
   registerDemo,
   registerDoctor,
 ];

@@ -15,6 +15,15 @@ export interface LabelTableOptions {
   decode?: DecodeOptions;
 }
 
+/** Formats rows as CSV text (RFC 4180): fields with commas, quotes or newlines are quoted. */
+export function formatCsv(rows: Array<Array<string | number | null | undefined>>): string {
+  const field = (v: string | number | null | undefined): string => {
+    const text = v === null || v === undefined ? '' : String(v);
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return rows.map((row) => row.map(field).join(',')).join('\n') + '\n';
+}
+
 /** Parses CSV text (RFC 4180: quotes, doubled quotes, commas and newlines inside quotes). */
 export function parseCsv(text: string): string[][] {
   const rows: string[][] = [];

@@ -1,0 +1,155 @@
+/** `selfsup select`: argument parsing only; the work is `selectImages` in src/select. */
+import { type Command, Option } from 'commander';
+import { UNCERTAINTY_MEASURES, type UncertaintyMeasure } from '../../select/scores.js';
+import { PICK_EXPORTS, type SelectImagesResult, selectImages } from '../../select/select-images.js';
+import { SELECTION_STRATEGIES, type SelectionStrategy } from '../../select/strategies.js';
+import {
+  type GlobalOptions,
+  note,
+  numberArg,
+  output,
+  progressFor,
+  requireExists,
+  startEngine,
+  withGlobalOptions,
+} from '../common.js';
+
+interface SelectCliOptions extends GlobalOptions {
+  data: string;
+  budget: number;
+  out: string;
+  strategy: SelectionStrategy;
+  measure: UncertaintyMeasure;
+  labeled?: string;
+  classFolders?: boolean;
+  duplicateThreshold: number;
+  seed: number;
+  exportPicks: (typeof PICK_EXPORTS)[number];
+  inputSize?: number;
+  batchSize: number;
+}
+
+/** Human summary: how many were picked, from what, and where the outputs are. */
+export function formatSelectResult(r: SelectImagesResult): string {
+  const lines = [
+    `Picked ${r.picks.length} of ${r.poolImages} images (${r.strategy}) in ${r.seconds.toFixed(1)} s`,
+    `  list           ${r.files.list}  (also ${r.files.table})`,
+    `  contact sheet  ${r.files.sheet}`,
+  ];
+  if (r.files.picks) lines.push(`  files          ${r.files.picks}`);
+  if (r.excludedLabeled > 0) lines.push(`  left out       ${r.excludedLabeled} pool image(s) that are labeled files`);
+  if (r.skippedDuplicates > 0) {
+    lines.push(`  passed over    ${r.skippedDuplicates} near-duplicate(s) of picked or labeled images`);
+  }
+  if (r.failures.length > 0) {
+    lines.push(`  skipped        ${r.failures.length} unreadable image(s):`);
+    for (const f of r.failures.slice(0, 5)) {
+      lines.push(`    ${f.reason.startsWith(f.path) ? f.reason : `${f.path}: ${f.reason}`}`);
+    }
+  }
+  const head = r.picks
+    .slice(0, 5)
+    .map((p) => `    #${p.rank} ${p.path}${p.predictedClass ? ` (${p.predictedClass})` : ''}`);
+  if (head.length > 0) lines.push('  first picks:', ...head);
+  return lines.join('\n');
+}
+
+export function registerSelect(program: Command, setResult: (p: Promise<number>) => void): void {
+  withGlobalOptions(
+    program
+      .command('select')
+      .description(
+        'choose which images of an unlabeled pool to label next (diversity, uncertainty, hybrid, balanced, random)',
+      )
+      .argument(
+        '<model>',
+        'a finetuned model folder (every strategy), or a backbone: run folder, backbone folder, .safetensors, model.json (random, diversity)',
+      )
+      .requiredOption(
+        '--data <path>',
+        'the unlabeled pool: a folder, a scan manifest.arrow, a .csv/.arrow table or an IDX file',
+      )
+      .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
+      .requiredOption('--out <dir>', 'output folder')
+      .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('diversity'))
+      .addOption(
+        new Option('--measure <name>', 'uncertainty measure (uncertainty, hybrid)')
+          .choices([...UNCERTAINTY_MEASURES])
+          .default('margin'),
+      )
+      .option('--labeled <path>', 'images already labeled: never picked again, nor their near-duplicates')
+      .option('--class-folders', 'the subfolders of --labeled (and --data) are classes (balanced counts their labels)')
+      .option(
+        '--duplicate-threshold <x>',
+        'cosine similarity at or above which an image is a near-duplicate of a picked or labeled one (0-1]',
+        numberArg({ min: 1e-6, max: 1 }),
+        0.98,
+      )
+      .option('--seed <n>', 'seed of every random choice', numberArg({ integer: true }), 0)
+      .addOption(
+        new Option('--export-picks <how>', 'also put the picked files in <out>/picks/')
+          .choices([...PICK_EXPORTS])
+          .default('none'),
+      )
+      .option(
+        '--input-size <px>',
+        "input side in px (default: the model's)",
+        numberArg({ min: 8, max: 1024, integer: true }),
+      )
+      .option('--batch-size <n>', 'images per forward pass', numberArg({ min: 1, max: 4096, integer: true }), 128)
+      .addHelpText(
+        'after',
+        `
+Strategies: diversity = k-center greedy on the backbone's embeddings (covers the pool,
+rare kinds of image included); uncertainty = the classifier's least certain images
+(--measure margin|entropy|least-confidence); hybrid = the most uncertain image of each of
+--budget clusters; balanced = round-robin over predicted classes, fewest labels first;
+random = the seeded baseline. A near-duplicate of a picked or labeled image is never picked.
+
+Outputs in --out: selection.csv and selection.arrow (rank, path, score, predicted class and
+probability, nearest labeled image and its cosine distance), contact-sheet.png, summary.json,
+and picks/ with --export-picks copy|link.
+
+Examples:
+  $ selfsup select runs/demo/pretrain --data data/fashion-mnist-demo/unlabeled --budget 50 --out to-label
+  $ selfsup select runs/demo/finetune --data data/fashion-mnist-demo/unlabeled --labeled data/fashion-mnist-demo/train --class-folders --strategy hybrid --budget 50 --out to-label-2`,
+      ),
+  ).action((model: string, opts: SelectCliOptions) => {
+    setResult(
+      (async () => {
+        requireExists(model, '<model>');
+        requireExists(opts.data, '--data');
+        if (opts.labeled) requireExists(opts.labeled, '--labeled');
+        startEngine(opts);
+        const bars = new Map<string, ReturnType<typeof progressFor>>();
+        const result = await selectImages({
+          model,
+          data: opts.data,
+          labeled: opts.labeled,
+          classFolders: opts.classFolders,
+          budget: opts.budget,
+          strategy: opts.strategy,
+          measure: opts.measure,
+          seed: opts.seed,
+          duplicateThreshold: opts.duplicateThreshold,
+          out: opts.out,
+          exportPicks: opts.exportPicks,
+          inputSize: opts.inputSize,
+          batchSize: opts.batchSize,
+          onStage: (text) => note(opts, text),
+          onProgress: (stage, done, total) => {
+            let bar = bars.get(stage);
+            if (!bar) {
+              bar = progressFor(opts, stage, total);
+              bars.set(stage, bar);
+            }
+            bar.update(done);
+            if (done === total) bar.finish();
+          },
+        });
+        output(opts, result, formatSelectResult(result));
+        return 0;
+      })(),
+    );
+  });
+}
