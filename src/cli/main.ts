@@ -15,6 +15,7 @@ import { registerImport } from './commands/import.js';
 import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
 import { registerSelect } from './commands/select.js';
+import { registerSelectStudy } from './commands/select-study.js';
 import { EXIT_USAGE, reportError } from './common.js';
 
 export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
@@ -33,6 +34,7 @@ const COMMANDS: Register[] = [
   registerBudget,
   registerEmbed,
   registerSelect,
+  registerSelectStudy,
   registerDemo,
   registerDoctor,
 ];
