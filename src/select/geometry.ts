@@ -5,6 +5,7 @@
  * the active TensorFlow backend; no N x N matrix is ever held in memory.
  */
 import * as tf from '@tensorflow/tfjs';
+import { cosineTopK, unitRows } from '../probes/cosine-search.js';
 import { InputError } from '../util/errors.js';
 
 /** Row-major embeddings: `count` rows of `dim` floats. */
@@ -49,11 +50,7 @@ export function unitSpace(pool: EmbeddingMatrix, labeled?: EmbeddingMatrix, cent
   const [poolUnit, labeledUnit] = tf.tidy(() => {
     const raw = tf.tensor2d(pool.values, [pool.count, pool.dim]);
     const mean = center ? tf.mean(raw, 0, true) : tf.zeros([1, pool.dim]);
-    const unit = (x: tf.Tensor2D): tf.Tensor2D => {
-      const c = tf.sub(x, mean) as tf.Tensor2D;
-      const norm = tf.maximum(tf.norm(c, 'euclidean', 1, true), 1e-12);
-      return tf.div(c, norm) as tf.Tensor2D;
-    };
+    const unit = (x: tf.Tensor2D): tf.Tensor2D => unitRows(tf.sub(x, mean) as tf.Tensor2D);
     const poolRows = unit(raw);
     const labeledRows =
       labeled && labeled.count > 0 ? unit(tf.tensor2d(labeled.values, [labeled.count, labeled.dim])) : undefined;
@@ -71,40 +68,11 @@ export function unitSpace(pool: EmbeddingMatrix, labeled?: EmbeddingMatrix, cent
 
 /**
  * For every pool row, the highest cosine similarity to any row of `others` and which
- * row that is. Computed in [blockSize, blockSize] tiles, so memory stays flat for any N and L.
+ * row that is: the top-1 of the one blocked cosine search (src/probes).
  */
-export function nearestAmong(
-  pool: tf.Tensor2D,
-  others: tf.Tensor2D,
-  blockSize = 2048,
-): { similarity: Float32Array; index: Int32Array } {
-  const n = pool.shape[0];
-  const total = others.shape[0];
-  const similarity = new Float32Array(n).fill(-Infinity);
-  const index = new Int32Array(n).fill(-1);
-  for (let rowStart = 0; rowStart < n; rowStart += blockSize) {
-    const rows = Math.min(blockSize, n - rowStart);
-    for (let start = 0; start < total; start += blockSize) {
-      const size = Math.min(blockSize, total - start);
-      const [best, where] = tf.tidy(() => {
-        const a = tf.slice(pool, [rowStart, 0], [rows, -1]);
-        const b = tf.slice(others, [start, 0], [size, -1]);
-        const sims = tf.matMul(a, b, false, true); // [rows, size]
-        return [tf.max(sims, 1), tf.argMax(sims, 1)];
-      });
-      const bestValues = best.dataSync() as Float32Array;
-      const whereValues = where.dataSync() as Int32Array;
-      best.dispose();
-      where.dispose();
-      for (let i = 0; i < rows; i++) {
-        if (bestValues[i] > similarity[rowStart + i]) {
-          similarity[rowStart + i] = bestValues[i];
-          index[rowStart + i] = start + whereValues[i];
-        }
-      }
-    }
-  }
-  return { similarity, index };
+export function nearestAmong(pool: tf.Tensor2D, others: tf.Tensor2D): { similarity: Float32Array; index: Int32Array } {
+  const top = cosineTopK(others, 1, pool);
+  return { similarity: top.similarities, index: top.indices };
 }
 
 /**
@@ -115,13 +83,10 @@ export class CoverageTracker {
   /** [N] highest cosine similarity of each pool row to any picked or labeled row (-Infinity: none). */
   readonly maxSimilarity: Float32Array;
 
-  constructor(
-    private readonly space: UnitSpace,
-    blockSize = 2048,
-  ) {
+  constructor(private readonly space: UnitSpace) {
     const n = space.pool.shape[0];
     this.maxSimilarity = space.labeled
-      ? nearestAmong(space.pool, space.labeled, blockSize).similarity
+      ? nearestAmong(space.pool, space.labeled).similarity
       : new Float32Array(n).fill(-Infinity);
   }
 

@@ -14,8 +14,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Backbone } from '../backbones/types.js';
 import { formatCsv } from '../data/datasets/label-table.js';
-import type { ImageSource } from '../data/types.js';
-import { type EmbedFailure, type EmbedPreprocess, embedImages } from '../embed/embed-images.js';
+import type { ImageSource, InputSpec } from '../data/types.js';
+import { type EmbedFailure, embedImages } from '../embed/embed-images.js';
 import { loadModelForEmbedding, type OpenImagesOptions, openImagesForEmbedding } from '../embed/inputs.js';
 import type { Classifier } from '../finetune/classifier.js';
 import { loadClassifier, readClassifierFile } from '../finetune/model-io.js';
@@ -83,7 +83,7 @@ export interface SelectImagesResult {
 
 interface LoadedSelector {
   backbone: Backbone;
-  preprocess: EmbedPreprocess;
+  preprocess: InputSpec;
   classifier?: Classifier;
   dispose(): void;
 }

@@ -63,8 +63,6 @@ export interface SelectionOptions {
   center?: boolean;
   /** k-means iterations of `hybrid`, 1..100. Default 10. */
   clusterIterations?: number;
-  /** Rows per similarity tile; memory is blockSize² floats. Default 2048. */
-  blockSize?: number;
   /** Called as picks are made. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -103,7 +101,6 @@ interface Resolved {
   duplicateThreshold: number;
   center: boolean;
   clusterIterations: number;
-  blockSize: number;
 }
 
 function resolve(options: SelectionOptions): Resolved {
@@ -115,7 +112,6 @@ function resolve(options: SelectionOptions): Resolved {
     duplicateThreshold: assertNumber('duplicateThreshold', options.duplicateThreshold ?? 0.98, 1e-6, 1),
     center: options.center ?? true,
     clusterIterations: assertInteger('clusterIterations', options.clusterIterations ?? 10, 1, 100),
-    blockSize: assertInteger('blockSize', options.blockSize ?? 2048, 16, 1 << 16),
   };
 }
 
@@ -132,7 +128,7 @@ class Picker {
     excluded: Uint8Array,
     private readonly onProgress?: (done: number, total: number) => void,
   ) {
-    this.coverage = new CoverageTracker(space, settings.blockSize);
+    this.coverage = new CoverageTracker(space);
     this.taken = excluded.slice();
   }
 
@@ -208,13 +204,7 @@ function selectDiversity(picker: Picker, rng: Rng, count: number): void {
  * Spherical k-means on unit rows: k-means++ seeding (seeded), then `iterations`
  * rounds of assignment and re-centring. Returns each row's cluster.
  */
-export function sphericalKMeans(
-  points: tf.Tensor2D,
-  k: number,
-  iterations: number,
-  rng: Rng,
-  blockSize = 2048,
-): Int32Array {
+export function sphericalKMeans(points: tf.Tensor2D, k: number, iterations: number, rng: Rng): Int32Array {
   const n = points.shape[0];
   const dim = points.shape[1];
   if (k < 1 || k > n) throw new UsageError(`sphericalKMeans: k must be in 1..${n}, received ${k}`);
@@ -247,7 +237,7 @@ export function sphericalKMeans(
   let centres: tf.Tensor2D = tf.tidy(() => tf.gather(points, seeds) as tf.Tensor2D);
   let assignment: Int32Array = new Int32Array(n);
   for (let iteration = 0; iteration <= iterations; iteration++) {
-    assignment = nearestAmong(points, centres, blockSize).index;
+    assignment = nearestAmong(points, centres).index;
     if (iteration === iterations) break;
     const next = tf.tidy(() => {
       const sums = tf.unsortedSegmentSum(points, tf.tensor1d(assignment, 'int32'), k); // [k, D]
@@ -274,13 +264,7 @@ function selectHybrid(
   const points = tf.tidy(() => tf.gather(space.pool, eligibleRows) as tf.Tensor2D);
   let clusterOfEligible: Int32Array;
   try {
-    clusterOfEligible = sphericalKMeans(
-      points,
-      k,
-      settings.clusterIterations,
-      settings.rng.derive('kmeans'),
-      settings.blockSize,
-    );
+    clusterOfEligible = sphericalKMeans(points, k, settings.clusterIterations, settings.rng.derive('kmeans'));
   } finally {
     points.dispose();
   }
@@ -401,7 +385,7 @@ export function selectFromPool(input: SelectionInput, options: SelectionOptions)
       const rows = picker.picks.map((p) => p.row);
       const picked = tf.tidy(() => tf.gather(space.pool, rows) as tf.Tensor2D);
       try {
-        const nearest = nearestAmong(picked, space.labeled, settings.blockSize);
+        const nearest = nearestAmong(picked, space.labeled);
         nearestLabeled.row.set(nearest.index);
         for (let i = 0; i < rows.length; i++) nearestLabeled.distance[i] = 1 - nearest.similarity[i];
       } finally {

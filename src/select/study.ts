@@ -14,8 +14,8 @@ import path from 'node:path';
 import { embedImages } from '../embed/embed-images.js';
 import { loadModelForEmbedding, openImagesForEmbedding } from '../embed/inputs.js';
 import { imbalancedSubset } from '../finetune/data.js';
-import { softmaxRegression } from '../finetune/label-problems.js';
 import { argmaxRows, classificationMetrics, confusionMatrix } from '../finetune/metrics.js';
+import { fitLinearProbe, probeProbabilities } from '../probes/linear-probe.js';
 import { lineChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -61,7 +61,7 @@ export interface StudyOptions {
   rareClasses?: number[];
   measure?: UncertaintyMeasure;
   duplicateThreshold?: number;
-  /** Steps of the softmax regression. Default 300. */
+  /** Steps of the softmax regression (default: the linear probe's). */
   probeSteps?: number;
   onRound?: (row: StudyRound) => void;
 }
@@ -88,10 +88,6 @@ export function runSelectionStudy(pool: LabeledFeatures, test: LabeledFeatures, 
   const all = new Float32Array((poolCount + testCount) * dim);
   all.set(pool.vectors);
   all.set(test.vectors, poolCount * dim);
-  const allLabels = new Int32Array(poolCount + testCount);
-  allLabels.set(pool.labels);
-  allLabels.set(test.labels, poolCount);
-  const everyRow = Int32Array.from({ length: poolCount + testCount }, (_, i) => i);
   const rare = new Set(options.rareClasses ?? []);
   const results: StudyRound[] = [];
   for (const strategy of options.strategies) {
@@ -126,9 +122,13 @@ export function runSelectionStudy(pool: LabeledFeatures, test: LabeledFeatures, 
         );
         const selectSeconds = (Date.now() - started) / 1000;
         for (const p of selection.picks) picked.push(p.row);
-        probabilities = softmaxRegression(all, dim, allLabels, numClasses, Int32Array.from(picked), everyRow, {
-          steps: options.probeSteps ?? 300,
-        });
+        const probe = fitLinearProbe(
+          { features: pool.vectors, labels: pool.labels, dim },
+          numClasses,
+          options.probeSteps ? { steps: options.probeSteps } : {},
+          picked,
+        );
+        probabilities = probeProbabilities(probe, all);
         const testProbabilities = probabilities.subarray(poolCount * numClasses);
         const { predicted } = argmaxRows(testProbabilities, numClasses);
         const metrics = classificationMetrics(confusionMatrix(test.labels, predicted, numClasses), numClasses);
