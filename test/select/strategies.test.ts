@@ -4,6 +4,7 @@ import { initEngine } from '../../src/engine/backend.js';
 import { nearestAmong, unitSpace } from '../../src/select/geometry.js';
 import { uncertaintyScores } from '../../src/select/scores.js';
 import { SELECTION_STRATEGIES, selectFromPool, sphericalKMeans } from '../../src/select/strategies.js';
+import { runSelectionStudy, studyTable } from '../../src/select/study.js';
 import { createRng } from '../../src/util/rng.js';
 
 beforeAll(async () => {
@@ -239,5 +240,38 @@ describe('selectFromPool', () => {
     const before = tf.memory().numTensors;
     for (const strategy of SELECTION_STRATEGIES) selectFromPool({ embeddings, probabilities }, { budget: 5, strategy });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('runSelectionStudy', () => {
+  it('reveals perRound labels a round, records each strategy and seed, and learns separable classes', () => {
+    const sizes = [60, 60, 60, 8];
+    const { embeddings, blob } = blobs(sizes, 16, 12, 0.3);
+    // The test set is the pool itself: this checks the protocol, not generalisation.
+    const test = blobs(sizes, 16, 12, 0.3);
+    const rows = runSelectionStudy(
+      { vectors: embeddings.values, labels: blob, dim: 16 },
+      { vectors: test.embeddings.values, labels: test.blob, dim: 16 },
+      {
+        strategies: ['random', 'diversity', 'balanced'],
+        seeds: [0, 1],
+        rounds: 3,
+        perRound: 4,
+        numClasses: 4,
+        rareClasses: [3],
+      },
+    );
+    expect(rows).toHaveLength(3 * 2 * 3);
+    for (const r of rows) {
+      expect(r.labels).toBe(4 * r.round);
+      expect(r.rareShare).toBeCloseTo(r.rarePicked / r.labels, 10);
+    }
+    // k-center picks one image per blob in round 1, the rare blob included, and then classifies perfectly.
+    for (const r of rows.filter((x) => x.strategy === 'diversity' && x.round === 1)) {
+      expect(r.classesCovered).toBe(4);
+      expect(r.rarePicked).toBe(1);
+      expect(r.accuracy).toBe(1);
+    }
+    expect(studyTable(rows, 'accuracy').split('\n')[0]).toBe('| labels | random | diversity | balanced |');
   });
 });
