@@ -30,6 +30,14 @@ export {
   resolvePretrainRecipe,
 } from './recipes/index.js';
 export * as report from './report/plot.js';
+export * as select from './select/index.js';
+export {
+  runSelectionStudyJob,
+  type SelectImagesOptions,
+  type SelectImagesResult,
+  selectFromPool,
+  selectImages,
+} from './select/index.js';
 export {
   DivergenceError,
   type PretrainOptions,
