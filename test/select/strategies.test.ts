@@ -257,6 +257,7 @@ describe('runSelectionStudy', () => {
         seeds: [0, 1],
         rounds: 3,
         perRound: 4,
+        probeSteps: 100,
         numClasses: 4,
         rareClasses: [3],
       },
