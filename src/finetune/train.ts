@@ -17,13 +17,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { PipelineSpec } from '../data/types.js';
 import type { DivergenceLimits, OptimizerConfig, ScheduleConfig } from '../recipes/optimizer-schema.js';
-import { MetricsLog, type MetricsRow } from '../train/metrics.js';
+import { MetricsLog, type MetricsRow, summarizeEpoch } from '../train/metrics.js';
 import { createOptimizer, type TrainableParam } from '../train/optimizers.js';
-import { learningRateAt } from '../train/schedules.js';
 import { DivergenceError, divergence, lossAndGradients } from '../train/step.js';
-import { invalidOption, UsageError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
-import { createRng, type Rng } from '../util/rng.js';
 import type { Classifier } from './classifier.js';
 import {
   featureMoments,
@@ -41,6 +39,7 @@ import {
   focalLossSoftmax,
   inverseFrequencyWeights,
 } from './losses.js';
+import { type Phase, planPhases } from './phases.js';
 import { classBalancedIndices, shuffledIndices } from './sampler.js';
 import { augmentBatch, evalPipeline } from './tensor-augment.js';
 import { FinetuneCheckpoints } from './train-checkpoints.js';
@@ -140,12 +139,6 @@ export interface TrainContext {
   resume?: boolean;
 }
 
-function matches(name: string, prefixes: string[]): boolean {
-  return prefixes.some(
-    (p) => p === 'all' || (p === 'backbone' ? !name.startsWith('head.') : name === p || name.startsWith(`${p}.`)),
-  );
-}
-
 /** Per-class weights for the loss from the labeled set's counts. */
 export function lossClassWeights(options: TrainOptions, labels: Int32Array, numClasses: number): number[] | undefined {
   if (options.classWeighting === 'none') return undefined;
@@ -164,27 +157,6 @@ export function supervisedLoss(
 ): tf.Scalar {
   if (loss.type === 'focal') return focalLossSoftmax(logits, labels, { gamma: loss.gamma, alpha: classWeights });
   return crossEntropyLoss(logits, labels, { labelSmoothing: loss.labelSmoothing, classWeights });
-}
-
-/** A run of epochs with one trained set: the probe, or one stage. */
-interface Phase {
-  /** -1 for the probe, else the stage index. */
-  stage: number;
-  /** Global index of the phase's first epoch. */
-  firstEpoch: number;
-  epochs: number;
-  trained: TrainableParam[];
-  backboneTraining: boolean;
-  /** Head on features computed once (no augmentation, no FixMatch, head only). */
-  precomputed: boolean;
-  batchSize: number;
-  stepsPerEpoch: number;
-  /** Root of the phase's random streams (the probe's are its own). */
-  root: Rng;
-  /** Learning rate at (epoch inside the probe / inside all stages, step). */
-  lrAt(epoch: number, step: number): number;
-  /** Epoch counted inside the probe, or inside all stages. */
-  localEpoch(epoch: number): number;
 }
 
 /**
@@ -468,7 +440,7 @@ export async function trainClassifier(
     }
     const fm = fixmatch ? meter.stats() : undefined;
     const seconds = (Date.now() - started) / 1000;
-    metrics.add(summarizeFinetuneEpoch(stepRows, epochIndex, globalStep, seconds));
+    metrics.add(summarizeEpoch(stepRows, epochIndex, globalStep, seconds));
     return {
       epoch: epochIndex,
       stage: phase.stage,
@@ -482,97 +454,4 @@ export async function trainClassifier(
       seconds,
     };
   }
-}
-
-/** The epoch row of the metrics log (means of the step rows). */
-function summarizeFinetuneEpoch(rows: MetricsRow[], epoch: number, globalStep: number, seconds: number): MetricsRow {
-  const mean = (key: string) => {
-    const values = rows.map((r) => r[key] as number).filter(Number.isFinite);
-    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : Number.NaN;
-  };
-  const stepSeconds = rows.reduce((n, r) => n + r.seconds, 0);
-  return {
-    kind: 'epoch',
-    epoch,
-    step: rows.length,
-    globalStep,
-    loss: mean('loss'),
-    lr: rows.at(-1)?.lr ?? Number.NaN,
-    gradNorm: mean('gradNorm'),
-    imagesPerSecond: rows.reduce((n, r) => n + r.imagesPerSecond * r.seconds, 0) / Math.max(1e-9, stepSeconds),
-    dataWaitMs: 0,
-    embeddingSpread: Number.NaN,
-    knnAccuracy: Number.NaN,
-    seconds,
-    trainAccuracy: mean('trainAccuracy'),
-    maskRate: mean('maskRate'),
-  };
-}
-
-/** The probe (if any) and the stages as phases, with their trained parameters and schedules. */
-function planPhases(options: TrainOptions, allParams: TrainableParam[], labeledCount: number): Phase[] {
-  for (let i = 0; i < options.stages.length; i++) {
-    if (options.stages[i].trainable.length === 0)
-      throw invalidOption(`recipe.stages[${i}].trainable`, 'a non-empty list', []);
-  }
-  const headParams = allParams.filter((p) => p.name.startsWith('head.'));
-  const phases: Phase[] = [];
-  let firstEpoch = 0;
-  const probe = options.probe && options.probe.epochs > 0 ? options.probe : undefined;
-  if (probe) {
-    const batchSize = Math.min(probe.batchSize, labeledCount);
-    const stepsPerEpoch = Math.ceil(labeledCount / batchSize);
-    const schedule: ScheduleConfig = { name: 'cosine', warmupEpochs: 0, minLr: 0, milestones: [], gamma: 0.1 };
-    phases.push({
-      stage: -1,
-      firstEpoch,
-      epochs: probe.epochs,
-      trained: headParams,
-      backboneTraining: false,
-      precomputed: true,
-      batchSize,
-      stepsPerEpoch,
-      root: createRng(`${options.seed}:probe`),
-      lrAt: (epoch, step) => learningRateAt(probe.lr, schedule, { epoch, step, stepsPerEpoch, epochs: probe.epochs }),
-      localEpoch: (epoch) => epoch,
-    });
-    firstEpoch += probe.epochs;
-  }
-  const headOnly = options.stages.every((s) => s.trainable.every((p) => p === 'head' || p.startsWith('head.')));
-  const precomputed = headOnly && options.trainView.length === 0 && !options.fixmatch;
-  const batchSize = Math.min(options.batchSize, labeledCount);
-  const stepsPerEpoch = options.stepsPerEpoch ?? Math.ceil(labeledCount / batchSize);
-  const stagesStart = firstEpoch;
-  const stageEpochs = options.stages.reduce((n, s) => n + s.epochs, 0);
-  const root = createRng(options.seed);
-  options.stages.forEach((stage, index) => {
-    const trained = allParams.filter((p) => matches(p.name, stage.trainable));
-    if (trained.length === 0) {
-      throw invalidOption(
-        `recipe.stages[${index}].trainable`,
-        'name prefixes that select some variables (head, layer4, backbone, all)',
-        stage.trainable,
-      );
-    }
-    phases.push({
-      stage: index,
-      firstEpoch,
-      epochs: stage.epochs,
-      trained,
-      // The Backbone contract has one training flag: when any part of the backbone trains, every
-      // BatchNorm layer normalises with batch statistics and updates its running statistics
-      // (frozen parts keep their weights). Restoring the running statistics of frozen layers
-      // would leave them inconsistent with what training saw, and evaluation would suffer.
-      backboneTraining: trained.some((p) => !p.name.startsWith('head.')),
-      precomputed,
-      batchSize,
-      stepsPerEpoch,
-      root,
-      lrAt: (epoch, step) =>
-        learningRateAt(options.optimizer.lr, options.schedule, { epoch, step, stepsPerEpoch, epochs: stageEpochs }),
-      localEpoch: (epoch) => epoch - stagesStart,
-    });
-    firstEpoch += stage.epochs;
-  });
-  return phases;
 }
