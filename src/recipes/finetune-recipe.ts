@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describeValue } from '../util/errors.js';
 import { FINETUNE_SCHEMA, type FinetuneRecipe } from './finetune-schema.js';
 import { loadRecipeFile, RecipeError, validateRecipe } from './load.js';
-import { defaultsOf, SchemaError } from './schema.js';
+import { defaultsOf, isPlainObject, SchemaError } from './schema.js';
 
 /** Old finetuning keys (before one dialect for every recipe) and how to write them now. */
 const RENAMED: Record<string, string> = {
@@ -24,25 +24,21 @@ const OLD_OPTIMIZERS: Record<string, string> = {
   sgd: '{name: sgd, momentum: 0}',
 };
 
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 /**
  * Throws a SchemaError naming the new spelling when `data` uses a key of the old
  * finetuning dialect (`train.learningRate`, `train.optimizer: adam`, ...).
  */
 export function checkFinetuneDialect(data: unknown): void {
-  if (!isMapping(data)) return;
+  if (!isPlainObject(data)) return;
   for (const [old, now] of Object.entries(RENAMED)) {
     const [section, key] = old.split('.');
     const part = data[section];
-    if (isMapping(part) && key in part) {
+    if (isPlainObject(part) && key in part) {
       throw new SchemaError(`recipe.${old}`, `renamed: write ${now} (finetuning recipes use the pretraining dialect)`);
     }
   }
   const train = data.train;
-  if (!isMapping(train)) return;
+  if (!isPlainObject(train)) return;
   for (const key of ['optimizer', 'schedule'] as const) {
     const value = train[key];
     if (typeof value !== 'string') continue;

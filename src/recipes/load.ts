@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { InputError, UsageError } from '../util/errors.js';
-import { type ObjectField, SchemaError, validate } from './schema.js';
+import { isPlainObject, type ObjectField, SchemaError, validate } from './schema.js';
 
 /** A recipe file that cannot be read, parsed or validated. The message names the file (and the key). */
 export class RecipeError extends UsageError {
@@ -19,10 +19,6 @@ export class RecipeError extends UsageError {
   ) {
     super(`${file}: ${message}`);
   }
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

@@ -157,7 +157,8 @@ function fail(path: string, field: Field, value: unknown): never {
   throw new SchemaError(path, `Expected ${expectedText(field)} but received ${describeValue(value)}`);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+/** A mapping of keys to values (not null, not a list). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
