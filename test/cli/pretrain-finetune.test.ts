@@ -2,7 +2,7 @@
  * The training commands as a user chains them, on generated 16 px class folders:
  * pretrain -> finetune -> eval, and budget; each with a bad-input case.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +105,23 @@ describe('selfsup pretrain / finetune / eval / budget (subprocess)', () => {
     expect(e.code, e.stderr).toBe(0);
     expect(JSON.parse(e.stdout).images).toBe(16);
     expect(existsSync(path.join(dir, 'eval', 'confusion.png'))).toBe(true);
+  });
+
+  it('finetune --resume: nothing to resume (exit 2); an unfinished run blocks a fresh one (exit 2)', async () => {
+    const probe = path.join(dir, 'probe.yaml');
+    const out = path.join(dir, 'resumable');
+    const args = ['finetune', probe, '--backbone', run, '--labels', images, '--out', out];
+    const none = await runCli([...args, '--resume']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`selfsup: nothing to resume: ${out}.training does not exist`);
+    // A run folder left by a killed finetune (recipe and inputs recorded, no checkpoint yet).
+    mkdirSync(`${out}.training`);
+    const fresh = await runCli(args);
+    expect(fresh.code).toBe(2);
+    expect(fresh.stderr).toContain(
+      `selfsup: ${out}.training holds an unfinished finetune of ${out}: pass --resume to continue it, or remove ${out}.training to start over`,
+    );
+    rmSync(`${out}.training`, { recursive: true });
   });
 
   it('finetune names a missing --labels path (exit 1); eval names a folder that is not a model (exit 1)', async () => {
