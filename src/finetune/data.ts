@@ -12,10 +12,10 @@ import path from 'node:path';
 import { classFolderDataset, folderDataset } from '../data/datasets/folder.js';
 import { idxDataset } from '../data/datasets/idx.js';
 import { labelTableDataset } from '../data/datasets/label-table.js';
+import { indicesByClass } from '../data/datasets/split.js';
 import type { ImageSource } from '../data/types.js';
 import { InputError, invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-import { indicesByClass } from '../data/datasets/split.js';
 
 function classNamesBeside(file: string): string[] | undefined {
   for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {

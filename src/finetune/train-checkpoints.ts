@@ -23,6 +23,7 @@ import {
 import type { MetricsLog } from '../train/metrics.js';
 import type { VariableOptimizer } from '../train/optimizers.js';
 import { type RunStatus, writeStatus } from '../train/run-dir.js';
+import { UsageError } from '../util/errors.js';
 import type { Classifier } from './classifier.js';
 import type { EpochMetrics } from './train.js';
 
@@ -62,13 +63,21 @@ export class FinetuneCheckpoints {
     this.saved.push(...optimizer.stateVariables());
   }
 
-  /** Loads the last checkpoint into the classifier and optimizer; undefined when there is none yet. */
-  async restore(): Promise<FinetuneProgress | undefined> {
+  /**
+   * Loads the last checkpoint into the classifier and optimizer; undefined when
+   * there is none yet. The run must have the checkpoint's steps per epoch (same data, same batch size).
+   */
+  async restore(stepsPerEpoch: number): Promise<FinetuneProgress | undefined> {
     await removeStaleTemporaries(this.runDir);
     const dir = lastCheckpoint(this.runDir);
     if (!dir) return undefined;
     const loaded = loadCheckpoint(dir, this.saved);
     const state = loaded.state as FinetuneState;
+    if (state.stepsPerEpoch !== stepsPerEpoch) {
+      throw new UsageError(
+        `cannot resume ${this.runDir}: it had ${state.stepsPerEpoch} steps per epoch, the data and recipe now give ${stepsPerEpoch}`,
+      );
+    }
     this.optimizer.restoreHostState(state.optimizer);
     this.lastGood = dir;
     await loaded.metrics.writeArrow(path.join(this.runDir, 'metrics.arrow'));

@@ -223,10 +223,10 @@ export async function trainClassifier(
   // Features of the un-augmented labeled images (precomputed phases), standardised.
   let features: Float32Array | undefined;
   let moments: Moments | undefined;
-  let status: 'finished' | 'failed' = 'failed';
+  const stepsPerEpoch = stagePhases[0]?.stepsPerEpoch ?? 0;
   try {
     if (checkpoints && context.resume) {
-      const restored = await checkpoints.restore();
+      const restored = await checkpoints.restore(stepsPerEpoch);
       if (restored) {
         ({ epoch, globalStep, referenceLoss, history, metrics } = restored);
       }
@@ -267,7 +267,7 @@ export async function trainClassifier(
           await checkpoints.save({
             epoch: epoch + 1,
             globalStep,
-            stepsPerEpoch: stagePhases[0]?.stepsPerEpoch ?? phase.stepsPerEpoch,
+            stepsPerEpoch,
             seed: options.seed,
             referenceLoss,
             history,
@@ -278,15 +278,15 @@ export async function trainClassifier(
         await new Promise((resolve) => setImmediate(resolve));
       }
     }
-    status = 'finished';
   } catch (error) {
-    if (error instanceof DivergenceError) status = 'finished'; // status.json already says diverged
+    // A diverged run has said so in status.json already; any other failure says "failed".
+    if (checkpoints && !(error instanceof DivergenceError))
+      await checkpoints.status('failed', epoch, globalStep, (error as Error).message).catch(() => {});
     throw error;
   } finally {
     if (features && moments && firstLinear) foldStandardization(firstLinear, moments);
     optimizer.dispose();
     progress?.finish();
-    if (checkpoints && status === 'failed') await checkpoints.status('failed', epoch, globalStep).catch(() => {});
   }
   await checkpoints?.status('finished', epoch, globalStep);
   return {
