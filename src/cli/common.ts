@@ -128,6 +128,18 @@ export function reportError(err: unknown, json = false): number {
   return code;
 }
 
+/**
+ * `--overwrite`, shared by every command that writes an output folder (add it with
+ * `.addOption(overwriteOption())`). Without it a command writes only into a new or
+ * empty --out; see src/util/output-dir.ts.
+ */
+export function overwriteOption(): Option {
+  return new Option(
+    '--overwrite',
+    'replace an earlier output of this command in --out (only the files selfsup wrote there; other files are kept)',
+  );
+}
+
 /** `--unlabeled-limit` and `--test-limit`, shared by the commands that finetune (finetune, budget). */
 export function withSubsetLimitOptions(cmd: Command): Command {
   return cmd

@@ -114,7 +114,11 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     resumeDir = lastCheckpoint(runDir);
     if (!resumeDir) throw new UsageError(`${runDir} has no checkpoint to resume from (checkpoints/last is missing)`);
   } else {
-    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId);
+    const inputs = [
+      { path: options.dataPath ?? '', option: '--data' },
+      { path: options.validationPath ?? '', option: '--val' },
+    ];
+    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId, inputs);
   }
   await writeResolvedRecipe(runDir, recipe);
   const inputs = await recordRunInputs(runDir, options);

@@ -8,7 +8,8 @@ import YAML from 'yaml';
 import { stringifyRecipe } from '../recipes/load.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { InputError, UsageError } from '../util/errors.js';
+import { InputError, invalidOption, UsageError } from '../util/errors.js';
+import { assertNotAnInput, type OutputInput } from '../util/output-dir.js';
 
 export const RESOLVED_RECIPE = 'recipe.resolved.yaml';
 
@@ -29,10 +30,26 @@ function timestamp(date = new Date()): string {
     .replace('T', '-');
 }
 
-/** Creates `outDir/<name>-<timestamp>[-n]/` (never reusing a folder) and returns its path. */
-export function createRunDir(outDir: string, name: string, runId?: string): string {
+/** A run id is one folder name: letters, digits, `.`, `_`, `-`, not starting with `.` (so never `..`). */
+export function assertRunId(runId: string): string {
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(runId)) {
+    throw invalidOption(
+      '--run-id',
+      'a folder name of letters, digits, ".", "_" and "-" (no "/", not starting with ".")',
+      runId,
+    );
+  }
+  return runId;
+}
+
+/**
+ * Creates `outDir/<name>-<timestamp>[-n]/` (never reusing a folder) and returns its path.
+ * The run folder may not lie inside one of `inputs` (the data it trains on).
+ */
+export function createRunDir(outDir: string, name: string, runId?: string, inputs: OutputInput[] = []): string {
+  const base = runId !== undefined ? assertRunId(runId) : `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${timestamp()}`;
+  assertNotAnInput(path.join(outDir, base), inputs);
   mkdirSync(outDir, { recursive: true });
-  const base = runId ?? `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${timestamp()}`;
   let dir = path.join(outDir, base);
   for (let n = 2; existsSync(dir); n++) {
     if (runId) throw new UsageError(`run folder ${dir} already exists; use --resume ${dir} to continue it`);
