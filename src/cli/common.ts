@@ -2,7 +2,8 @@
  * Shared CLI plumbing: exit codes, global options, option parsers, JSON output,
  * error printing, progress bars. Every command file uses these so that all
  * commands behave alike:
- *  - exit 0 ok, 1 failure (bad input file, failed run), 2 usage (bad option or recipe key);
+ *  - exit 0 ok, 1 failure (bad input file, failed run), 2 usage (bad option or recipe key),
+ *    3 a run stopped early with a checkpoint (Ctrl-C, SIGTERM, SIGHUP, --max-steps);
  *  - `--json` prints one JSON document on stdout (errors too: `{"error": ..., "exitCode": ...}`);
  *  - errors name the file, key or option and say what was expected;
  *  - progress goes to stderr: a bar on a terminal, plain lines otherwise, nothing with --quiet.
@@ -23,6 +24,8 @@ import { Progress } from '../util/progress.js';
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** A run that stopped before its end (Ctrl-C, SIGTERM, SIGHUP, --max-steps) with a checkpoint to resume from. */
+export const EXIT_STOPPED = 3;
 
 export interface GlobalOptions {
   json?: boolean;
@@ -126,6 +129,18 @@ export function reportError(err: unknown, json = false): number {
   if (process.env.SELFSUP_DEBUG && e?.stack) process.stderr.write(`${e.stack}\n`);
   if (json) process.stdout.write(`${JSON.stringify({ error: message, exitCode: code })}\n`);
   return code;
+}
+
+/**
+ * `--overwrite`, shared by every command that writes an output folder (add it with
+ * `.addOption(overwriteOption())`). Without it a command writes only into a new or
+ * empty --out; see src/util/output-dir.ts.
+ */
+export function overwriteOption(): Option {
+  return new Option(
+    '--overwrite',
+    'replace an earlier output of this command in --out (only the files selfsup wrote there; other files are kept)',
+  );
 }
 
 /** `--unlabeled-limit` and `--test-limit`, shared by the commands that finetune (finetune, budget). */

@@ -9,6 +9,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { assertInteger } from '../util/errors.js';
+import { checkOutputFile } from '../util/output-dir.js';
 import { Progress } from '../util/progress.js';
 import { type DecodeOptions, describeDecodeError, probeImage } from './decode.js';
 import { type Manifest, ManifestBuilder, type ManifestRow, manifestRow, readManifest } from './manifest.js';
@@ -83,6 +84,16 @@ function loadPrevious(options: ScanOptions, root: string): Manifest | null {
   return path.resolve(manifest.root) === root ? manifest : null;
 }
 
+/** True when `file` is a manifest written by `scanFolder`. */
+function isScanManifest(file: string): boolean {
+  try {
+    readManifest(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Opens one file: size/mtime come from the walk; hash and header from the bytes. */
 async function inspectFile(
   full: string,
@@ -147,6 +158,8 @@ export async function scanFolder(dir: string, options: ScanOptions): Promise<Sca
   const started = Date.now();
   const root = path.resolve(dir);
   const concurrency = assertInteger('scan concurrency', options.concurrency ?? 8, 1, 256);
+  // A rescan replaces the manifest it wrote before; never a file selfsup did not write.
+  checkOutputFile(options.out, { isOwn: isScanManifest, what: 'a scan manifest', requireOverwrite: false });
   const previous = loadPrevious(options, root);
   const previousIndex = new Map<string, number>();
   if (previous) for (let i = 0; i < previous.length; i++) previousIndex.set(previous.path[i], i);

@@ -4,7 +4,7 @@
  * (safetensors + tfjs), finetune on the labeled folders and report on the test
  * folders, embed the test images. Every step is a library call of its own.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getTask } from '../../pretext-tasks/registry.js';
@@ -17,7 +17,8 @@ import { deepMerge, readRecipeTree } from '../recipes/load.js';
 import { resolvePretrainRecipe } from '../recipes/pretrain-recipe.js';
 import { pretrain } from '../train/loop.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { InputError, UsageError } from '../util/errors.js';
+import { InputError } from '../util/errors.js';
+import { beginOutputDir, OUTPUT_MARKER, readOutputMarker } from '../util/output-dir.js';
 
 export interface DemoOptions {
   /** Output folder (default `runs/demo`). Re-running replaces a previous demo there. */
@@ -99,20 +100,34 @@ export function demoOverrides(quick: boolean, seed: number) {
   };
 }
 
-/** Makes `out` ready: refuses a non-empty folder the demo did not make; clears a previous demo. */
-function prepareOut(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new UsageError(`${out} is a file; pass a folder as --out`);
-  const entries = readdirSync(out);
-  if (entries.length === 0) return;
-  if (!entries.includes(MARKER)) {
-    throw new UsageError(
-      `${out} exists and was not made by selfsup demo (no ${MARKER}); pass another --out or remove it`,
+function isOldDemoResult(file: string): boolean {
+  try {
+    return typeof JSON.parse(readFileSync(file, 'utf8'))?.quick === 'boolean';
+  } catch {
+    return false;
+  }
+}
+
+/** What the demo writes into its folder. */
+const DEMO_OUTPUTS = ['scan', 'pretrain', 'export', 'finetune', 'embed', MARKER];
+
+/**
+ * Makes `out` ready (util/output-dir.ts): refuses a non-empty folder the demo did not
+ * make, clears a previous demo's outputs (and only those), keeps anything else.
+ */
+async function prepareOut(out: string, data: string): Promise<void> {
+  // A demo folder from before output markers: its demo.json says the demo made it.
+  if (isOldDemoResult(path.join(out, MARKER)) && !readOutputMarker(out)) {
+    await writeFileAtomic(
+      path.join(out, OUTPUT_MARKER),
+      `${JSON.stringify({ format: 'selfsup-output', kind: 'demo', files: DEMO_OUTPUTS, writtenAt: new Date().toISOString() })}\n`,
     );
   }
-  for (const name of ['scan', 'pretrain', 'export', 'finetune', 'embed', MARKER]) {
-    rmSync(path.join(out, name), { recursive: true, force: true });
-  }
+  await beginOutputDir(
+    out,
+    { kind: 'demo', overwrite: true, inputs: [{ path: data, option: '--data' }] },
+    DEMO_OUTPUTS,
+  );
 }
 
 /** Runs the demo; see {@link DemoOptions}. */
@@ -131,7 +146,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       );
     }
   }
-  prepareOut(out);
+  await prepareOut(out, data);
   await writeFileAtomic(
     path.join(out, MARKER),
     `${JSON.stringify({ startedAt: new Date().toISOString(), quick }, null, 2)}\n`,

@@ -31,6 +31,8 @@ export interface AnalyseOptions {
   metadata?: Record<string, string>;
   /** Called with a short status text before each stage. */
   onStage?: (stage: string) => void;
+  /** The folder the files end up in when `outDir` is a staging folder (the paths returned and in summary.json name it). */
+  finalDir?: string;
 }
 
 /** Where each output of an embedding run is. */
@@ -68,14 +70,17 @@ export async function analyseEmbeddings(
   const outlierCount = Math.min(count, assertInteger('outliers', options.outliers ?? 50, 0, 1_000_000));
   const duplicateThreshold = options.duplicateThreshold ?? 0.98;
   const stage = options.onStage ?? (() => {});
+  const finalDir = options.finalDir ?? outDir;
+  // Paths name the final folder; files are written into outDir.
+  const staged = (file: string) => path.join(outDir, path.basename(file));
   const files: EmbedOutputs = {
-    embeddings: path.join(outDir, 'embeddings.arrow'),
-    duplicates: path.join(outDir, 'near-duplicates.arrow'),
-    outliers: path.join(outDir, 'outliers.arrow'),
-    summary: path.join(outDir, 'summary.json'),
+    embeddings: path.join(finalDir, 'embeddings.arrow'),
+    duplicates: path.join(finalDir, 'near-duplicates.arrow'),
+    outliers: path.join(finalDir, 'outliers.arrow'),
+    summary: path.join(finalDir, 'summary.json'),
   };
   stage(`writing ${files.embeddings}`);
-  await writeEmbeddings(files.embeddings, rows, { dim: String(rows.dim), ...options.metadata });
+  await writeEmbeddings(staged(files.embeddings), rows, { dim: String(rows.dim), ...options.metadata });
   if (count < 2) throw new Error(`embed: need at least 2 readable images to compare, found ${count}`);
 
   stage(`comparing ${count} images (cosine similarity, blocked matrix products)`);
@@ -83,7 +88,7 @@ export async function analyseEmbeddings(
   const scan = await scanSimilarities(rows.vectors, count, rows.dim, { neighbors, duplicateThreshold, center });
   const paths = rows.paths;
   await writeArrowTable(
-    files.duplicates,
+    staged(files.duplicates),
     {
       index_a: Int32Array.from(scan.pairs, (p) => rows.indices[p.a]),
       index_b: Int32Array.from(scan.pairs, (p) => rows.indices[p.b]),
@@ -105,20 +110,20 @@ export async function analyseEmbeddings(
     nearest_path: Array.from(ranked, (i) => paths[scan.knnIndices[i * k]]),
   };
   if (rows.labels) outlierColumns.label = Int32Array.from(ranked, (i) => rows.labels![i]);
-  await writeArrowTable(files.outliers, outlierColumns, { neighbors: String(k) });
+  await writeArrowTable(staged(files.outliers), outlierColumns, { neighbors: String(k) });
 
   if (options.map !== false && count >= 3) {
     stage(`drawing the 2-D map (UMAP, seed ${options.seed ?? 0})`);
     const xy = projectToPlane(scan, { seed: options.seed ?? 0, epochs: options.mapEpochs });
     const x = Float32Array.from({ length: count }, (_, i) => xy[2 * i]);
     const y = Float32Array.from({ length: count }, (_, i) => xy[2 * i + 1]);
-    files.mapCoordinates = path.join(outDir, 'map.arrow');
-    files.map = path.join(outDir, 'map.png');
+    files.mapCoordinates = path.join(finalDir, 'map.arrow');
+    files.map = path.join(finalDir, 'map.png');
     const mapColumns: Parameters<typeof writeArrowTable>[1] = { index: rows.indices, path: paths, x, y };
     if (rows.labels) mapColumns.label = rows.labels;
-    await writeArrowTable(files.mapCoordinates, mapColumns, { seed: String(options.seed ?? 0) });
+    await writeArrowTable(staged(files.mapCoordinates), mapColumns, { seed: String(options.seed ?? 0) });
     await writePng(
-      files.map,
+      staged(files.map),
       scatterSvg(x, y, {
         labels: rows.labels,
         classNames: rows.labels ? rows.classNames : undefined,
@@ -139,6 +144,6 @@ export async function analyseEmbeddings(
     outliersListed: ranked.length,
     files,
   };
-  await writeFileAtomic(files.summary, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFileAtomic(staged(files.summary), `${JSON.stringify(summary, null, 2)}\n`);
   return summary;
 }

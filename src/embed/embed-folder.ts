@@ -10,6 +10,7 @@
 import path from 'node:path';
 import { writeArrowTable } from '../util/arrow.js';
 import { assertInteger } from '../util/errors.js';
+import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import { type AnalyseOptions, analyseEmbeddings, type EmbedSummary } from './analyse.js';
 import { type EmbedFailure, embedImages } from './embed-images.js';
@@ -20,8 +21,10 @@ export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
   model: string;
   /** Images: folder, manifest.arrow, labels .csv/.arrow, or IDX file. */
   data: string;
-  /** Output folder (created). */
+  /** Output folder: new, empty, or an earlier embed output (with `overwrite`). */
   out: string;
+  /** Replace an earlier embed output in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   /** Input side in px (default: the manifest's input size). */
   inputSize?: number;
   /** Images per forward pass. Default 128. */
@@ -45,6 +48,16 @@ export interface EmbedFolderResult extends EmbedSummary {
 /** Embeds the images of `options.data` with the backbone of `options.model` and writes every output to `options.out`. */
 export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFolderResult> {
   const started = Date.now();
+  const output: OutputDirOptions = {
+    kind: 'embed',
+    overwrite: options.overwrite,
+    inputs: [
+      { path: options.model, option: '<model>' },
+      { path: options.data, option: '--data' },
+      ...(options.labels ? [{ path: options.labels, option: '--labels' }] : []),
+    ],
+  };
+  checkOutputDir(options.out, output);
   const model = await loadModelForEmbedding(options.model, options.inputSize);
   try {
     const source = await openImagesForEmbedding(options.data, options);
@@ -66,25 +79,29 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
       subset,
       onProgress: options.onProgress,
     });
-    const summary = await analyseEmbeddings(rows, options.out, {
-      ...options,
-      metadata: {
-        model: model.weightsFile,
-        architecture: model.manifest.architecture,
-        data: options.data,
-        inputSize: String(model.preprocess.size),
-        ...options.metadata,
-      },
-    });
-    if (rows.failures.length > 0) {
-      await writeArrowTable(path.join(options.out, 'failures.arrow'), {
-        index: Int32Array.from(rows.failures, (f) => f.index),
-        path: rows.failures.map((f) => f.path),
-        reason: rows.failures.map((f) => f.reason),
+    let summary: EmbedSummary | undefined;
+    await writeOutputDir(options.out, output, async (dir) => {
+      summary = await analyseEmbeddings(rows, dir, {
+        ...options,
+        finalDir: options.out,
+        metadata: {
+          model: model.weightsFile,
+          architecture: model.manifest.architecture,
+          data: options.data,
+          inputSize: String(model.preprocess.size),
+          ...options.metadata,
+        },
       });
-    }
+      if (rows.failures.length > 0) {
+        await writeArrowTable(path.join(dir, 'failures.arrow'), {
+          index: Int32Array.from(rows.failures, (f) => f.index),
+          path: rows.failures.map((f) => f.path),
+          reason: rows.failures.map((f) => f.reason),
+        });
+      }
+    });
     return {
-      ...summary,
+      ...summary!,
       modelFile: model.weightsFile,
       sourceImages: source.size,
       failures: rows.failures,

@@ -3,12 +3,13 @@
  * loader that accepts everything a user may hand us: a backbone directory, a run
  * directory, a torchvision `.safetensors` file, or a tfjs `model.json`.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createBackbone, resolveBackboneConfig } from '../backbones/registry.js';
 import type { Backbone, BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { InputError, UsageError } from '../util/errors.js';
+import { checkOutputDir, checkOutputFile, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import {
   type BackboneManifest,
   buildManifest,
@@ -44,6 +45,17 @@ export interface SaveBackboneOptions {
   fc?: DenseWeights;
   /** Weight dtype (default F32). */
   dtype?: 'F32' | 'F16' | 'BF16';
+  /** Write as a user-facing output folder (marker, --overwrite rules of util/output-dir.ts) instead of replacing the folder. */
+  output?: OutputDirOptions;
+}
+
+/** Replaces `dir` atomically, or writes it as an output folder when `output` is given. */
+function writeBackboneDir(
+  dir: string,
+  output: OutputDirOptions | undefined,
+  fill: (tmp: string) => Promise<void>,
+): Promise<unknown> {
+  return output ? writeOutputDir(dir, output, fill) : writeDirAtomic(dir, fill);
 }
 
 function numBatchesTracked(backbone: Backbone): number {
@@ -81,7 +93,7 @@ export async function saveBackbone(
   const manifest = manifestFor(backbone, { weights: BACKBONE_WEIGHTS_FILE }, extras);
   if (options.fc) manifest.fcClasses = options.fc.outputDim;
   const bytes = safetensorsBytes(backbone, manifest, options);
-  await writeDirAtomic(dir, async (tmp) => {
+  await writeBackboneDir(dir, options.output, async (tmp) => {
     await writeFileAtomic(path.join(tmp, BACKBONE_WEIGHTS_FILE), bytes);
     await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
   });
@@ -93,11 +105,12 @@ export async function saveBackboneTfjs(
   backbone: Backbone,
   dir: string,
   extras: ManifestExtras = {},
+  options: Pick<SaveBackboneOptions, 'output'> = {},
 ): Promise<BackboneManifest> {
   const manifest = manifestFor(backbone, { model: TFJS_MODEL_FILE, weights: TFJS_WEIGHTS_FILE }, extras);
   const model = backboneToLayersModel(backbone, manifest.inputSize);
   try {
-    await writeDirAtomic(dir, async (tmp) => {
+    await writeBackboneDir(dir, options.output, async (tmp) => {
       await writeLayersModel(model, tmp, { selfsup: manifest });
       await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
     });
@@ -117,7 +130,7 @@ export async function saveBackboneSafetensorsFile(
   const manifest = manifestFor(backbone, { weights: path.basename(file) }, extras);
   if (options.fc) manifest.fcClasses = options.fc.outputDim;
   await writeFileAtomic(file, safetensorsBytes(backbone, manifest, options));
-  await writeManifest(file.replace(/\.safetensors$/, '') + '.manifest.json', manifest);
+  await writeManifest(manifestBeside(file), manifest);
   return manifest;
 }
 
@@ -273,17 +286,76 @@ export async function exportBackbone(
   source: string,
   format: ExportFormat,
   out: string,
-  options: LoadBackboneOptions & { dtype?: 'F32' | 'F16' | 'BF16'; extras?: ManifestExtras } = {},
+  options: LoadBackboneOptions & {
+    dtype?: 'F32' | 'F16' | 'BF16';
+    extras?: ManifestExtras;
+    /** Replace an earlier export at `out` (only what selfsup wrote there). */
+    overwrite?: boolean;
+  } = {},
 ): Promise<BackboneManifest> {
+  const inputs = [{ path: source, option: '<source>' }];
+  const toFile = format === 'safetensors' && out.endsWith('.safetensors');
+  const output: OutputDirOptions = {
+    kind: format === 'tfjs' ? 'backbone-tfjs' : 'backbone',
+    overwrite: options.overwrite,
+    inputs,
+  };
+  if (toFile) {
+    checkOutputFile(out, {
+      isOwn: isSelfsupSafetensors,
+      what: 'a .safetensors export',
+      overwrite: options.overwrite,
+      inputs,
+    });
+    checkOutputFile(manifestBeside(out), {
+      isOwn: isBackboneManifestFile,
+      what: 'a backbone manifest',
+      overwrite: options.overwrite,
+      inputs,
+    });
+  } else checkOutputDir(out, output);
   const loaded = await loadBackbone(source, options);
   try {
     const extras = { ...manifestExtras(loaded.manifest), ...options.extras };
-    if (format === 'tfjs') return await saveBackboneTfjs(loaded.backbone, out, extras);
+    if (format === 'tfjs') return await saveBackboneTfjs(loaded.backbone, out, extras, { output });
     const saveOptions = { fc: loaded.fc, dtype: options.dtype };
-    if (out.endsWith('.safetensors'))
-      return await saveBackboneSafetensorsFile(loaded.backbone, out, extras, saveOptions);
-    return await saveBackbone(loaded.backbone, out, extras, saveOptions);
+    if (toFile) return await saveBackboneSafetensorsFile(loaded.backbone, out, extras, saveOptions);
+    return await saveBackbone(loaded.backbone, out, extras, { ...saveOptions, output });
   } finally {
     loaded.backbone.dispose();
+  }
+}
+
+/** The manifest written beside a lone `.safetensors` export: `<name>.manifest.json`. */
+export function manifestBeside(file: string): string {
+  return `${file.replace(/\.safetensors$/, '')}.manifest.json`;
+}
+
+/** True when `file` is a safetensors file whose `__metadata__` says selfsup wrote it (reads the header only). */
+export function isSelfsupSafetensors(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) !== 8) return false;
+    const length = Number(head.readBigUInt64LE(0));
+    if (length <= 0 || length > 16 * 1024 * 1024) return false;
+    const header = Buffer.alloc(length);
+    if (readSync(fd, header, 0, length, 8) !== length) return false;
+    const producer = JSON.parse(header.toString('utf8'))?.__metadata__?.producer;
+    return typeof producer === 'string' && producer.startsWith('selfsup');
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** True when `file` is a backbone manifest selfsup wrote (`format: selfsup-backbone`). */
+function isBackboneManifestFile(file: string): boolean {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'))?.format === 'selfsup-backbone';
+  } catch {
+    return false;
   }
 }

@@ -10,13 +10,21 @@ import path from 'node:path';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { barChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
-import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { invalidOption, UsageError } from '../util/errors.js';
+import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
 import { subsetImageSet } from './image-set.js';
 import { resolveInput } from './recipe.js';
-import { type FeatureCache, finetuneOnData, openBackbone, type PreparedData, prepareData } from './run.js';
+import {
+  type FeatureCache,
+  finetuneInputs,
+  finetuneOnData,
+  openBackbone,
+  type PreparedData,
+  prepareData,
+} from './run.js';
 
 export const BUDGET_ARMS = ['scratch', 'pretrained', 'pretrained+fixmatch'] as const;
 export type BudgetArm = (typeof BUDGET_ARMS)[number];
@@ -35,6 +43,8 @@ export interface BudgetOptions {
   seeds: number[];
   arms: BudgetArm[];
   out: string;
+  /** Replace an earlier budget study in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   progress?: boolean;
   /** One line per finished run. */
   log?: (line: string) => void;
@@ -120,6 +130,8 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     if (!(BUDGET_ARMS as readonly string[]).includes(arm))
       throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')}`, arm);
   }
+  const output: OutputDirOptions = { kind: 'budget', overwrite: options.overwrite, inputs: finetuneInputs(options) };
+  checkOutputDir(options.out, output);
   const recipe = options.recipe;
   const probe = await openBackbone(options.backbone);
   const input = resolveInput(recipe, probe.backbone.config.inputChannels, probe.manifest);
@@ -207,7 +219,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   }
   const cells = summariseBudget(rows);
   const note = `Evaluated on ${data.test.count} ${data.testSource} images; recipe ${options.recipeFile ?? recipe.name ?? ''}; seeds ${options.seeds.join(', ')}.`;
-  await writeDirAtomic(options.out, async (dir) => {
+  await writeOutputDir(options.out, output, async (dir) => {
     await writeArrowTable(path.join(dir, 'runs.arrow'), {
       arm: rows.map((r) => r.arm),
       per_class: Int32Array.from(rows, (r) => r.perClass),

@@ -1,7 +1,8 @@
 /** `selfsup eval` as a library call: a finetuned model folder on a labeled set -> a report folder. */
 import path from 'node:path';
+import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { openImageSource, remapLabels } from './data.js';
-import { evaluateProbabilities, writeEvaluationReport } from './evaluate.js';
+import { evaluateProbabilities, writeEvaluationFiles } from './evaluate.js';
 import { loadImageSet, withLabels } from './image-set.js';
 import { loadClassifier } from './model-io.js';
 
@@ -12,6 +13,8 @@ export interface EvalJob {
   labels: string;
   /** Report folder (default `<model>/eval-<name of labels>`). */
   out?: string;
+  /** Replace an earlier report in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   batchSize?: number;
   calibrationBins?: number;
   progress?: boolean;
@@ -26,7 +29,23 @@ export interface EvalSummary {
   ece: number;
 }
 
+/** The report folder of an eval job (default `<model>/eval-<name of labels>`). */
+export function evalOutputDir(job: Pick<EvalJob, 'model' | 'labels' | 'out'>): string {
+  return job.out ?? path.join(job.model, `eval-${path.basename(job.labels).replace(/[^\w.-]+/g, '_')}`);
+}
+
 export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
+  const out = evalOutputDir(job);
+  const output: OutputDirOptions = {
+    kind: 'eval',
+    overwrite: job.overwrite,
+    inputs: [
+      // The default report folder lies inside the model folder: allowed, but not the model folder itself.
+      { path: job.model, option: '<model>', outputMayBeInside: true },
+      ...job.labels.split(',').map((p) => ({ path: p, option: '--labels' })),
+    ],
+  };
+  checkOutputDir(out, output);
   const { classifier } = await loadClassifier(job.model);
   try {
     const { input, classNames } = classifier.spec;
@@ -35,13 +54,14 @@ export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
     const set = withLabels(loaded, remapLabels(loaded.labels, loaded.classNames, classNames, job.labels));
     const probabilities = classifier.predictProbabilities(set, job.batchSize ?? 256);
     const evaluation = evaluateProbabilities(probabilities, set.labels, classNames, job.calibrationBins ?? 15);
-    const out = job.out ?? path.join(job.model, `eval-${path.basename(job.labels).replace(/[^\w.-]+/g, '_')}`);
-    await writeEvaluationReport(out, evaluation, {
-      title: `${path.basename(job.model)} on ${path.basename(job.labels)} (${set.count} images)`,
-      describe: (i) => set.describe(i),
-      indices: set.sourceIndices,
-      extra: { model: job.model, labels: job.labels, skipped: loaded.skipped ?? [] },
-    });
+    await writeOutputDir(out, output, (dir) =>
+      writeEvaluationFiles(dir, evaluation, {
+        title: `${path.basename(job.model)} on ${path.basename(job.labels)} (${set.count} images)`,
+        describe: (i) => set.describe(i),
+        indices: set.sourceIndices,
+        extra: { model: job.model, labels: job.labels, skipped: loaded.skipped ?? [] },
+      }),
+    );
     return {
       out,
       images: set.count,

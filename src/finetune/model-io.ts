@@ -17,6 +17,7 @@ import { saveBackbone } from '../export/backbone-store.js';
 import { encodeSafetensors, entryToFloat32, readSafetensors } from '../export/safetensors.js';
 import { writeDirAtomic, writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
+import { type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import { Classifier, type ClassifierSpec } from './classifier.js';
 
@@ -37,9 +38,11 @@ export interface SaveClassifierOptions {
   exportBackbone?: boolean;
   /** Writes more files into the (temporary) folder before it is renamed into place. */
   fill?: (dir: string) => Promise<void>;
+  /** Write as a user-facing output folder (marker, --overwrite rules of util/output-dir.ts) instead of replacing `dir`. */
+  output?: OutputDirOptions;
 }
 
-/** Writes the model folder atomically (an existing folder is replaced). */
+/** Writes the model folder atomically (an existing folder is replaced, unless `options.output` says how). */
 export async function saveClassifier(
   classifier: Classifier,
   dir: string,
@@ -56,7 +59,10 @@ export async function saveClassifier(
     backbone: { ...classifier.backbone.config, featureDim: classifier.backbone.featureDim },
     info,
   };
-  await writeDirAtomic(dir, async (tmp) => {
+  const write = options.output
+    ? (fill: (tmp: string) => Promise<void>) => writeOutputDir(dir, options.output!, fill)
+    : (fill: (tmp: string) => Promise<void>) => writeDirAtomic(dir, fill);
+  await write(async (tmp) => {
     await writeFileAtomic(
       path.join(tmp, CLASSIFIER_WEIGHTS_FILE),
       encodeSafetensors(tensors, { format: CLASSIFIER_FORMAT }),

@@ -31,6 +31,7 @@ import { differingKeys } from '../train/run-dir.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UsageError } from '../util/errors.js';
+import { checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 
 export { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
@@ -187,6 +188,8 @@ export interface FinetuneJob extends DataSpec {
   /** Same architecture as `backbone`, random initialisation (the baseline). */
   fromScratch?: boolean;
   out: string;
+  /** Replace an earlier finetune output in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   subsets?: SubsetOptions;
   progress?: boolean;
   onEpoch?: (m: EpochMetrics) => void;
@@ -270,6 +273,8 @@ export interface FinetuneSummary {
 /** The whole `selfsup finetune` job; returns the headline numbers. */
 export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
   const { recipe } = job;
+  const output = finetuneOutput(job);
+  checkOutputDir(job.out, output);
   const { backbone, manifest } = await openBackbone(job.backbone, job.fromScratch, recipe.seed);
   let outcome: FinetuneOutcome | undefined;
   // Until finetuneOnData takes it over (its classifier owns and disposes it), the backbone is ours.
@@ -331,6 +336,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
       summary,
     };
     await saveClassifier(o.classifier, job.out, info, {
+      output,
       fill: async (dir) => {
         await writeFileAtomic(path.join(dir, 'recipe.yaml'), YAML.stringify(recipe, { lineWidth: 0 }));
         await writeFileAtomic(path.join(dir, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
@@ -367,6 +373,21 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
     if (outcome) outcome.classifier.dispose();
     else if (backboneOwned) backbone.dispose();
   }
+}
+
+/** The files and folders a finetuning job reads, which its output may not overlap. */
+export function finetuneInputs(job: { backbone: string; labels: string; test?: string; unlabeled?: string }) {
+  return [
+    { path: job.backbone, option: '--backbone' },
+    ...job.labels.split(',').map((p) => ({ path: p, option: '--labels' })),
+    ...(job.test ?? '').split(',').map((p) => ({ path: p, option: '--test' })),
+    ...(job.unlabeled ?? '').split(',').map((p) => ({ path: p, option: '--unlabeled' })),
+  ];
+}
+
+/** Where a finetune job may write: a finetune output folder that overlaps none of its inputs. */
+function finetuneOutput(job: FinetuneJob): OutputDirOptions {
+  return { kind: 'finetune', overwrite: job.overwrite, inputs: finetuneInputs(job) };
 }
 
 /** Per-epoch metrics as an Arrow table. */

@@ -6,12 +6,14 @@
  *
  * Layout of `checkpoints/ckpt-<globalStep>/`:
  * - `tensors.bin`   float32/int32 little-endian data of every variable, concatenated
- * - `tensors.json`  `{format, tensors: [{name, dtype, shape, offset, length}]}`
+ * - `tensors.json`  `{format, sha256, tensors: [{name, dtype, shape, offset, length}]}`; `sha256` is
+ *                   the checksum of `tensors.bin`, checked on every load (a damaged file is an error)
  * - `state.json`    training position, optimizer host state, seed, reference loss
  * - `metrics.arrow` the metrics rows up to this checkpoint
  * - `backbone/`     the backbone export (when the loop has an exporter), so a
  *                   checkpoint's backbone can be exported before the run finishes
  */
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -45,6 +47,8 @@ export interface TrainingState {
   rngState: object;
   /** Wall-clock time of the save. */
   savedAt: string;
+  /** torchvision's BatchNorm `num_batches_tracked` of the backbone (absent in older checkpoints). */
+  numBatchesTracked?: number;
 }
 
 interface TensorEntry {
@@ -68,10 +72,12 @@ export async function writeTensors(dir: string, variables: NamedTensorVariable[]
     chunks.push(bytes);
     offset += bytes.byteLength;
   }
-  await fsp.writeFile(path.join(dir, 'tensors.bin'), Buffer.concat(chunks));
+  const data = Buffer.concat(chunks);
+  const sha256 = createHash('sha256').update(data).digest('hex');
+  await fsp.writeFile(path.join(dir, 'tensors.bin'), data);
   await fsp.writeFile(
     path.join(dir, 'tensors.json'),
-    `${JSON.stringify({ format: CHECKPOINT_FORMAT, tensors: entries }, null, 1)}\n`,
+    `${JSON.stringify({ format: CHECKPOINT_FORMAT, sha256, tensors: entries }, null, 1)}\n`,
   );
 }
 
@@ -81,7 +87,7 @@ export async function writeTensors(dir: string, variables: NamedTensorVariable[]
  */
 export function readTensorsInto(dir: string, variables: NamedTensorVariable[]): void {
   const indexFile = path.join(dir, 'tensors.json');
-  let index: { format: string; tensors: TensorEntry[] };
+  let index: { format: string; sha256?: string; tensors: TensorEntry[] };
   try {
     index = JSON.parse(readFileSync(indexFile, 'utf8'));
   } catch (e) {
@@ -90,7 +96,17 @@ export function readTensorsInto(dir: string, variables: NamedTensorVariable[]): 
   if (index.format !== CHECKPOINT_FORMAT) {
     throw new InputError(indexFile, `Expected format "${CHECKPOINT_FORMAT}" but received "${index.format}"`);
   }
-  const data = readFileSync(path.join(dir, 'tensors.bin'));
+  const dataFile = path.join(dir, 'tensors.bin');
+  const data = readFileSync(dataFile);
+  if (index.sha256 !== undefined) {
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== index.sha256) {
+      throw new InputError(
+        dataFile,
+        `damaged: its sha256 is ${actual} but ${indexFile} records ${index.sha256}; resume from an earlier checkpoint (point checkpoints/last at it) or start again`,
+      );
+    }
+  }
   const byName = new Map(index.tensors.map((t) => [t.name, t]));
   for (const { name, variable } of variables) {
     const entry = byName.get(name);
@@ -102,7 +118,7 @@ export function readTensorsInto(dir: string, variables: NamedTensorVariable[]): 
       );
     }
     if (entry.offset + entry.length > data.byteLength) {
-      throw new InputError(path.join(dir, 'tensors.bin'), `truncated: variable "${name}" runs past the end`);
+      throw new InputError(dataFile, `truncated: variable "${name}" runs past the end`);
     }
     const copy = new Uint8Array(entry.length);
     copy.set(data.subarray(entry.offset, entry.offset + entry.length));

@@ -36,8 +36,10 @@ import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metr
 import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
 import { createOptimizer, type TrainableParam } from './optimizers.js';
 import {
+  acquireRunLock,
   checkResumeRecipe,
   createRunDir,
+  type RunLock,
   readResolvedRecipe,
   recordRunInputs,
   writeResolvedRecipe,
@@ -73,7 +75,7 @@ export interface PretrainOptions {
   onEvent?: (event: TrainEvent) => void;
   /** Show a progress bar on stderr (default true). */
   progress?: boolean;
-  /** Stop (status `stopped`, no extra checkpoint) after this many steps in this call. */
+  /** Stop after this many steps in this call, as an abort does (checkpoint, status `stopped`). */
   maxSteps?: number;
   /** When aborted, the run finishes its current step, writes a checkpoint and returns `stopped`. */
   signal?: AbortSignal;
@@ -88,8 +90,24 @@ export interface PretrainResult {
   losses: number[];
 }
 
-/** Pretrains a backbone as `recipe` says; see docs/training.md. */
+/**
+ * Pretrains a backbone as `recipe` says; see docs/training.md. The run folder is
+ * locked (run-dir.ts `acquireRunLock`) while this call writes it.
+ */
 export async function pretrain(given: PretrainRecipe, options: PretrainOptions = {}): Promise<PretrainResult> {
+  const held: { lock?: RunLock } = {};
+  try {
+    return await pretrainLocked(given, options, held);
+  } finally {
+    held.lock?.release();
+  }
+}
+
+async function pretrainLocked(
+  given: PretrainRecipe,
+  options: PretrainOptions,
+  held: { lock?: RunLock },
+): Promise<PretrainResult> {
   const parts: TrainComponents = { ...(await defaultComponents()), ...options.components };
   // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
   const task: PretextTask<any, any> = parts.getTask(given.task.id);
@@ -107,14 +125,22 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   // The run folder: new, or the one being resumed (its recipe may differ only in epochs / lrOverrides).
   let runDir: string;
   let resumeDir: string | undefined;
+  const takeOver = (message: string) => options.onEvent?.({ type: 'warning', message });
   if (options.resume) {
     runDir = options.resume;
     checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
+    held.lock = acquireRunLock(runDir, takeOver);
     await removeStaleTemporaries(runDir);
     resumeDir = lastCheckpoint(runDir);
-    if (!resumeDir) throw new UsageError(`${runDir} has no checkpoint to resume from (checkpoints/last is missing)`);
+    // A run that stopped before its first checkpoint starts again from step 0.
+    if (!resumeDir) takeOver(`${runDir} has no checkpoint yet: starting it from the first step`);
   } else {
-    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId);
+    const inputs = [
+      { path: options.dataPath ?? '', option: '--data' },
+      { path: options.validationPath ?? '', option: '--val' },
+    ];
+    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId, inputs);
+    held.lock = acquireRunLock(runDir, takeOver);
   }
   await writeResolvedRecipe(runDir, recipe);
   const inputs = await recordRunInputs(runDir, options);
@@ -201,6 +227,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     optimizer: { name: optimizer.name, ...optimizer.hostState() },
     rngState: root.state(),
     savedAt: new Date().toISOString(),
+    numBatchesTracked: (backbone as { numBatchesTracked?: number }).numBatchesTracked,
   });
   const checkpoint = async () => {
     const exportInto = parts.saveBackbone
@@ -232,6 +259,8 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
       position = { epoch: loaded.state.epoch, step: loaded.state.step, globalStep: loaded.state.globalStep };
       referenceLoss = loaded.state.referenceLoss;
       optimizer.restoreHostState(loaded.state.optimizer);
+      if (loaded.state.numBatchesTracked !== undefined)
+        (backbone as { numBatchesTracked?: number }).numBatchesTracked = loaded.state.numBatchesTracked;
       lastGood = resumeDir;
       await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
     }
@@ -250,19 +279,17 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
       const iterator = loader[Symbol.asyncIterator]();
       try {
         while (position.step < stepsPerEpoch) {
-          if (options.signal?.aborted) {
-            // Interrupted (e.g. Ctrl-C): keep everything done so far, then stop.
+          const stop = options.signal?.aborted
+            ? 'interrupted'
+            : options.maxSteps !== undefined && stepsThisCall >= options.maxSteps
+              ? `stopped after ${options.maxSteps} step(s) (maxSteps)`
+              : undefined;
+          if (stop) {
+            // Interrupted (Ctrl-C, SIGTERM) or the step budget is spent: keep everything done so far, then stop.
             if (lastGood === undefined || !lastGood.endsWith(checkpointName(position.globalStep))) await checkpoint();
-            await writeStatus(runDir, { status: 'stopped', message: 'interrupted', ...position });
+            await writeStatus(runDir, { status: 'stopped', message: stop, ...position });
             emit({ type: 'end', runDir, status: 'stopped' });
-            progress.finish('interrupted');
-            return { runDir, status: 'stopped', metrics, losses };
-          }
-          if (options.maxSteps !== undefined && stepsThisCall >= options.maxSteps) {
-            await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
-            await writeStatus(runDir, { status: 'stopped', ...position });
-            emit({ type: 'end', runDir, status: 'stopped' });
-            progress.finish('stopped');
+            progress.finish(stop === 'interrupted' ? 'interrupted' : 'stopped');
             return { runDir, status: 'stopped', metrics, losses };
           }
           const waitStart = performance.now();

@@ -2,13 +2,15 @@
  * The run folder: `runs/<id>/` holds `recipe.resolved.yaml`, `status.json`,
  * `checkpoints/`, `metrics.arrow`, `curves.png` and `backbone/`.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { stringifyRecipe } from '../recipes/load.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { InputError, UsageError } from '../util/errors.js';
+import { InputError, invalidOption, UsageError } from '../util/errors.js';
+import { assertNotAnInput, type OutputInput } from '../util/output-dir.js';
 
 export const RESOLVED_RECIPE = 'recipe.resolved.yaml';
 
@@ -29,10 +31,26 @@ function timestamp(date = new Date()): string {
     .replace('T', '-');
 }
 
-/** Creates `outDir/<name>-<timestamp>[-n]/` (never reusing a folder) and returns its path. */
-export function createRunDir(outDir: string, name: string, runId?: string): string {
+/** A run id is one folder name: letters, digits, `.`, `_`, `-`, not starting with `.` (so never `..`). */
+export function assertRunId(runId: string): string {
+  if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(runId)) {
+    throw invalidOption(
+      '--run-id',
+      'a folder name of letters, digits, ".", "_" and "-" (no "/", not starting with ".")',
+      runId,
+    );
+  }
+  return runId;
+}
+
+/**
+ * Creates `outDir/<name>-<timestamp>[-n]/` (never reusing a folder) and returns its path.
+ * The run folder may not lie inside one of `inputs` (the data it trains on).
+ */
+export function createRunDir(outDir: string, name: string, runId?: string, inputs: OutputInput[] = []): string {
+  const base = runId !== undefined ? assertRunId(runId) : `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${timestamp()}`;
+  assertNotAnInput(path.join(outDir, base), inputs);
   mkdirSync(outDir, { recursive: true });
-  const base = runId ?? `${name.replace(/[^A-Za-z0-9._-]+/g, '-')}-${timestamp()}`;
   let dir = path.join(outDir, base);
   for (let n = 2; existsSync(dir); n++) {
     if (runId) throw new UsageError(`run folder ${dir} already exists; use --resume ${dir} to continue it`);
@@ -117,4 +135,81 @@ export async function recordRunInputs(runDir: string, given: RunInputs): Promise
   };
   await writeFileAtomic(file, `${JSON.stringify(inputs, null, 2)}\n`);
   return inputs;
+}
+
+/** The lock file a process holds while it writes a run folder. */
+export const RUN_LOCK_FILE = 'run.lock';
+
+interface LockHolder {
+  pid: number;
+  hostname: string;
+  startedAt: string;
+}
+
+/** A held run lock; `release` removes the lock file (also done when the process exits). */
+export interface RunLock {
+  file: string;
+  release(): void;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: the process exists but belongs to another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function readHolder(file: string): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(file, 'utf8')) as LockHolder;
+    return Number.isInteger(holder?.pid) && holder.pid > 0 ? holder : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the lock of `runDir` (`run.lock`: pid, host, start time), so that two
+ * processes never write one run. A lock held by a running process is an error
+ * naming its pid; a lock left by a process that is no longer running is taken
+ * over, and `onTakeOver` hears about it.
+ */
+export function acquireRunLock(runDir: string, onTakeOver?: (message: string) => void): RunLock {
+  const file = path.join(runDir, RUN_LOCK_FILE);
+  const me: LockHolder = { pid: process.pid, hostname: os.hostname(), startedAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      writeFileSync(file, `${JSON.stringify(me)}\n`, { flag: 'wx' });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = readHolder(file);
+      if (holder && holder.hostname !== me.hostname) {
+        throw new InputError(
+          runDir,
+          `is locked by process ${holder.pid} on ${holder.hostname} (since ${holder.startedAt}); if no process writes this run any more, delete ${file}`,
+        );
+      }
+      if (holder && isRunning(holder.pid)) {
+        throw new InputError(
+          runDir,
+          `is in use by process ${holder.pid} (since ${holder.startedAt}, lock ${file}); wait for it to finish or stop it first`,
+        );
+      }
+      onTakeOver?.(
+        `${file}: taking over the lock of process ${holder?.pid ?? '(unknown)'}, which is no longer running`,
+      );
+      rmSync(file, { force: true });
+      continue;
+    }
+    const release = () => {
+      process.off('exit', release);
+      if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
+    };
+    process.on('exit', release);
+    return { file, release };
+  }
+  throw new InputError(file, 'could not take the run lock: other processes keep taking it');
 }

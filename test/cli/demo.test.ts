@@ -45,7 +45,7 @@ describe('selfsup demo (subprocess)', () => {
     const r = await runCli(['demo', '--quick', '--out', taken]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      `selfsup: ${taken} exists and was not made by selfsup demo (no demo.json); pass another --out or remove it`,
+      `selfsup: --out ${taken} is not empty and was not written by selfsup (no .selfsup-output.json); selfsup writes only into a new or empty folder or one of its own outputs: pass another folder`,
     );
     expect(existsSync(path.join(taken, 'notes.txt'))).toBe(true);
   });

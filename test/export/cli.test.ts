@@ -46,13 +46,13 @@ describe('selfsup import / export', () => {
     expect(imported.code).toBe(0);
     const report = JSON.parse(imported.stdout);
     expect(report.manifest).toMatchObject({ architecture: 'resnet18', stem: 'small', inputSize: 32, fcClasses: 3 });
-    expect(readdirSync(dir).sort()).toEqual(['backbone.safetensors', 'manifest.json']);
+    expect(readdirSync(dir).sort()).toEqual(['.selfsup-output.json', 'backbone.safetensors', 'manifest.json']);
 
     const tfjsDir = path.join(work, 'web');
     const exported = await run('export', dir, '--format', 'tfjs', '--out', tfjsDir);
     expect(exported.code).toBe(0);
     expect(exported.stdout).toContain(`as tfjs -> ${tfjsDir}`);
-    expect(readdirSync(tfjsDir).sort()).toEqual(['manifest.json', 'model.json', 'weights.bin']);
+    expect(readdirSync(tfjsDir).sort()).toEqual(['.selfsup-output.json', 'manifest.json', 'model.json', 'weights.bin']);
 
     const single = path.join(work, 'r18.safetensors');
     expect((await run('export', tfjsDir, '--format', 'safetensors', '--out', single, '--dtype', 'f16')).code).toBe(0);

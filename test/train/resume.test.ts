@@ -40,8 +40,8 @@ describe('resume', () => {
     const outDir = tmp();
     const first = await run({ outDir, runId: 'r', maxSteps: 9 });
     expect(first.status).toBe('stopped');
-    // Last checkpoint: global step 8 (epoch 1, step 2); steps 9 is redone after the resume.
-    expect(readFileSync(path.join(first.runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000008');
+    // maxSteps writes a checkpoint where it stops: global step 9 (epoch 1, step 3).
+    expect(readFileSync(path.join(first.runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000009');
     const events: string[] = [];
     const second = await run({
       resume: first.runDir,
@@ -50,8 +50,8 @@ describe('resume', () => {
       },
     });
     expect(second.status).toBe('finished');
-    expect(events).toEqual([`start ${path.join(first.runDir, 'checkpoints', 'ckpt-000000008')}`]);
-    expect(second.losses.length).toBe(10);
+    expect(events).toEqual([`start ${path.join(first.runDir, 'checkpoints', 'ckpt-000000009')}`]);
+    expect(second.losses.length).toBe(9);
     const resumed = MetricsLog.read(path.join(first.runDir, 'metrics.arrow'));
     expect(stepLosses(resumed)).toEqual(reference.steps);
     expect(resumed.epochRows().map((r) => r.epoch)).toEqual([0, 1, 2]);

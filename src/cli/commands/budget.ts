@@ -7,6 +7,7 @@ import {
   type GlobalOptions,
   note,
   output,
+  overwriteOption,
   requireExists,
   startEngine,
   withGlobalOptions,
@@ -24,6 +25,7 @@ interface BudgetCliOptions extends GlobalOptions {
   seeds: string;
   arms: string;
   out: string;
+  overwrite?: boolean;
 }
 
 /** Parses "10,100" into [10, 100]; names the option on error. */
@@ -53,7 +55,8 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
           '--labels <path>',
           'the labeled pool the N per class are drawn from (class folders, table, IDX)',
         )
-        .requiredOption('--out <dir>', 'output folder (replaced atomically)')
+        .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier budget study, with --overwrite)')
+        .addOption(overwriteOption())
         .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
         .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
         .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
@@ -105,6 +108,7 @@ Examples:
           seeds,
           arms: arms as BudgetArm[],
           out: opts.out,
+          overwrite: opts.overwrite,
           progress: !opts.quiet && !opts.json,
           log: (line) => note(opts, line),
         });

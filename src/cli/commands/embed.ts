@@ -6,6 +6,7 @@ import {
   note,
   numberArg,
   output,
+  overwriteOption,
   progressFor,
   requireExists,
   startEngine,
@@ -15,6 +16,7 @@ import {
 interface EmbedCliOptions extends GlobalOptions {
   data: string;
   out: string;
+  overwrite?: boolean;
   classFolders?: boolean;
   labels?: string;
   duplicateThreshold: number;
@@ -57,7 +59,8 @@ export function registerEmbed(program: Command, setResult: (p: Promise<number>) 
         'a run folder, a backbone folder (manifest.json + backbone.safetensors), a .safetensors file or a tfjs model.json',
       )
       .requiredOption('--data <path>', 'images: a folder, a scan manifest.arrow, a labels .csv/.arrow, or an IDX file')
-      .requiredOption('--out <dir>', 'output folder')
+      .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier embed output, with --overwrite)')
+      .addOption(overwriteOption())
       .option('--class-folders', 'treat the subfolders of --data as classes (labels colour the map)')
       .option('--labels <file>', 'IDX labels file for an IDX --data (default: the sibling labels file)')
       .option(
@@ -111,6 +114,7 @@ Examples:
           model,
           data: opts.data,
           out: opts.out,
+          overwrite: opts.overwrite,
           classFolders: opts.classFolders,
           labels: opts.labels,
           duplicateThreshold: opts.duplicateThreshold,

@@ -1,11 +1,20 @@
 /** `selfsup eval`: argument parsing only; the work is `runEvaluation` in src/finetune. */
 import type { Command } from 'commander';
 import { type EvalSummary, runEvaluation } from '../../finetune/eval-job.js';
-import { type GlobalOptions, numberArg, output, requireExists, startEngine, withGlobalOptions } from '../common.js';
+import {
+  type GlobalOptions,
+  numberArg,
+  output,
+  overwriteOption,
+  requireExists,
+  startEngine,
+  withGlobalOptions,
+} from '../common.js';
 
 interface EvalCliOptions extends GlobalOptions {
   labels: string;
   out?: string;
+  overwrite?: boolean;
   batchSize: number;
   bins: number;
 }
@@ -30,7 +39,8 @@ export function registerEval(program: Command, setResult: (p: Promise<number>) =
         '--labels <path>',
         'labeled images: class folders, a .csv/.arrow table, an IDX file, or a folder of IDX files (t10k split)',
       )
-      .option('--out <dir>', 'report folder (default: <model>/eval-<labels name>)')
+      .option('--out <dir>', 'report folder: new or empty (default: <model>/eval-<labels name>)')
+      .addOption(overwriteOption())
       .option('--batch-size <n>', 'images per forward pass', numberArg({ integer: true, min: 1, max: 65536 }), 256)
       .option(
         '--bins <n>',
@@ -55,6 +65,7 @@ Examples:
           model,
           labels: opts.labels,
           out: opts.out,
+          overwrite: opts.overwrite,
           batchSize: opts.batchSize,
           calibrationBins: opts.bins,
           progress: !opts.quiet && !opts.json,

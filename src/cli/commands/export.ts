@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 import { initEngine, resolveBackendPreference } from '../../engine/backend.js';
 import { exportBackbone } from '../../export/backbone-store.js';
 import { invalidOption } from '../../util/errors.js';
-import { type GlobalOptions, output, withGlobalOptions } from '../common.js';
+import { type GlobalOptions, output, overwriteOption, withGlobalOptions } from '../common.js';
 
 interface ExportOptions extends GlobalOptions {
   format: string;
   out: string;
+  overwrite?: boolean;
   dtype: string;
   arch?: string;
 }
@@ -26,6 +27,7 @@ export function registerExport(program: Command, setResult: (p: Promise<number>)
         'output directory (safetensors: backbone.safetensors + manifest.json; tfjs: model.json + weights.bin + manifest.json), ' +
           'or a file ending in .safetensors (then <name>.manifest.json is written beside it)',
       )
+      .addOption(overwriteOption())
       .option('--dtype <dtype>', 'safetensors weight precision: F32 | F16 | BF16', 'F32')
       .option('--arch <name>', 'architecture, only needed for a foreign .safetensors file whose keys are ambiguous')
       .addHelpText(
@@ -39,7 +41,9 @@ export function registerExport(program: Command, setResult: (p: Promise<number>)
           '',
           'In Python: model = torchvision.models.resnet18(); ',
           '  model.load_state_dict(safetensors.torch.load_file("exports/simclr-r18/backbone.safetensors"), strict=False)',
-          'Exit codes: 0 ok, 1 unreadable source (the message names it), 2 bad options.',
+          '--out must be new or empty (a file: absent); an earlier export there is replaced only with --overwrite,',
+          'and only what selfsup wrote. --out may not be, be inside or contain <source>.',
+          'Exit codes: 0 ok, 1 unreadable source (the message names it), 2 bad options or --out.',
         ].join('\n'),
       ),
   ).action((source: string, opts: ExportOptions) => {
@@ -53,7 +57,11 @@ export function registerExport(program: Command, setResult: (p: Promise<number>)
           throw invalidOption('--dtype', '"F32", "F16" or "BF16"', opts.dtype);
         }
         initEngine({ backend: resolveBackendPreference(opts.backend), quiet: true });
-        const manifest = await exportBackbone(source, opts.format, opts.out, { dtype, arch: opts.arch });
+        const manifest = await exportBackbone(source, opts.format, opts.out, {
+          dtype,
+          arch: opts.arch,
+          overwrite: opts.overwrite,
+        });
         output(
           opts,
           { out: opts.out, format: opts.format, manifest },

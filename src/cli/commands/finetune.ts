@@ -8,6 +8,7 @@ import {
   note,
   numberArg,
   output,
+  overwriteOption,
   requireExists,
   startEngine,
   withGlobalOptions,
@@ -20,6 +21,7 @@ interface FinetuneCliOptions extends GlobalOptions {
   unlabeled?: string;
   test?: string;
   out: string;
+  overwrite?: boolean;
   fromScratch?: boolean;
   seed?: number;
   perClass?: number;
@@ -79,7 +81,11 @@ export function registerFinetune(program: Command, setResult: (p: Promise<number
           '--labels <path>',
           'labeled images: class folders, a .csv/.arrow table (path,label), an IDX file, or a folder of IDX files',
         )
-        .requiredOption('--out <dir>', 'output model folder (replaced atomically)')
+        .requiredOption(
+          '--out <dir>',
+          'output model folder: new or empty (or an earlier finetune output, with --overwrite)',
+        )
+        .addOption(overwriteOption())
         .option(
           '--resume',
           'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
@@ -153,6 +159,7 @@ Examples:
           testLimit: opts.testLimit,
           test: opts.test,
           out: opts.out,
+          overwrite: opts.overwrite,
           subsets: {
             perClass: opts.perClass,
             minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,

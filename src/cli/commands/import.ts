@@ -4,7 +4,8 @@ import { initEngine, resolveBackendPreference } from '../../engine/backend.js';
 import { loadBackbone, saveBackbone } from '../../export/backbone-store.js';
 import { manifestExtras } from '../../export/manifest.js';
 import { invalidOption, UsageError } from '../../util/errors.js';
-import { type GlobalOptions, output, withGlobalOptions } from '../common.js';
+import { checkOutputDir, type OutputDirOptions } from '../../util/output-dir.js';
+import { type GlobalOptions, output, overwriteOption, withGlobalOptions } from '../common.js';
 
 interface ImportOptions extends GlobalOptions {
   arch?: string;
@@ -12,6 +13,7 @@ interface ImportOptions extends GlobalOptions {
   channels?: string;
   width?: string;
   out: string;
+  overwrite?: boolean;
   inputSize?: string;
   mean?: string;
   std?: string;
@@ -48,7 +50,11 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
         '<file>',
         'a .safetensors file with torchvision key names (conv1.weight, layer1.0.bn1.running_mean, ...)',
       )
-      .requiredOption('--out <dir>', 'backbone directory to write (replaced atomically if it exists)')
+      .requiredOption(
+        '--out <dir>',
+        'backbone directory to write: new or empty (or an earlier backbone, with --overwrite)',
+      )
+      .addOption(overwriteOption())
       .option('--arch <name>', 'resnet18 | resnet34 | resnet50 (checked against the keys; inferred when omitted)')
       .option('--stem <stem>', 'imagenet | small (inferred from conv1 when omitted)')
       .option('--channels <n>', '1 | 3 input channels (inferred from conv1 when omitted)')
@@ -66,7 +72,7 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
           '  $ selfsup import resnet50.safetensors --arch resnet50 --input-size 224 --out backbones/resnet50-imagenet',
           '  $ selfsup import cifar-resnet18.safetensors --arch resnet18 --stem small --out backbones/r18-cifar --json',
           '',
-          'Exit codes: 0 ok, 1 unreadable or mismatching file (the message names it), 2 bad options.',
+          'Exit codes: 0 ok, 1 unreadable or mismatching file (the message names it), 2 bad options or --out.',
         ].join('\n'),
       ),
   ).action((file: string, opts: ImportOptions) => {
@@ -81,6 +87,12 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
           throw invalidOption('--stem', '"imagenet" or "small"', opts.stem);
         }
         if (!file.endsWith('.safetensors')) throw new UsageError(`${file}: import reads .safetensors files`);
+        const out: OutputDirOptions = {
+          kind: 'backbone',
+          overwrite: opts.overwrite,
+          inputs: [{ path: file, option: '<file>' }],
+        };
+        checkOutputDir(opts.out, out);
         initEngine({ backend: resolveBackendPreference(opts.backend), quiet: true });
         const loaded = await loadBackbone(file, {
           arch: opts.arch,
@@ -97,6 +109,7 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
           };
           const manifest = await saveBackbone(loaded.backbone, opts.out, extras, {
             fc: opts.keepFc ? loaded.fc : undefined,
+            output: out,
           });
           const fcNote = loaded.fc ? (opts.keepFc ? `, fc (${loaded.fc.outputDim} classes) kept` : ', fc dropped') : '';
           output(

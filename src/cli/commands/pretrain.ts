@@ -1,4 +1,5 @@
 /** `selfsup pretrain`: argument parsing only; the work is `pretrain` in src/train. */
+import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { getTask } from '../../../pretext-tasks/registry.js';
@@ -7,6 +8,8 @@ import { type PretrainResult, pretrain } from '../../train/loop.js';
 import { readResolvedRecipe } from '../../train/run-dir.js';
 import { UsageError } from '../../util/errors.js';
 import {
+  EXIT_OK,
+  EXIT_STOPPED,
   type GlobalOptions,
   note,
   numberArg,
@@ -15,6 +18,9 @@ import {
   startEngine,
   withGlobalOptions,
 } from '../common.js';
+
+/** Signals that stop a run the way Ctrl-C does (checkpoint, status "stopped", exit 3). */
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 interface PretrainCliOptions extends GlobalOptions {
   data?: string;
@@ -76,7 +82,7 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
       .option('--run-id <name>', 'run folder name under --out (default: <recipe name>-<timestamp>)')
       .option(
         '--max-steps <n>',
-        'stop after n steps (a quick check; resume later)',
+        'stop after n steps with a checkpoint (exit 3; resume later)',
         numberArg({ min: 1, integer: true }),
       )
       .addHelpText(
@@ -84,7 +90,10 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
         `
 A run folder holds recipe.resolved.yaml, run.json, status.json, checkpoints/ (atomic;
 checkpoints/last names the newest), metrics.arrow, curves.png and backbone/.
-Ctrl-C finishes the current step, writes a checkpoint and stops; --resume continues.
+Ctrl-C, SIGTERM and SIGHUP finish the current step, write a checkpoint and stop (status.json
+"stopped", exit 3), as --max-steps does; --resume continues, and embed/export/finetune use the
+latest checkpoint's backbone. A run folder is locked (run.lock) while a process writes it.
+Exit codes: 0 finished, 1 failure (diverged, unreadable data, run in use), 2 usage, 3 stopped.
 
 Examples:
   $ selfsup pretrain recipes/rotation-small.yaml --data data/fashion-mnist-demo/unlabeled --out runs
@@ -109,16 +118,18 @@ Examples:
           seed: opts.seed,
           lrOverrides: Object.fromEntries(opts.lrOverride),
         });
-        // Ctrl-C: finish the step, write a checkpoint, stop (resume later); a second Ctrl-C quits at once.
+        // Ctrl-C, SIGTERM, SIGHUP: finish the step, write a checkpoint, stop (resume later);
+        // a second signal quits at once (128 + its number, as a shell reports it).
         const interrupt = new AbortController();
-        const onSigint = () => {
-          if (interrupt.signal.aborted) process.exit(130);
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (interrupt.signal.aborted) process.exit(128 + (os.constants.signals[signal] ?? 2));
+          const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
           process.stderr.write(
-            '\nselfsup: stopping after this step and writing a checkpoint (Ctrl-C again to quit now)\n',
+            `\nselfsup: ${name}: stopping after this step and writing a checkpoint (${name} again to quit now)\n`,
           );
           interrupt.abort();
         };
-        process.on('SIGINT', onSigint);
+        for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
         const result = await pretrain(recipe, {
           signal: interrupt.signal,
           dataPath: opts.data,
@@ -145,7 +156,9 @@ Examples:
               );
             }
           },
-        }).finally(() => process.off('SIGINT', onSigint));
+        }).finally(() => {
+          for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+        });
         output(
           opts,
           {
@@ -155,7 +168,7 @@ Examples:
           },
           formatPretrainResult(result),
         );
-        return 0;
+        return result.status === 'stopped' ? EXIT_STOPPED : EXIT_OK;
       })(),
     );
   });
