@@ -3,10 +3,10 @@
  * it (input size, mean/std, channel order), and where it came from (pretext task,
  * data fingerprint, selfsup version).
  */
-import { readFileSync } from 'node:fs';
 import type { BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
+import { readRegularTextFile } from '../util/files.js';
 import { VERSION } from '../version.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -159,8 +159,9 @@ const ARCHS: readonly string[] = ['resnet18', 'resnet34', 'resnet50'];
 /** Reads and checks a manifest.json (errors name the file and the bad key). */
 export function readManifest(file: string): BackboneManifest {
   let parsed: unknown;
+  const text = readRegularTextFile(file, { maxBytes: 16 * 1024 * 1024, what: 'manifest' });
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new InputError(file, `cannot read the manifest (${(e as Error).message})`);
   }
