@@ -6,7 +6,6 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getTask } from '../../pretext-tasks/registry.js';
 import { scanFolder } from '../data/scan.js';
 import { embedFolder } from '../embed/embed-folder.js';
@@ -18,6 +17,7 @@ import { resolvePretrainRecipe } from '../recipes/pretrain-recipe.js';
 import { pretrain } from '../train/loop.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError, UsageError } from '../util/errors.js';
+import { packageRoot } from '../util/package-root.js';
 
 export interface DemoOptions {
   /** Output folder (default `runs/demo`). Re-running replaces a previous demo there. */
@@ -59,18 +59,6 @@ export interface DemoResult {
 }
 
 const MARKER = 'demo.json';
-
-/** The package root (the folder with selfsup's package.json), found from this file. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'selfsup') return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the selfsup package root from its own files');
-    dir = parent;
-  }
-}
 
 /**
  * The demo's budget, laid over the shipped recipes (recipes/rotation-small.yaml
