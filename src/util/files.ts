@@ -43,17 +43,22 @@ function missingReason(e: unknown): string {
   return code ?? (e as Error).message;
 }
 
-/** Human size: "1 MiB", "512 KiB", "10 bytes". */
+/** Human size for limits: "1 MiB", "3.1 GiB", "512 bytes". */
 export function formatBytes(bytes: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < units.length - 1 && value % 1024 === 0) {
+  while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit++;
   }
-  if (unit === 0 && bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-  return `${value} ${units[unit]}`;
+  const text = Number.isInteger(value) ? String(value) : value.toFixed(1);
+  return `${text} ${units[unit]}`;
+}
+
+/** "1048576 bytes (1 MiB)", or "500 bytes" when a unit adds nothing. */
+export function describeLimit(bytes: number): string {
+  return bytes < 1024 ? `${bytes} bytes` : `${bytes} bytes (${formatBytes(bytes)})`;
 }
 
 /** stat()s `file` (following symlinks) and throws InputError(file) unless it is a regular file. */
@@ -97,10 +102,7 @@ export function readRegularFile(file: string, limit: ReadLimit): Buffer {
   const what = limit.what ?? 'file';
   const stats = statRegularFile(file, what);
   const tooBig = (size: number) =>
-    new InputError(
-      file,
-      `the ${what} is ${size} bytes, over the limit of ${limit.maxBytes} bytes (${formatBytes(limit.maxBytes)})`,
-    );
+    new InputError(file, `the ${what} is ${size} bytes, over the limit of ${describeLimit(limit.maxBytes)}`);
   if (stats.size > limit.maxBytes) throw tooBig(stats.size);
   let fd: number;
   try {
