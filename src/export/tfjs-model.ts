@@ -16,6 +16,7 @@ import type { Backbone, BackboneConfig } from '../backbones/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
 import { readRegularFile, readRegularTextFile, resolveInside } from '../util/files.js';
+import { checkWeightValues } from './torchvision.js';
 
 export const TFJS_MODEL_FILE = 'model.json';
 export const TFJS_WEIGHTS_FILE = 'weights.bin';
@@ -116,6 +117,7 @@ export function layersModelToBackbone(model: tf.LayersModel, backbone: Backbone,
         `layer "${layer}" weight ${index} has shape [${value?.shape.join(', ') ?? 'none'}], expected [${variable.shape.join(', ')}]`,
       );
     }
+    checkWeightValues(value.dataSync(), name, kind, file);
     variable.assign(value);
   }
 }
