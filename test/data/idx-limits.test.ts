@@ -1,10 +1,11 @@
 /** IDX files are bounded: the declared shape is checked before the data is decompressed. */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { encodeIdx, idxDataset, MAX_IDX_BYTES, readIdx } from '../../src/data/datasets/idx.js';
+import { classNamesNear, encodeIdx, idxDataset, MAX_IDX_BYTES, readIdx } from '../../src/data/datasets/idx.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'selfsup-idx-limits-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,5 +55,18 @@ describe('IDX limits', () => {
     const cut = path.join(dir, 'cut.idx.gz');
     writeFileSync(cut, gzipSync(Buffer.from(encodeIdx([3, 5, 4], pixels)).subarray(0, 30)));
     expect(() => readIdx(cut)).toThrow(`${cut}: truncated: shape [3, 5, 4] needs 76 bytes, file has 30`);
+  });
+
+  it('reads class names beside an IDX file only from a regular file', () => {
+    const folder = path.join(dir, 'named');
+    mkdirSync(folder);
+    writeFileSync(path.join(folder, 'classes.txt'), 'cat\r\ndog\n\n');
+    expect(classNamesNear(path.join(folder, 'train-images-idx3-ubyte'))).toEqual(['cat', 'dog']);
+    const piped = path.join(dir, 'piped');
+    mkdirSync(piped);
+    execFileSync('mkfifo', [path.join(piped, 'classes.txt')]);
+    expect(() => classNamesNear(path.join(piped, 'train-images-idx3-ubyte'))).toThrow(
+      `${path.join(piped, 'classes.txt')}: cannot read the class names file: not a regular file (a FIFO (named pipe)); refusing to open it`,
+    );
   });
 });

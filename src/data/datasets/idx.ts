@@ -3,9 +3,12 @@
  * not. Images are unsigned bytes [N, H, W] (magic 0x00000803); labels [N]
  * (magic 0x00000801). Everything is held in memory.
  */
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { InputError } from '../../util/errors.js';
-import { describeLimit, readRegularFile } from '../../util/files.js';
+import { describeLimit, readRegularFile, readRegularTextFile } from '../../util/files.js';
 import type { ImageSource, RawImage } from '../types.js';
 
 export const FASHION_MNIST_CLASSES = [
@@ -186,6 +189,24 @@ export function idxDataset(imagesFile: string, labelsFile?: string, classNames?:
   const images = readIdx(imagesFile);
   const labels = labelsFile ? readIdx(labelsFile) : undefined;
   return new IdxSource(imagesFile, images, labels, classNames);
+}
+
+/**
+ * Class names from a `classes.txt` (one per line, in label order) beside an IDX
+ * file or one folder up; undefined when there is none. Only a regular file of at
+ * most 1 MiB is read.
+ */
+export function classNamesNear(file: string): string[] | undefined {
+  for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {
+    const candidate = path.join(dir, 'classes.txt');
+    if (!existsSync(candidate)) continue;
+    const names = readRegularTextFile(candidate, { maxBytes: 1024 * 1024, what: 'class names file' })
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter(Boolean);
+    if (names.length > 0) return names;
+  }
+  return undefined;
 }
 
 /** Encodes [N, ...] unsigned bytes as an (uncompressed) IDX file's bytes. */
