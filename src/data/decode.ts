@@ -3,9 +3,11 @@
  * EXIF orientation is applied; CMYK, grayscale, palette and 16-bit inputs are
  * converted; alpha is flattened on a fixed background; GIF/TIFF give their first frame.
  */
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import sharp, { type Sharp } from 'sharp';
 import { InputError } from '../util/errors.js';
+import { notRegularReason } from '../util/files.js';
 import type { RawImage } from './types.js';
 
 /** Refuse images with more pixels than this (decompression bombs). 100 megapixels. */
@@ -86,6 +88,20 @@ export async function decodeImage(
   name = typeof input === 'string' ? input : 'image buffer',
 ): Promise<RawImage> {
   if (Buffer.isBuffer(input) && input.length === 0) throw new InputError(name, 'empty file (0 bytes)');
+  if (typeof input === 'string') {
+    // Never hand a FIFO, device or socket to the decoder: opening a FIFO blocks forever.
+    let stats: Stats;
+    try {
+      stats = await stat(input);
+    } catch (e) {
+      throw new InputError(name, describeDecodeError(e));
+    }
+    if (!stats.isFile()) {
+      if (stats.isDirectory()) throw new InputError(name, 'unreadable: is a directory');
+      throw new InputError(name, `unreadable: ${notRegularReason(stats)}`);
+    }
+    if (stats.size === 0) throw new InputError(name, 'empty file (0 bytes)');
+  }
   const [r, g, b] = options.background ?? [128, 128, 128];
   try {
     let pipeline = sharpFor(input, options).rotate().flatten({ background: { r, g, b } });

@@ -50,6 +50,15 @@ export async function* walkFiles(root: string, options: WalkOptions = {}): Async
   try {
     rootStat = await fsp.stat(root);
   } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      // stat follows symlinks: only a link that exists itself is a broken symlink.
+      const isLink = await fsp.lstat(root).then(
+        (s) => s.isSymbolicLink(),
+        () => false,
+      );
+      throw new InputError(root, isLink ? 'cannot open folder (a broken symlink)' : 'does not exist');
+    }
     throw new InputError(root, `cannot open folder (${errorReason(e)})`);
   }
   if (!rootStat.isDirectory()) throw new InputError(root, 'not a folder');

@@ -6,7 +6,6 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { getTask } from '../../pretext-tasks/registry.js';
 import { scanFolder } from '../data/scan.js';
 import { embedFolder } from '../embed/embed-folder.js';
@@ -19,6 +18,7 @@ import { pretrain } from '../train/loop.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
 import { beginOutputDir, OUTPUT_MARKER, readOutputMarker } from '../util/output-dir.js';
+import { packageRoot } from '../util/package-root.js';
 
 export interface DemoOptions {
   /** Output folder (default `runs/demo`). Re-running replaces a previous demo there. */
@@ -60,18 +60,6 @@ export interface DemoResult {
 }
 
 const MARKER = 'demo.json';
-
-/** The package root (the folder with selfsup's package.json), found from this file. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = path.join(dir, 'package.json');
-    if (existsSync(manifest) && JSON.parse(readFileSync(manifest, 'utf8')).name === 'selfsup') return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('cannot find the selfsup package root from its own files');
-    dir = parent;
-  }
-}
 
 /**
  * The demo's budget, laid over the shipped recipes (recipes/rotation-small.yaml

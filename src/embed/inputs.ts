@@ -3,11 +3,11 @@
  * that holds one) and images (a folder, class folders, a scan manifest, a CSV or
  * Arrow label table, or an IDX file).
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Backbone } from '../backbones/types.js';
 import { classFolderDataset, folderDataset, manifestDataset } from '../data/datasets/folder.js';
-import { idxDataset } from '../data/datasets/idx.js';
+import { classNamesNear, idxDataset } from '../data/datasets/idx.js';
 import { labelTableDataset } from '../data/datasets/label-table.js';
 import type { ImageSource, InputSpec } from '../data/types.js';
 import { loadBackbone } from '../export/backbone-store.js';
@@ -66,21 +66,6 @@ export function siblingIdxLabels(imagesFile: string): string | undefined {
   const base = path.basename(imagesFile);
   const guess = path.join(path.dirname(imagesFile), base.replace('images', 'labels').replace('idx3', 'idx1'));
   return guess !== imagesFile && existsSync(guess) ? guess : undefined;
-}
-
-/** Class names from a `classes.txt` (one per line, in label order) beside the file or one folder up. */
-function classNamesNear(file: string): string[] | undefined {
-  for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {
-    const candidate = path.join(dir, 'classes.txt');
-    if (existsSync(candidate)) {
-      const names = readFileSync(candidate, 'utf8')
-        .split(/\r?\n/)
-        .map((l) => l.trim())
-        .filter(Boolean);
-      if (names.length > 0) return names;
-    }
-  }
-  return undefined;
 }
 
 /**

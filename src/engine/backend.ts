@@ -124,7 +124,7 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
       } catch (e) {
         if (preference === 'gpu') {
           throw new EngineError(
-            `backend "gpu" was asked for but @tensorflow/tfjs-node-gpu failed to load: ${(e as Error).message}`,
+            `backend "gpu" was asked for but @tensorflow/tfjs-node-gpu failed to load: ${(e as Error).message.split('\n')[0]}`,
           );
         }
         notes.push(`@tensorflow/tfjs-node-gpu failed to load (${(e as Error).message.split('\n')[0]}); trying the CPU`);

@@ -13,6 +13,7 @@ import { checkOutputDir, checkOutputFile, type OutputDirOptions, writeOutputDir 
 import {
   type BackboneManifest,
   buildManifest,
+  checkManifest,
   MANIFEST_FILE,
   type ManifestExtras,
   manifestExtras,
@@ -221,7 +222,11 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
     try {
       const beside = path.join(path.dirname(file), MANIFEST_FILE);
       const stored =
-        (metadata.selfsup as BackboneManifest | undefined) ?? (existsSync(beside) ? readManifest(beside) : undefined);
+        metadata.selfsup !== undefined
+          ? checkManifest(metadata.selfsup, `${file} (userDefinedMetadata.selfsup)`)
+          : existsSync(beside)
+            ? readManifest(beside)
+            : undefined;
       const config = mergeConfig(file, stored ? configOfManifest(stored) : {}, options);
       const backbone = createBackbone(config.arch, { ...config, init: 'none' });
       try {
@@ -259,7 +264,7 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
         config,
         backbone.featureDim,
         { weights: path.basename(file) },
-        importedExtras(file, contents.metadata),
+        importedExtras(file, contents.metadata, config.inputChannels),
         (backbone as { numBatchesTracked?: number }).numBatchesTracked ?? 0,
       );
     return { backbone, manifest, fc, weightsFile: file, format: kind };
@@ -270,8 +275,20 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
 }
 
 /** Extras of a foreign or lone weights file: what its `__metadata__` says, else `imported` from the file. */
-function importedExtras(file: string, metadata: Record<string, string>): ManifestExtras {
+function importedExtras(file: string, metadata: Record<string, string>, channels: number): ManifestExtras {
   const found = safetensorsMetadataToExtras(metadata);
+  for (const key of ['mean', 'std'] as const) {
+    const values = found[key];
+    if (
+      values &&
+      (values.length !== channels || values.some((v) => !Number.isFinite(v) || (key === 'std' && v <= 0)))
+    ) {
+      throw new InputError(
+        file,
+        `Expected ${channels} ${key === 'std' ? 'positive ' : ''}finite number(s) for "__metadata__.${key}" but received ${JSON.stringify(values)}`,
+      );
+    }
+  }
   return { ...found, source: file, pretextTask: found.pretextTask ?? 'imported' };
 }
 

@@ -3,10 +3,11 @@
  * it (input size, mean/std, channel order), and where it came from (pretext task,
  * data fingerprint, selfsup version).
  */
-import { readFileSync } from 'node:fs';
 import type { BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { InputError } from '../util/errors.js';
+import { InputError, invalidOption } from '../util/errors.js';
+import { readRegularTextFile } from '../util/files.js';
+import { normalizationProblem } from '../util/finite.js';
 import { VERSION } from '../version.js';
 
 export const MANIFEST_FILE = 'manifest.json';
@@ -69,9 +70,8 @@ export function buildManifest(
   const gray = config.inputChannels === 1;
   const mean = extras.mean ?? (gray ? [0.5] : IMAGENET_MEAN);
   const std = extras.std ?? (gray ? [0.5] : IMAGENET_STD);
-  if (mean.length !== config.inputChannels || std.length !== config.inputChannels) {
-    throw new Error(`mean/std need ${config.inputChannels} value(s), got ${mean.length}/${std.length}`);
-  }
+  const problem = normalizationProblem(mean, std, config.inputChannels);
+  if (problem) throw invalidOption(problem.key, problem.expected, problem.received);
   return {
     format: 'selfsup-backbone',
     formatVersion: 1,
@@ -159,11 +159,21 @@ const ARCHS: readonly string[] = ['resnet18', 'resnet34', 'resnet50'];
 /** Reads and checks a manifest.json (errors name the file and the bad key). */
 export function readManifest(file: string): BackboneManifest {
   let parsed: unknown;
+  const text = readRegularTextFile(file, { maxBytes: 16 * 1024 * 1024, what: 'manifest' });
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new InputError(file, `cannot read the manifest (${(e as Error).message})`);
   }
+  return checkManifest(parsed, file);
+}
+
+/**
+ * Checks a manifest read from `file` (a manifest.json, or the copy a tfjs
+ * model.json carries): architecture, stem, channels, width, and finite
+ * preprocessing (`mean`, `std` > 0, `inputSize`), before any work uses them.
+ */
+export function checkManifest(parsed: unknown, file: string): BackboneManifest {
   const m = parsed as Partial<BackboneManifest>;
   if (!m || typeof m !== 'object') throw new InputError(file, 'the manifest is not a JSON object');
   const bad = (key: string, expected: string, value: unknown) =>
@@ -173,6 +183,11 @@ export function readManifest(file: string): BackboneManifest {
   if (m.inputChannels !== 1 && m.inputChannels !== 3) throw bad('inputChannels', '1 | 3', m.inputChannels);
   if (typeof m.widthMultiplier !== 'number' || !(m.widthMultiplier > 0)) {
     throw bad('widthMultiplier', 'a positive number', m.widthMultiplier);
+  }
+  const problem = normalizationProblem(m.mean, m.std, m.inputChannels);
+  if (problem) throw bad(problem.key, problem.expected, problem.received);
+  if (m.inputSize !== null && m.inputSize !== undefined && !(Number.isInteger(m.inputSize) && m.inputSize > 0)) {
+    throw bad('inputSize', 'null or a positive integer', m.inputSize);
   }
   return m as BackboneManifest;
 }

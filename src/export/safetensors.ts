@@ -11,9 +11,9 @@
  * overlaps, a size that disagrees with dtype x shape are errors that name the
  * file. Dtypes: F32, F16, BF16, I64, I32, U8 (read); F32, F16, BF16, I64 (write).
  */
-import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
+import { readRegularFile } from '../util/files.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'U8';
 
@@ -21,6 +21,9 @@ const ITEM_SIZE: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, I
 
 /** The reference implementation caps headers at 100 MB; anything larger is rejected as hostile. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** Largest .safetensors file read: 4 GiB (a ResNet-50 in F32 is ~100 MB). */
+export const MAX_SAFETENSORS_BYTES = 4 * 1024 * 1024 * 1024 - 1;
 
 /** A tensor to write. Floating values are converted to `dtype` (F16/BF16 round to nearest even). */
 export type SafetensorsInput =
@@ -275,13 +278,7 @@ export function entryToBigInt64(entry: SafetensorsEntry, file = '<buffer>', name
 
 /** Reads and validates a .safetensors file. */
 export function readSafetensors(file: string): SafetensorsContents {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new InputError(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return decodeSafetensors(bytes, file);
+  return decodeSafetensors(readRegularFile(file, { maxBytes: MAX_SAFETENSORS_BYTES, what: 'safetensors file' }), file);
 }
 
 /** Writes a .safetensors file atomically. */

@@ -9,13 +9,14 @@
  * the selfsup config rides along in `userDefinedMetadata.selfsup`. Training
  * never goes through tfjs-layers (see src/backbones/ops.ts).
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { baseWidth, RESNET_SPECS } from '../backbones/resnet.js';
 import type { Backbone, BackboneConfig } from '../backbones/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
+import { readRegularFile, readRegularTextFile, resolveInside } from '../util/files.js';
+import { checkWeightValues } from './torchvision.js';
 
 export const TFJS_MODEL_FILE = 'model.json';
 export const TFJS_WEIGHTS_FILE = 'weights.bin';
@@ -116,6 +117,7 @@ export function layersModelToBackbone(model: tf.LayersModel, backbone: Backbone,
         `layer "${layer}" weight ${index} has shape [${value?.shape.join(', ') ?? 'none'}], expected [${variable.shape.join(', ')}]`,
       );
     }
+    checkWeightValues(value.dataSync(), name, kind, file);
     variable.assign(value);
   }
 }
@@ -152,40 +154,77 @@ export interface ReadLayersModel {
   metadata: Record<string, unknown>;
 }
 
-/** Reads a `model.json` and its weight files (checked against the manifest sizes) into a LayersModel. */
+/** Largest `model.json` read (a ResNet-50 topology is well under 1 MiB). */
+export const MAX_MODEL_JSON_BYTES = 64 * 1024 * 1024;
+
+const BYTES_PER_VALUE: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
+/** Bytes the weight specs of a manifest describe; a spec with a bad shape or dtype is an error naming it. */
+function describedBytes(modelFile: string, specs: tf.io.WeightsManifestEntry[]): number {
+  let total = 0;
+  for (const spec of specs) {
+    const name = typeof spec?.name === 'string' ? spec.name : '?';
+    if (!Array.isArray(spec?.shape) || !spec.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new InputError(modelFile, `weight "${name}" has an invalid shape ${JSON.stringify(spec?.shape)}`);
+    }
+    const size = BYTES_PER_VALUE[spec.dtype];
+    if (size === undefined) {
+      throw new InputError(
+        modelFile,
+        `weight "${name}" has unsupported dtype ${JSON.stringify(spec.dtype)} (float32, int32, bool)`,
+      );
+    }
+    total += spec.shape.reduce((a, b) => a * b, 1) * size;
+    if (!Number.isSafeInteger(total)) throw new InputError(modelFile, `weight "${name}" is impossibly large`);
+  }
+  return total;
+}
+
+/**
+ * Reads a `model.json` and its weight files into a LayersModel. Every path in
+ * `weightsManifest[].paths` must be relative and resolve (symlinks followed) to
+ * a regular file inside the model.json's folder; the files' total size must equal
+ * what the manifest describes, checked before any weight file is read.
+ */
 export async function readLayersModel(modelFile: string): Promise<ReadLayersModel> {
   let json: tf.io.ModelJSON;
+  const text = readRegularTextFile(modelFile, { maxBytes: MAX_MODEL_JSON_BYTES, what: 'tfjs model.json' });
   try {
-    json = JSON.parse(readFileSync(modelFile, 'utf8')) as tf.io.ModelJSON;
+    json = JSON.parse(text) as tf.io.ModelJSON;
   } catch (e) {
     throw new InputError(modelFile, `cannot read the tfjs model.json (${(e as Error).message})`);
   }
   if (!json?.modelTopology || !Array.isArray(json.weightsManifest)) {
     throw new InputError(modelFile, 'not a tfjs LayersModel model.json (no modelTopology / weightsManifest)');
   }
+  const folder = path.dirname(modelFile);
   const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: ArrayBuffer[] = [];
+  const files: Array<{ file: string; size: number }> = [];
   for (const group of json.weightsManifest) {
+    if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights)) {
+      throw new InputError(modelFile, 'a weightsManifest entry needs "paths" and "weights" lists');
+    }
     specs.push(...group.weights);
     for (const relative of group.paths) {
-      const file = path.join(path.dirname(modelFile), relative);
-      try {
-        const bytes = readFileSync(file);
-        buffers.push(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
-      } catch (e) {
-        throw new InputError(file, `cannot read weights listed in ${modelFile} (${(e as Error).message})`);
-      }
+      const { file, stats } = resolveInside(folder, relative, modelFile, 'weights file');
+      files.push({ file, size: stats.size });
     }
   }
-  const bytesPerValue: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
-  const needed = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * (bytesPerValue[s.dtype] ?? 4), 0);
+  const needed = describedBytes(modelFile, specs);
+  const held = files.reduce((sum, f) => sum + f.size, 0);
+  if (held !== needed) {
+    throw new InputError(modelFile, `weights hold ${held} bytes but model.json describes ${needed} (truncated?)`);
+  }
+  const buffers = files.map(({ file, size }) => {
+    const bytes = readRegularFile(file, { maxBytes: size, what: 'weights file' });
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  });
   const data = tf.io.CompositeArrayBuffer.join(buffers);
   if (data.byteLength !== needed) {
-    throw new InputError(
-      modelFile,
-      `weights hold ${data.byteLength} bytes but model.json describes ${needed} (truncated?)`,
-    );
+    throw new InputError(modelFile, `weights changed while reading: ${data.byteLength} bytes, expected ${needed}`);
   }
-  const model = await tf.loadLayersModel(tf.io.fromMemory(json.modelTopology, specs, data));
+  const model = await tf.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: data }),
+  );
   return { model, metadata: (json.userDefinedMetadata ?? {}) as Record<string, unknown> };
 }

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Backbone, BackboneConfig, ResNetArch } from '../backbones/types.js';
 import { InputError } from '../util/errors.js';
+import { describeNonFinite } from '../util/finite.js';
 import {
   entryToFloat32,
   type SafetensorsContents,
@@ -152,19 +153,25 @@ export function loadStateDict(backbone: Backbone, contents: SafetensorsContents,
     throw new InputError(file, `does not match a torchvision ${arch}${hint}: ${parts.join('; ')}`);
   }
   const assignments: Array<[tf.Variable, tf.Tensor]> = [];
-  for (const { name, variable, kind } of backbone.variables()) {
-    const entry = tensors.get(name)!;
-    checkFloat(entry.dtype, name, file);
-    const want = kind === 'conv' ? HWIO_TO_OIHW.map((p) => variable.shape[p]) : variable.shape;
-    if (entry.shape.join(',') !== want.join(',')) {
-      throw new InputError(
-        file,
-        `tensor "${name}" has shape [${entry.shape.join(', ')}] but ${arch} (${describe(backbone.config)}) needs [${want.join(', ')}]`,
-      );
+  try {
+    for (const { name, variable, kind } of backbone.variables()) {
+      const entry = tensors.get(name)!;
+      checkFloat(entry.dtype, name, file);
+      const want = kind === 'conv' ? HWIO_TO_OIHW.map((p) => variable.shape[p]) : variable.shape;
+      if (entry.shape.join(',') !== want.join(',')) {
+        throw new InputError(
+          file,
+          `tensor "${name}" has shape [${entry.shape.join(', ')}] but ${arch} (${describe(backbone.config)}) needs [${want.join(', ')}]`,
+        );
+      }
+      const values = entryToFloat32(entry);
+      checkWeightValues(values, name, kind, file);
+      const data = kind === 'conv' ? transposeHost(values, entry.shape, OIHW_TO_HWIO) : values;
+      assignments.push([variable, tf.tensor(data, variable.shape, 'float32')]);
     }
-    const values = entryToFloat32(entry);
-    const data = kind === 'conv' ? transposeHost(values, entry.shape, OIHW_TO_HWIO) : values;
-    assignments.push([variable, tf.tensor(data, variable.shape, 'float32')]);
+  } catch (e) {
+    for (const [, value] of assignments) value.dispose();
+    throw e;
   }
   for (const [variable, value] of assignments) {
     variable.assign(value);
@@ -185,17 +192,36 @@ export function loadStateDict(backbone: Backbone, contents: SafetensorsContents,
     );
   }
   const [outputDim, inputDim] = weight.shape;
+  const weightValues = entryToFloat32(weight);
+  checkWeightValues(weightValues, 'fc.weight', 'dense', file);
   const biasValues = bias ? entryToFloat32(bias) : new Float32Array(outputDim);
+  checkWeightValues(biasValues, 'fc.bias', 'dense', file);
   if (biasValues.length !== outputDim)
     throw new InputError(file, `fc.bias has ${biasValues.length} values, expected ${outputDim}`);
   return {
     fc: {
-      weight: transposeHost(entryToFloat32(weight), [outputDim, inputDim], [1, 0]),
+      weight: transposeHost(weightValues, [outputDim, inputDim], [1, 0]),
       bias: biasValues,
       inputDim,
       outputDim,
     },
   };
+}
+
+/**
+ * Weights must be finite, and BatchNorm running variances not negative; the
+ * error names the tensor (torchvision name) and the first bad value.
+ */
+export function checkWeightValues(values: ArrayLike<number>, name: string, kind: string, file: string): void {
+  const problem = describeNonFinite(values);
+  if (problem) throw new InputError(file, `tensor "${name}" ${problem}: these weights cannot be used`);
+  if (kind === 'bn-var') {
+    for (let i = 0; i < values.length; i++) {
+      if (values[i] < 0) {
+        throw new InputError(file, `tensor "${name}" holds a negative variance (${values[i]} at index ${i})`);
+      }
+    }
+  }
 }
 
 function checkFloat(dtype: SafetensorsDtype, name: string, file: string): void {

@@ -7,28 +7,15 @@
  * `*-images-idx3-ubyte[.gz]` -> `*-labels-idx1-ubyte[.gz]`), or `images,labels`;
  * or a folder holding `train-images-idx3-ubyte[.gz]`.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { classFolderDataset, folderDataset } from '../data/datasets/folder.js';
-import { idxDataset } from '../data/datasets/idx.js';
+import { classNamesNear, idxDataset } from '../data/datasets/idx.js';
 import { labelTableDataset } from '../data/datasets/label-table.js';
 import { indicesByClass } from '../data/datasets/split.js';
 import type { ImageSource } from '../data/types.js';
 import { InputError, invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-
-function classNamesBeside(file: string): string[] | undefined {
-  for (const dir of [path.dirname(file), path.dirname(path.dirname(file))]) {
-    const candidate = path.join(dir, 'classes.txt');
-    if (existsSync(candidate)) {
-      return readFileSync(candidate, 'utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter(Boolean);
-    }
-  }
-  return undefined;
-}
 
 function idxLabelsFile(imagesFile: string): string | undefined {
   const guess = imagesFile.replace('images-idx3', 'labels-idx1').replace('images.idx', 'labels.idx');
@@ -37,7 +24,7 @@ function idxLabelsFile(imagesFile: string): string | undefined {
 
 /** An IDX source; class names from a `classes.txt` beside it (or one folder up) when there is one. */
 function openIdx(imagesFile: string, labelsFile: string | undefined): ImageSource {
-  const names = classNamesBeside(imagesFile);
+  const names = classNamesNear(imagesFile);
   const source = idxDataset(imagesFile, labelsFile, undefined);
   if (names && source.labels && Math.max(...source.labels) < names.length) {
     return idxDataset(imagesFile, labelsFile, names);

@@ -61,6 +61,12 @@ path, what was expected and what was given, e.g.
 \`extends: base/optim-sgd.yaml\` (a path relative to the recipe, or a list of paths)
 deep-merges the named recipes in order, then the file's own keys on top: mappings
 merge key by key, lists and scalars replace. A cycle of \`extends\` is an error.
+An \`extends\` path must be relative and stay, symlinks followed, inside the folder
+of the recipe you run (or its subfolders) or the shipped \`recipes/\` folder; an
+absolute path or one leading elsewhere is refused without being read. A recipe
+file is at most 1 MiB, nests mappings and lists at most 64 levels deep, holds at
+most 100,000 YAML tokens, and \`extends\` chains at most 16 files; each limit is
+named in the error that enforces it.
 Every run saves the fully resolved recipe as \`runs/<id>/recipe.resolved.yaml\`.
 
 Epochs are counted from 0 everywhere (\`lrOverrides\`, \`milestones\`, metrics).

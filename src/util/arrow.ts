@@ -3,7 +3,6 @@
  * the Arrow IPC *file* format (Feather v2), which pandas (`read_feather`),
  * polars (`read_ipc`) and DuckDB read directly. Writes are atomic.
  */
-import { readFileSync } from 'node:fs';
 import {
   Bool,
   Field,
@@ -24,6 +23,10 @@ import {
 } from 'apache-arrow';
 import { writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { InputError } from './errors.js';
+import { readRegularFile } from './files.js';
+
+/** Largest Arrow file read (a 100,000-row manifest is a few MB; embeddings of a million images ~2 GB at 512-d). */
+export const MAX_TABLE_BYTES = 4 * 1024 * 1024 * 1024 - 1;
 
 /** A fixed-length float32 vector per row (embeddings, probabilities): data is [rows * dim]. */
 export interface VectorColumn {
@@ -106,12 +109,7 @@ export function writeArrowTableSync(path: string, columns: Columns, metadata?: R
 
 /** Reads an Arrow IPC file (or stream); errors name the file. */
 export function readArrowTable(path: string): Table {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new InputError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const bytes = readRegularFile(path, { maxBytes: MAX_TABLE_BYTES, what: 'Arrow table' });
   try {
     return tableFromIPC(bytes);
   } catch (e) {

@@ -16,6 +16,18 @@ export class InputError extends Error {
   }
 }
 
+/** Writing an output file failed; names the file and the reason (`no space left on the device (ENOSPC)`). Exit 1. */
+export class WriteError extends Error {
+  override name = 'WriteError';
+  constructor(
+    readonly file: string,
+    readonly code: string | undefined,
+    readonly reason: string,
+  ) {
+    super(`cannot write ${file}: ${reason}`);
+  }
+}
+
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
   if (value === null) return 'null';

@@ -35,7 +35,7 @@ describe('selfsup scan (subprocess)', () => {
     const missing = path.join(dir, 'missing');
     const r = await runCli(['scan', missing, '--out', path.join(dir, 'm.arrow')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`selfsup: ${missing}: cannot open folder`);
+    expect(r.stderr.trim()).toBe(`selfsup: ${missing}: does not exist`);
   });
 
   it('rejects a bad --concurrency, exit 2', async () => {

@@ -194,7 +194,7 @@ describe('safetensors reader', () => {
     writeFileSync(file, whole.subarray(0, whole.length - 10));
     expect(() => readSafetensors(file)).toThrow(`${file}: not a valid safetensors file`);
     expect(() => readSafetensors(path.join(work, 'absent.safetensors'))).toThrow(
-      'absent.safetensors: cannot read (ENOENT)',
+      'absent.safetensors: cannot read the safetensors file: does not exist',
     );
   });
 });

@@ -163,10 +163,12 @@ describe('recipe files and extends', () => {
   it('errors name the file: missing parent, bad YAML, bad key', () => {
     const missing = write('missing-parent.yaml', 'extends: nope.yaml\n');
     expect(errorOf(() => readRecipeTree(missing))).toBe(
-      `${path.join(dir, 'nope.yaml')}: cannot read the recipe (ENOENT)`,
+      `${path.join(dir, 'nope.yaml')}: cannot read the recipe: does not exist`,
     );
     const bad = write('bad.yaml', 'task: [\n');
-    expect(errorOf(() => readRecipeTree(bad))).toMatch(new RegExp(`^${bad}: not valid YAML: `));
+    expect(errorOf(() => readRecipeTree(bad))).toMatch(
+      new RegExp(`^${bad}: not valid YAML at line \\d+, column \\d+ \\([A-Z_]+\\)$`),
+    );
     const wrong = write('wrong.yaml', 'task:\n  id: tiny-rotation\ntrain:\n  optimizer:\n    lr: fast\n');
     const error = (() => {
       try {

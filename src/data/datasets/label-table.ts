@@ -1,8 +1,8 @@
 /** Labelled images listed in a CSV or Arrow file with a path column and a label column. */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { readArrowTable } from '../../util/arrow.js';
 import { InputError } from '../../util/errors.js';
+import { readRegularTextFile } from '../../util/files.js';
 import type { DecodeOptions } from '../decode.js';
 import { FileListSource, indexLabels } from './file-list.js';
 
@@ -14,6 +14,9 @@ export interface LabelTableOptions {
   labelColumn?: string;
   decode?: DecodeOptions;
 }
+
+/** Largest CSV label table read (a million rows of 100-character paths is ~100 MB). */
+export const MAX_LABEL_TABLE_BYTES = 512 * 1024 * 1024;
 
 /** Formats rows as CSV text (RFC 4180): fields with commas, quotes or newlines are quoted. */
 export function formatCsv(rows: Array<Array<string | number | null | undefined>>): string {
@@ -75,12 +78,7 @@ function readColumns(file: string, pathColumn: string, labelColumn: string): { p
     }
     return { paths, labels };
   }
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new InputError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readRegularTextFile(file, { maxBytes: MAX_LABEL_TABLE_BYTES, what: 'label table' });
   const rows = parseCsv(text);
   if (rows.length === 0) throw new InputError(file, 'empty CSV (expected a header row with path,label)');
   const header = rows[0].map((h) => h.trim());
