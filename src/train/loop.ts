@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { PretextTask } from '../../pretext-tasks/types.js';
+import type { PretextTask, TrainingProgress } from '../../pretext-tasks/types.js';
 import type { Backbone, Head } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
@@ -45,6 +45,7 @@ import {
 } from './run-dir.js';
 import { learningRateAt } from './schedules.js';
 import { computeStep, DivergenceError, divergence } from './step.js';
+import { TaskState } from './task-state.js';
 
 export { DivergenceError, divergence };
 
@@ -169,6 +170,17 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
   };
   addModule('backbone', backbone);
   for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
+  // The task's cross-step state (momentum target, queues): created here, checkpointed with the weights.
+  const taskState = TaskState.create({
+    task,
+    taskOptions,
+    backbone,
+    heads,
+    createBackbone: () =>
+      parts.createBackbone({ ...recipe.backbone, inputChannels: input.channels }, root.derive('target')),
+    rng: root.derive('task-state'),
+  });
+  saved.push(...taskState.variables());
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
 
@@ -277,6 +289,13 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
             { epoch, step: position.step, stepsPerEpoch, epochs: train.epochs },
             train.lrOverrides,
           );
+          const stepPosition: TrainingProgress = {
+            globalStep: position.globalStep,
+            totalSteps: train.epochs * stepsPerEpoch,
+            epoch,
+            epochs: train.epochs,
+            stepsPerEpoch,
+          };
           const measureSpread =
             recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
 
@@ -290,6 +309,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
             rng: root.derive('step', epoch, position.step),
             gradClipNorm: train.gradClipNorm,
             measureSpread,
+            context: taskState.context(stepPosition),
           });
           const {
             loss: lossValue,
@@ -310,6 +330,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
             throw new DivergenceError(message, runDir, lastGood);
           }
           tf.tidy(() => optimizer.apply(computed.grads, lr));
+          taskState.update(computed.bufferUpdates, stepPosition);
           computed.dispose();
           referenceLoss ??= lossValue;
           losses.push(lossValue);
@@ -421,6 +442,7 @@ export async function pretrain(given: PretrainRecipe, options: PretrainOptions =
     throw error;
   } finally {
     optimizer.dispose();
+    taskState.dispose();
     for (const head of Object.values(headModules)) head.dispose();
     backbone.dispose();
     if (validationSource && !options.validationSource) await closeSource(validationSource);
