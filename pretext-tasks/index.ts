@@ -3,6 +3,7 @@ export * from './augmentations.js';
 export * from './barlow-twins.js';
 export * from './byol.js';
 export * from './contrastive.js';
+export * from './dino.js';
 export * from './jigsaw.js';
 export * from './losses.js';
 export * from './moco.js';

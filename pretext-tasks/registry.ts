@@ -8,6 +8,7 @@ import { UsageError } from '../src/util/errors.js';
 import { barlowTwinsTask } from './barlow-twins.js';
 import { byolTask } from './byol.js';
 import { contrastiveTask } from './contrastive.js';
+import { dinoTask } from './dino.js';
 import { jigsawTask } from './jigsaw.js';
 import { mocoTask } from './moco.js';
 import { rotationTask } from './rotation.js';
@@ -29,6 +30,7 @@ export const BUILT_IN_TASKS: readonly AnyPretextTask[] = [
   barlowTwinsTask,
   vicregTask,
   mocoTask,
+  dinoTask,
 ];
 
 const tasks = new Map<string, AnyPretextTask>(BUILT_IN_TASKS.map((task) => [task.id, task]));

@@ -62,7 +62,7 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
   }),
   task: s.object('The pretext task.', {
     id: s.string(
-      'Registered task id: `rotation`, `contrastive`, `jigsaw`, `byol`, `simsiam`, `barlow-twins`, `vicreg` or `moco` (or a task you registered).',
+      'Registered task id: `rotation`, `contrastive`, `jigsaw`, `byol`, `simsiam`, `barlow-twins`, `vicreg`, `moco` or `dino` (or a task you registered).',
     ),
     options: s.any("Task options, checked by the task plugin's `validate()` (see each task's options below).", {
       default: {},

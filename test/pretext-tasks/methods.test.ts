@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { simclrView } from '../../pretext-tasks/augmentations.js';
 import { barlowTwinsTask } from '../../pretext-tasks/barlow-twins.js';
 import { byolTask } from '../../pretext-tasks/byol.js';
+import { dinoTask, teacherTemperatureAt } from '../../pretext-tasks/dino.js';
 import { mocoTask } from '../../pretext-tasks/moco.js';
 import type { AnyPretextTask } from '../../pretext-tasks/registry.js';
 import { simsiamTask } from '../../pretext-tasks/simsiam.js';
@@ -40,6 +41,8 @@ interface Case {
    * the recipe runs and the losses' reference tests instead.
    */
   lossFalls?: false;
+  /** Local views of this side after the two global ones (multi-crop). */
+  localViews?: number;
 }
 
 const small = { projectionDim: 16, hiddenDim: 32 };
@@ -48,6 +51,13 @@ const CASES: Case[] = [
   { task: simsiamTask, options: { ...small, predictorHiddenDim: 8 }, steps: 10, lr: 0.01 },
   { task: barlowTwinsTask, options: small, steps: 10, lr: 0.01 },
   { task: vicregTask, options: small, steps: 10, lr: 0.01 },
+  {
+    task: dinoTask,
+    options: { outputDim: 32, hiddenDim: 32, bottleneckDim: 8, momentum: 0.9, localViews: 2, localSize: 8 },
+    steps: 10,
+    lr: 0.01,
+    localViews: 2,
+  },
   { task: mocoTask, options: { ...small, queueSize: 24, momentum: 0.9 }, steps: 10, lr: 0.01, lossFalls: false },
 ];
 
@@ -60,11 +70,16 @@ const optimizerConfig = (lr: number) =>
     ) as PretrainRecipe
   ).train.optimizer;
 
-function twoViews(rng: ReturnType<typeof createRng>): tf.Tensor4D[] {
+/** Two views of a fixed batch (the second flipped and noisy), then `locals` 8 px crops of them. */
+function fixedViews(rng: ReturnType<typeof createRng>, locals = 0): tf.Tensor4D[] {
   return tf.tidy(() => {
     const images = seededImages(BATCH, SIZE, 1, rng);
     const noise = tf.mul(tf.randomNormal(images.shape, 0, 1, 'float32', 5), 0.2);
-    return [tf.keep(images), tf.keep(tf.add(tf.reverse(images, 2), noise) as tf.Tensor4D)];
+    const second = tf.add(tf.reverse(images, 2), noise) as tf.Tensor4D;
+    const crops = Array.from({ length: locals }, (_, i) =>
+      tf.slice(i % 2 ? second : images, [0, i, i, 0], [-1, 8, 8, -1]),
+    );
+    return [images, second, ...crops].map((v) => tf.keep(v as tf.Tensor4D));
   });
 }
 
@@ -98,7 +113,7 @@ describe('methods train on a tiny batch through the loop step', () => {
             .map((v) => ({ name: `${m}.${v.name}`, variable: v.variable, kind: v.kind })),
       );
       const optimizer = createOptimizer(optimizerConfig(c.lr), params);
-      const views = twoViews(rng.derive('data'));
+      const views = fixedViews(rng.derive('data'), c.localViews);
       const batch = {
         indices: Int32Array.from({ length: BATCH }, (_, i) => i),
         views: views.map((v) => ({ data: v.dataSync() as Float32Array, shape: v.shape })),
@@ -177,6 +192,27 @@ describe('method options', () => {
       'Expected an integer between 1 and 1048576 for task.options.queueSize but received 0',
     );
     expect(() => simsiamTask.validate({ predictorDim: 8 })).toThrow('Unknown key task.options.predictorDim');
+  });
+
+  it('DINO: teacher temperature warms up linearly per epoch, then stays', () => {
+    const options = dinoTask.validate({
+      warmupTeacherTemperature: 0.04,
+      teacherTemperature: 0.07,
+      warmupTeacherEpochs: 4,
+    });
+    const temperatures = [0, 1, 2, 3, 4, 10].map((epoch) => teacherTemperatureAt(options, epoch));
+    expect(temperatures.map((t) => Number(t.toFixed(12)))).toEqual([0.04, 0.05, 0.06, 0.07, 0.07, 0.07]);
+    expect(() => dinoTask.validate({ localSize: 4 })).toThrow(
+      'Expected an integer >= 8 or "auto" for task.options.localSize but received 4',
+    );
+    // Views: two global of the input size, then the local ones.
+    const views = dinoTask.views(dinoTask.validate({ localViews: 3 }), {
+      size: 32,
+      channels: 1,
+      mean: [0.5],
+      std: [0.5],
+    });
+    expect(views.map((v) => (v[0] as { size: number }).size)).toEqual([32, 32, 14, 14, 14]);
   });
 
   it('tasks with a target fail clearly outside the loop', () => {

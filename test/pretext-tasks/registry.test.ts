@@ -26,6 +26,7 @@ describe('pretext task registry', () => {
       'barlow-twins',
       'vicreg',
       'moco',
+      'dino',
     ]);
     for (const id of listTasks()) expect(getTask(id).id).toBe(id);
   });
@@ -33,7 +34,7 @@ describe('pretext task registry', () => {
   it('an unknown id is a usage error listing the valid ids', () => {
     expect(() => getTask('simclr')).toThrow(UsageError);
     expect(() => getTask('simclr')).toThrow(
-      'Unknown pretext task "simclr"; valid ids: rotation, contrastive, jigsaw, byol, simsiam, barlow-twins, vicreg, moco',
+      'Unknown pretext task "simclr"; valid ids: rotation, contrastive, jigsaw, byol, simsiam, barlow-twins, vicreg, moco, dino',
     );
   });
 
