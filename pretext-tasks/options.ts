@@ -85,3 +85,16 @@ export function checkRange(key: string, value: unknown, min: number, max: number
   }
   return [value[0], value[1]];
 }
+
+/** Checks the shared augmentation options of the two-view methods (see TWO_VIEW_AUGMENTATION_DOCS). */
+export function checkTwoViewAugmentation(merged: Record<string, unknown>): {
+  cropScale: [number, number];
+  colorJitterStrength: number;
+  blur: 'auto' | 'on' | 'off';
+} {
+  return {
+    cropScale: checkRange('cropScale', merged.cropScale, 0.01, 1),
+    colorJitterStrength: checkNumber('colorJitterStrength', merged.colorJitterStrength, 0, 2),
+    blur: checkOneOf('blur', merged.blur, ['auto', 'on', 'off'] as const),
+  };
+}

@@ -5,17 +5,33 @@
  * `registerTask(myTask)` before the recipe is resolved.
  */
 import { UsageError } from '../src/util/errors.js';
+import { barlowTwinsTask } from './barlow-twins.js';
+import { byolTask } from './byol.js';
 import { contrastiveTask } from './contrastive.js';
+import { dinoTask } from './dino.js';
 import { jigsawTask } from './jigsaw.js';
+import { mocoTask } from './moco.js';
 import { rotationTask } from './rotation.js';
+import { simsiamTask } from './simsiam.js';
 import type { PretextTask } from './types.js';
+import { vicregTask } from './vicreg.js';
 
 /** Any task, whatever its options and heads. */
 // biome-ignore lint/suspicious/noExplicitAny: the registry holds tasks of every option and head type
 export type AnyPretextTask = PretextTask<any, any>;
 
 /** The built-in tasks, in the order they are listed. */
-export const BUILT_IN_TASKS: readonly AnyPretextTask[] = [rotationTask, contrastiveTask, jigsawTask];
+export const BUILT_IN_TASKS: readonly AnyPretextTask[] = [
+  rotationTask,
+  contrastiveTask,
+  jigsawTask,
+  byolTask,
+  simsiamTask,
+  barlowTwinsTask,
+  vicregTask,
+  mocoTask,
+  dinoTask,
+];
 
 const tasks = new Map<string, AnyPretextTask>(BUILT_IN_TASKS.map((task) => [task.id, task]));
 

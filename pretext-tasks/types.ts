@@ -21,6 +21,57 @@ export interface StepContext<Heads> {
   training: boolean;
   /** Host-side randomness for this step (e.g. which permutation), derived from the run seed. */
   rng: Rng;
+  /**
+   * The momentum (EMA) target, when the task declares one in `state()`: a copy of
+   * the backbone and of the listed heads, never trained by gradients; the loop
+   * moves it towards the online weights after each step.
+   */
+  target?: { backbone: Backbone; heads: Partial<Heads> };
+  /** Current values of the buffers the task declares in `state()` (queues, centres). */
+  buffers?: Record<string, tf.Tensor>;
+  /** Where training is, for schedules inside a task (e.g. DINO's teacher temperature). */
+  progress?: TrainingProgress;
+}
+
+/** The position of a step in the run. */
+export interface TrainingProgress {
+  /** 0-based index of this step in the run. */
+  globalStep: number;
+  /** Steps of the whole run (epochs x steps per epoch). */
+  totalSteps: number;
+  /** 0-based epoch of this step. */
+  epoch: number;
+  epochs: number;
+  stepsPerEpoch: number;
+}
+
+/**
+ * A buffer kept across steps: owned, checkpointed and disposed by the loop, read
+ * by the task through `ctx.buffers` and replaced by the step's `bufferUpdates`.
+ */
+export interface BufferSpec {
+  shape: number[];
+  dtype?: 'float32' | 'int32';
+  /**
+   * Initial value: `zeros`, or `unit-rows` (rows of a [N, D] buffer drawn from a
+   * standard normal and L2-normalised, e.g. a MoCo queue). Drawn from the run seed.
+   */
+  init: 'zeros' | 'unit-rows';
+}
+
+/** State a task needs across steps; the loop creates, updates, checkpoints and disposes it. */
+export interface TaskStateSpec {
+  /**
+   * A momentum target network (BYOL, MoCo, DINO): a copy of the backbone and of
+   * the heads named here, started equal to the online weights. After each step
+   * its trainable weights become m * target + (1 - m) * online, with m rising
+   * from `momentumStart` to `momentumEnd` along a half cosine over the run
+   * (BYOL: m = 1 - (1 - m0)(cos(pi k / K) + 1) / 2); BatchNorm running
+   * statistics of the target follow its own forward passes.
+   */
+  target?: { heads: string[]; momentumStart: number; momentumEnd: number };
+  /** Named buffers (queues, memory banks, centres). */
+  buffers?: Record<string, BufferSpec>;
 }
 
 export interface StepOutput {
@@ -33,6 +84,11 @@ export interface StepOutput {
    * collapse alarm (spread of embeddings).
    */
   embeddings?: tf.Tensor2D;
+  /**
+   * New values of buffers declared in `state()` (same shape and dtype); the loop
+   * assigns them after the weights are updated, never after a diverged step.
+   */
+  bufferUpdates?: Record<string, tf.Tensor>;
 }
 
 export interface PretextTask<Options extends object = object, Heads = Record<string, Head>> {
@@ -55,6 +111,11 @@ export interface PretextTask<Options extends object = object, Heads = Record<str
   createHeads(options: Options, featureDim: number, rng: Rng): Heads;
   /** All variables of the heads (for the optimizer and checkpoints), and their disposal. */
   headModules(heads: Heads): Record<string, Head>;
+  /**
+   * Optional: state kept across steps (a momentum target, buffers). Tasks
+   * without it (rotation, SimCLR, SimSiam) leave it out.
+   */
+  state?(options: Options, featureDim: number): TaskStateSpec;
   /** One step's forward pass: runs inside tf.tidy, must not await. */
   step(ctx: StepContext<Heads>, options: Options): StepOutput;
 }

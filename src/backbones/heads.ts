@@ -9,7 +9,9 @@
  * Semantics follow PyTorch:
  * - linear: y = x W + b, W stored as a dense kernel [in, out] (torch `weight` is
  *   [out, in]: transpose on export); initialised like `nn.Linear`, uniform in
- *   ±1/sqrt(in) for weight and bias.
+ *   ±1/sqrt(in) for weight and bias. With `normalizedWeight: true` every output
+ *   column of W is divided by its L2 norm before use (`weight_norm` with the gain
+ *   fixed at 1, DINO's last layer).
  * - batchNorm: `nn.BatchNorm1d` (eps 1e-5, momentum 0.1). Training normalises
  *   with the batch mean and biased variance and updates
  *   running = 0.9 running + 0.1 batch (unbiased variance for running_var);
@@ -45,7 +47,14 @@ function uniformValues(count: number, bound: number, rng: Rng): Float32Array {
   return values;
 }
 
-function linearBlock(prefix: string, inputDim: number, outputDim: number, useBias: boolean, rng: Rng): BuiltBlock {
+function linearBlock(
+  prefix: string,
+  inputDim: number,
+  outputDim: number,
+  useBias: boolean,
+  rng: Rng,
+  normalizedWeight = false,
+): BuiltBlock {
   const bound = 1 / Math.sqrt(inputDim);
   const kernel = ownedVariable(() =>
     tf.tensor2d(uniformValues(inputDim * outputDim, bound, rng), [inputDim, outputDim]),
@@ -60,7 +69,11 @@ function linearBlock(prefix: string, inputDim: number, outputDim: number, useBia
     outputDim,
     variables,
     apply(x) {
-      const y: tf.Tensor2D = tf.matMul(x, kernel as tf.Tensor2D); // [B, out]
+      // Weight-normalised: every output column of the [in, out] kernel scaled to norm 1.
+      const weight = normalizedWeight
+        ? tf.div(kernel, tf.maximum(tf.norm(kernel, 'euclidean', 0, true), 1e-12))
+        : kernel;
+      const y: tf.Tensor2D = tf.matMul(x, weight as tf.Tensor2D); // [B, out]
       return bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
     },
   };
@@ -130,7 +143,7 @@ function buildBlock(block: HeadBlock, index: number, prefix: string, dim: number
       if (!Number.isInteger(block.linear) || block.linear < 1) {
         throw invalidOption(`${prefix}.${index}.linear`, 'a positive integer', block.linear);
       }
-      return linearBlock(`${prefix}.${index}`, dim, block.linear, block.bias ?? true, rng);
+      return linearBlock(`${prefix}.${index}`, dim, block.linear, block.bias ?? true, rng, block.normalizedWeight);
     }
     if ('batchNorm' in block) return batchNormBlock(`${prefix}.${index}`, dim);
     if ('relu' in block) return reluBlock(dim);

@@ -53,7 +53,11 @@ export interface Head extends Module {
 
 /** Block specs a head is built from (lightly-style): applied in order. */
 export type HeadBlock =
-  | { linear: number; bias?: boolean }
+  /**
+   * `normalizedWeight`: the kernel is used with each output column scaled to unit
+   * L2 norm (PyTorch `weight_norm` with the gain fixed at 1, DINO's last layer).
+   */
+  | { linear: number; bias?: boolean; normalizedWeight?: boolean }
   | { batchNorm: true }
   | { relu: true }
   | { l2normalize: true };

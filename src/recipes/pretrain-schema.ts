@@ -61,7 +61,9 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
     default: 0,
   }),
   task: s.object('The pretext task.', {
-    id: s.string('Registered task id: `rotation`, `contrastive` or `jigsaw` (or a task you registered).'),
+    id: s.string(
+      'Registered task id: `rotation`, `contrastive`, `jigsaw`, `byol`, `simsiam`, `barlow-twins`, `vicreg`, `moco` or `dino` (or a task you registered).',
+    ),
     options: s.any("Task options, checked by the task plugin's `validate()` (see each task's options below).", {
       default: {},
     }),

@@ -16,3 +16,4 @@ export {
   lossAndGradients,
   type StepInputs,
 } from './step.js';
+export { momentumAt, TaskState, type TaskStateInputs } from './task-state.js';

@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { PretextTask } from '../../pretext-tasks/types.js';
+import type { PretextTask, TrainingProgress } from '../../pretext-tasks/types.js';
 import type { Backbone, Head } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
@@ -47,6 +47,7 @@ import {
 } from './run-dir.js';
 import { learningRateAt } from './schedules.js';
 import { computeStep, DivergenceError, divergence } from './step.js';
+import { TaskState } from './task-state.js';
 
 export { DivergenceError, divergence };
 
@@ -195,6 +196,17 @@ async function pretrainLocked(
   };
   addModule('backbone', backbone);
   for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
+  // The task's cross-step state (momentum target, queues): created here, checkpointed with the weights.
+  const taskState = TaskState.create({
+    task,
+    taskOptions,
+    backbone,
+    heads,
+    createBackbone: () =>
+      parts.createBackbone({ ...recipe.backbone, inputChannels: input.channels }, root.derive('target')),
+    rng: root.derive('task-state'),
+  });
+  saved.push(...taskState.variables());
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
 
@@ -304,6 +316,13 @@ async function pretrainLocked(
             { epoch, step: position.step, stepsPerEpoch, epochs: train.epochs },
             train.lrOverrides,
           );
+          const stepPosition: TrainingProgress = {
+            globalStep: position.globalStep,
+            totalSteps: train.epochs * stepsPerEpoch,
+            epoch,
+            epochs: train.epochs,
+            stepsPerEpoch,
+          };
           const measureSpread =
             recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
 
@@ -317,6 +336,7 @@ async function pretrainLocked(
             rng: root.derive('step', epoch, position.step),
             gradClipNorm: train.gradClipNorm,
             measureSpread,
+            context: taskState.context(stepPosition),
           });
           const {
             loss: lossValue,
@@ -337,6 +357,7 @@ async function pretrainLocked(
             throw new DivergenceError(message, runDir, lastGood);
           }
           tf.tidy(() => optimizer.apply(computed.grads, lr));
+          taskState.update(computed.bufferUpdates, stepPosition);
           computed.dispose();
           referenceLoss ??= lossValue;
           losses.push(lossValue);
@@ -448,6 +469,7 @@ async function pretrainLocked(
     throw error;
   } finally {
     optimizer.dispose();
+    taskState.dispose();
     for (const head of Object.values(headModules)) head.dispose();
     backbone.dispose();
     if (validationSource && !options.validationSource) await closeSource(validationSource);

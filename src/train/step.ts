@@ -6,7 +6,7 @@
  * through {@link ComputedStep.dispose}.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { PretextTask } from '../../pretext-tasks/types.js';
+import type { PretextTask, StepContext } from '../../pretext-tasks/types.js';
 import type { Backbone } from '../backbones/types.js';
 import type { Batch } from '../data/types.js';
 import type { DivergenceLimits } from '../recipes/optimizer-schema.js';
@@ -26,6 +26,8 @@ export interface StepInputs {
   gradClipNorm: number;
   /** Also measure the embedding spread (collapse alarm) when the task returns embeddings. */
   measureSpread: boolean;
+  /** The task's cross-step state for this step (target, buffers, position), from TaskState.context(). */
+  context?: Pick<StepContext<unknown>, 'target' | 'buffers' | 'progress'>;
 }
 
 export interface ComputedStep {
@@ -39,7 +41,9 @@ export interface ComputedStep {
   embeddingDim: number;
   /** Clipped gradients keyed by parameter name. */
   grads: Record<string, tf.Tensor>;
-  /** Frees the gradients. */
+  /** New values of the task's buffers (for TaskState.update). */
+  bufferUpdates: Record<string, tf.Tensor>;
+  /** Frees the gradients and buffer updates. */
   dispose(): void;
 }
 
@@ -103,8 +107,9 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
     params,
     () => {
       const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
-      const out = task.step({ backbone, heads, views, training: true, rng }, taskOptions);
+      const out = task.step({ ...inputs.context, backbone, heads, views, training: true, rng }, taskOptions);
       const keep: Record<string, tf.Tensor> = {};
+      for (const [name, value] of Object.entries(out.bufferUpdates ?? {})) keep[`buffer:${name}`] = value;
       for (const [key, m] of Object.entries(out.metrics)) keep[`metric:${key}`] = m as tf.Tensor;
       if (inputs.measureSpread && out.embeddings) {
         embeddingDim = out.embeddings.shape[1];
@@ -115,6 +120,13 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
     inputs.gradClipNorm,
   );
   const { grads, kept } = step;
+  const bufferUpdates: Record<string, tf.Tensor> = {};
+  for (const [key, value] of Object.entries(kept)) {
+    if (key.startsWith('buffer:')) {
+      bufferUpdates[key.slice('buffer:'.length)] = value;
+      delete kept[key];
+    }
+  }
   try {
     const metrics: Record<string, number> = {};
     for (const [key, m] of Object.entries(kept)) {
@@ -127,8 +139,12 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
       spread: kept.spread ? (await kept.spread.data())[0] : Number.NaN,
       embeddingDim,
       grads,
-      dispose: () => tf.dispose(Object.values(grads)),
+      bufferUpdates,
+      dispose: () => tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates)]),
     };
+  } catch (error) {
+    tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates)]);
+    throw error;
   } finally {
     tf.dispose([step.loss, step.norm, ...Object.values(kept)]);
   }

@@ -17,13 +17,25 @@ describe('pretext task registry', () => {
   });
 
   it('lists the built-ins and finds them by id', () => {
-    expect(listTasks()).toEqual(['rotation', 'contrastive', 'jigsaw']);
+    expect(listTasks()).toEqual([
+      'rotation',
+      'contrastive',
+      'jigsaw',
+      'byol',
+      'simsiam',
+      'barlow-twins',
+      'vicreg',
+      'moco',
+      'dino',
+    ]);
     for (const id of listTasks()) expect(getTask(id).id).toBe(id);
   });
 
   it('an unknown id is a usage error listing the valid ids', () => {
     expect(() => getTask('simclr')).toThrow(UsageError);
-    expect(() => getTask('simclr')).toThrow('Unknown pretext task "simclr"; valid ids: rotation, contrastive, jigsaw');
+    expect(() => getTask('simclr')).toThrow(
+      'Unknown pretext task "simclr"; valid ids: rotation, contrastive, jigsaw, byol, simsiam, barlow-twins, vicreg, moco, dino',
+    );
   });
 
   it('a user task in one file registers, validates and trains like a built-in', () => {
