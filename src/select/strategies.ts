@@ -7,6 +7,11 @@
  *   b center points such that the largest distance between a data point and its nearest
  *   center is minimized" — each pick is the image farthest from everything picked or
  *   already labeled;
+ * - `typical`: the pool is split into `budget` clusters (spherical k-means) and the most
+ *   typical image of each (the closest to its centre) is taken, largest clusters first:
+ *   representative and spread out, after TypiClust (Hacohen et al. 2022): "select
+ *   typical examples ... from different clusters" in the low-budget regime, where
+ *   k-center's outliers and uncertain images are poor first labels;
  * - `uncertainty`: the classifier's least certain images first (margin, entropy or
  *   least confidence);
  * - `hybrid`: the pool is split into `budget` clusters (spherical k-means) and the most
@@ -30,7 +35,7 @@ import {
   uncertaintyScores,
 } from './scores.js';
 
-export const SELECTION_STRATEGIES = ['random', 'diversity', 'uncertainty', 'hybrid', 'balanced'] as const;
+export const SELECTION_STRATEGIES = ['random', 'diversity', 'typical', 'uncertainty', 'hybrid', 'balanced'] as const;
 export type SelectionStrategy = (typeof SELECTION_STRATEGIES)[number];
 
 /** Strategies that need a classifier's probabilities. */
@@ -61,7 +66,7 @@ export interface SelectionOptions {
   duplicateThreshold?: number;
   /** Subtract the pool's mean embedding before comparing. Default true. */
   center?: boolean;
-  /** k-means iterations of `hybrid`, 1..100. Default 10. */
+  /** k-means iterations of `hybrid` and `typical`, 1..100. Default 10. */
   clusterIterations?: number;
   /** Called as picks are made. */
   onProgress?: (done: number, total: number) => void;
@@ -75,10 +80,11 @@ export interface Pick {
   /**
    * The strategy's score when the image was picked: the cosine distance to the nearest
    * picked or labeled image (diversity), the uncertainty (uncertainty, hybrid), the
-   * predicted class's probability (balanced), or a uniform draw (random).
+   * predicted class's probability (balanced), the cosine similarity to its cluster's
+   * centre (typical), or a uniform draw (random).
    */
   score: number;
-  /** Cluster of `hybrid`, -1 otherwise. */
+  /** Cluster of `hybrid` and `typical`, -1 otherwise. */
   cluster: number;
 }
 
@@ -202,9 +208,15 @@ function selectDiversity(picker: Picker, rng: Rng, count: number): void {
 
 /**
  * Spherical k-means on unit rows: k-means++ seeding (seeded), then `iterations`
- * rounds of assignment and re-centring. Returns each row's cluster.
+ * rounds of assignment and re-centring. Returns each row's cluster and its cosine
+ * similarity to that cluster's centre (how typical the row is of its cluster).
  */
-export function sphericalKMeans(points: tf.Tensor2D, k: number, iterations: number, rng: Rng): Int32Array {
+export function sphericalKMeans(
+  points: tf.Tensor2D,
+  k: number,
+  iterations: number,
+  rng: Rng,
+): { assignment: Int32Array; similarity: Float32Array } {
   const n = points.shape[0];
   const dim = points.shape[1];
   if (k < 1 || k > n) throw new UsageError(`sphericalKMeans: k must be in 1..${n}, received ${k}`);
@@ -236,8 +248,9 @@ export function sphericalKMeans(points: tf.Tensor2D, k: number, iterations: numb
   }
   let centres: tf.Tensor2D = tf.tidy(() => tf.gather(points, seeds) as tf.Tensor2D);
   let assignment: Int32Array = new Int32Array(n);
+  let similarity: Float32Array = new Float32Array(n);
   for (let iteration = 0; iteration <= iterations; iteration++) {
-    assignment = nearestAmong(points, centres).index;
+    ({ index: assignment, similarity } = nearestAmong(points, centres));
     if (iteration === iterations) break;
     const next = tf.tidy(() => {
       const sums = tf.unsortedSegmentSum(points, tf.tensor1d(assignment, 'int32'), k); // [k, D]
@@ -250,7 +263,42 @@ export function sphericalKMeans(points: tf.Tensor2D, k: number, iterations: numb
     centres = next;
   }
   centres.dispose();
-  return assignment;
+  return { assignment, similarity };
+}
+
+function selectTypical(picker: Picker, space: UnitSpace, settings: Resolved, eligibleRows: Int32Array): void {
+  const k = Math.min(settings.budget, eligibleRows.length);
+  const points = tf.tidy(() => tf.gather(space.pool, eligibleRows) as tf.Tensor2D);
+  let clusters: ReturnType<typeof sphericalKMeans>;
+  try {
+    clusters = sphericalKMeans(points, k, settings.clusterIterations, settings.rng.derive('kmeans'));
+  } finally {
+    points.dispose();
+  }
+  const members: number[][] = Array.from({ length: k }, () => []);
+  const typicality = new Float32Array(space.pool.shape[0]);
+  for (let i = 0; i < eligibleRows.length; i++) {
+    members[clusters.assignment[i]].push(eligibleRows[i]);
+    typicality[eligibleRows[i]] = clusters.similarity[i];
+  }
+  for (const list of members) list.sort((a, b) => typicality[b] - typicality[a] || a - b);
+  // Round r offers the r-th most typical member of every cluster, largest clusters first.
+  const order = members
+    .map((list, id) => ({ id, list }))
+    .filter((c) => c.list.length > 0)
+    .sort((a, b) => b.list.length - a.list.length || a.id - b.id);
+  for (let round = 0; !picker.full; round++) {
+    let offered = false;
+    for (const c of order) {
+      if (round < c.list.length) {
+        offered = true;
+        const row = c.list[round];
+        picker.offer(row, typicality[row], c.id);
+        if (picker.full) return;
+      }
+    }
+    if (!offered) return;
+  }
 }
 
 function selectHybrid(
@@ -264,7 +312,12 @@ function selectHybrid(
   const points = tf.tidy(() => tf.gather(space.pool, eligibleRows) as tf.Tensor2D);
   let clusterOfEligible: Int32Array;
   try {
-    clusterOfEligible = sphericalKMeans(points, k, settings.clusterIterations, settings.rng.derive('kmeans'));
+    clusterOfEligible = sphericalKMeans(
+      points,
+      k,
+      settings.clusterIterations,
+      settings.rng.derive('kmeans'),
+    ).assignment;
   } finally {
     points.dispose();
   }
@@ -364,6 +417,9 @@ export function selectFromPool(input: SelectionInput, options: SelectionOptions)
       }
       case 'diversity':
         selectDiversity(picker, settings.rng, count);
+        break;
+      case 'typical':
+        if (eligibleRows.length > 0) selectTypical(picker, space, settings, eligibleRows);
         break;
       case 'uncertainty': {
         const scores = uncertainty as Float32Array;

@@ -8,7 +8,7 @@
  * standardised features (a linear probe, as the probe stage of `selfsup finetune`
  * trains), so that hundreds of rounds fit in minutes. Round 1 starts from no labels:
  * there is no classifier yet, so the strategies that need one (uncertainty, hybrid,
- * balanced) make their first picks by diversity.
+ * balanced) make their first picks with `firstRound` (default `typical`).
  */
 import path from 'node:path';
 import { embedImages } from '../embed/embed-images.js';
@@ -61,6 +61,8 @@ export interface StudyOptions {
   rareClasses?: number[];
   measure?: UncertaintyMeasure;
   duplicateThreshold?: number;
+  /** How strategies that need a classifier pick in round 1, when there is none yet. Default `typical`. */
+  firstRound?: SelectionStrategy;
   /** Steps of the softmax regression (default: the linear probe's). */
   probeSteps?: number;
   onRound?: (row: StudyRound) => void;
@@ -89,6 +91,12 @@ export function runSelectionStudy(pool: LabeledFeatures, test: LabeledFeatures, 
   all.set(pool.vectors);
   all.set(test.vectors, poolCount * dim);
   const rare = new Set(options.rareClasses ?? []);
+  const firstRound = options.firstRound ?? 'typical';
+  if (CLASSIFIER_STRATEGIES.includes(firstRound)) {
+    throw new UsageError(
+      `firstRound must not need a classifier (random, diversity or typical), received "${firstRound}"`,
+    );
+  }
   const results: StudyRound[] = [];
   for (const strategy of options.strategies) {
     for (const seed of options.seeds) {
@@ -97,7 +105,7 @@ export function runSelectionStudy(pool: LabeledFeatures, test: LabeledFeatures, 
       for (let round = 1; round <= rounds; round++) {
         const started = Date.now();
         const needsClassifier = CLASSIFIER_STRATEGIES.includes(strategy);
-        const effective: SelectionStrategy = needsClassifier && !probabilities ? 'diversity' : strategy;
+        const effective: SelectionStrategy = needsClassifier && !probabilities ? firstRound : strategy;
         const selection = selectFromPool(
           {
             embeddings: { values: pool.vectors, count: poolCount, dim },
@@ -198,6 +206,7 @@ export interface SelectionStudyJob {
   rareFraction?: number;
   measure?: UncertaintyMeasure;
   duplicateThreshold?: number;
+  firstRound?: SelectionStrategy;
   inputSize?: number;
   batchSize?: number;
   out: string;
@@ -284,6 +293,7 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
     rareClasses: job.rareClasses,
     measure: job.measure,
     duplicateThreshold: job.duplicateThreshold,
+    firstRound: job.firstRound,
     onRound: job.onRound,
   });
   const studySeconds = (Date.now() - studyStarted) / 1000;
@@ -327,7 +337,7 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
     `# Selection study`,
     '',
     `Backbone ${job.model}; pool ${job.pool} (${poolFeatures.labels.length} images${job.rareClasses?.length ? `, classes ${job.rareClasses.join(', ')} kept at ${job.rareFraction ?? 0.1} of their images` : ''}); test ${job.test} (${testFeatures.labels.length} images).`,
-    `${job.rounds} rounds of ${job.perRound} labels, seeds ${job.seeds.join(', ')}; classifier: softmax regression on the frozen backbone's features.`,
+    `${job.rounds} rounds of ${job.perRound} labels, seeds ${job.seeds.join(', ')}; classifier: softmax regression on the frozen backbone's features; round 1 of uncertainty, hybrid and balanced: ${job.firstRound ?? 'typical'}.`,
     '',
     '## Test accuracy (%), mean ± std over seeds',
     '',

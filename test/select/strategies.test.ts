@@ -152,6 +152,26 @@ describe('selectFromPool', () => {
     }
   });
 
+  it('typical takes the image nearest each cluster centre, largest clusters first', () => {
+    const sizes = [80, 40, 20];
+    const { embeddings, blob } = blobs(sizes, 16, 13, 0.3);
+    const result = selectFromPool({ embeddings }, { budget: 3, strategy: 'typical', seed: 0 });
+    expect(result.picks.map((p) => blob[p.row])).toEqual([0, 1, 2]);
+    // Each pick is its blob's member closest (cosine, centred) to the blob's mean direction.
+    const space = unitSpace(embeddings);
+    const unit = space.pool.arraySync();
+    space.dispose();
+    for (const pick of result.picks) {
+      const members = unit.map((row, i) => ({ row, i })).filter(({ i }) => blob[i] === blob[pick.row]);
+      const centre = members[0].row.map((_, d) => members.reduce((s, m) => s + m.row[d], 0));
+      const norm = Math.hypot(...centre);
+      const cos = (row: number[]) => row.reduce((s, v, d) => s + (v * centre[d]) / norm, 0);
+      const best = members.reduce((a, b) => (cos(b.row) > cos(a.row) ? b : a));
+      expect(pick.row).toBe(best.i);
+      expect(pick.score).toBeCloseTo(cos(unit[pick.row]), 4);
+    }
+  });
+
   it('uncertainty takes the least certain images first', () => {
     const { embeddings } = blobs([30, 30], 4, 6, 1);
     const rng = createRng(2);
@@ -224,7 +244,8 @@ describe('selectFromPool', () => {
   it('spherical k-means recovers separated blobs', () => {
     const { embeddings, blob } = blobs([40, 40, 40], 8, 10);
     const space = unitSpace(embeddings);
-    const assignment = sphericalKMeans(space.pool, 3, 10, createRng(1));
+    const { assignment, similarity } = sphericalKMeans(space.pool, 3, 10, createRng(1));
+    for (const value of similarity) expect(value).toBeGreaterThan(0.5);
     space.dispose();
     // Same blob <=> same cluster.
     for (let i = 0; i < 120; i += 7) {

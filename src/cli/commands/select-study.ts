@@ -30,6 +30,7 @@ interface StudyCliOptions extends GlobalOptions {
   rareClasses?: string;
   rareFraction: number;
   measure: UncertaintyMeasure;
+  firstRound: SelectionStrategy;
   inputSize?: number;
   batchSize: number;
 }
@@ -94,7 +95,7 @@ export function registerSelectStudy(program: Command, setResult: (p: Promise<num
         'after',
         `
 The classifier of each round is a softmax regression on the frozen backbone's features;
-round 1 starts from no labels, so strategies that need a classifier pick by diversity there.
+round 1 starts from no labels, so strategies that need a classifier pick with --first-round there.
 Outputs in --out: study.arrow (strategy, seed, round, labels, accuracy, macro_f1,
 classes_covered, rare_picked, rare_share, select_seconds), study.md, accuracy.png.
 
@@ -127,6 +128,7 @@ Examples:
           rareClasses,
           rareFraction: opts.rareFraction,
           measure: opts.measure,
+          firstRound: opts.firstRound,
           inputSize: opts.inputSize,
           batchSize: opts.batchSize,
           out: opts.out,
@@ -143,7 +145,7 @@ Examples:
           onRound: (r) =>
             note(
               opts,
-              `${r.strategy} seed ${r.seed} round ${r.round}: ${r.labels} labels, accuracy ${(r.accuracy * 100).toFixed(1)}%`,
+              `${r.strategy} seed ${r.seed} round ${r.round}: ${r.labels} labels, accuracy ${(r.accuracy * 100).toFixed(1)}%, rare share ${(r.rareShare * 100).toFixed(1)}%`,
             ),
         });
         output(opts, result, formatStudyResult(result));

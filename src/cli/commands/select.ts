@@ -59,11 +59,11 @@ export function registerSelect(program: Command, setResult: (p: Promise<number>)
     program
       .command('select')
       .description(
-        'choose which images of an unlabeled pool to label next (diversity, uncertainty, hybrid, balanced, random)',
+        'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
       )
       .argument(
         '<model>',
-        'a finetuned model folder (every strategy), or a backbone: run folder, backbone folder, .safetensors, model.json (random, diversity)',
+        'a finetuned model folder (every strategy), or a backbone: run folder, backbone folder, .safetensors, model.json (random, diversity, typical)',
       )
       .requiredOption(
         '--data <path>',
@@ -101,7 +101,8 @@ export function registerSelect(program: Command, setResult: (p: Promise<number>)
         'after',
         `
 Strategies: diversity = k-center greedy on the backbone's embeddings (covers the pool,
-rare kinds of image included); uncertainty = the classifier's least certain images
+rare kinds of image included); typical = the image nearest the centre of each of --budget
+clusters (representative picks); uncertainty = the classifier's least certain images
 (--measure margin|entropy|least-confidence); hybrid = the most uncertain image of each of
 --budget clusters; balanced = round-robin over predicted classes, fewest labels first;
 random = the seeded baseline. A near-duplicate of a picked or labeled image is never picked.
