@@ -85,6 +85,11 @@ export function registerSelectStudy(program: Command, setResult: (p: Promise<num
       .addOption(
         new Option('--measure <name>', 'uncertainty measure').choices([...UNCERTAINTY_MEASURES]).default('margin'),
       )
+      .addOption(
+        new Option('--first-round <name>', 'round 1 of the strategies that need a classifier (there is none yet)')
+          .choices(['random', 'diversity', 'typical'])
+          .default('typical'),
+      )
       .option(
         '--input-size <px>',
         "input side in px (default: the model's)",
