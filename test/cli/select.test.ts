@@ -63,6 +63,8 @@ describe('selfsup select (subprocess)', () => {
       pool,
       '--labeled',
       labeled,
+      '--strategy',
+      'diversity',
       '--budget',
       '5',
       '--out',

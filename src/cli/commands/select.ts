@@ -71,7 +71,7 @@ export function registerSelect(program: Command, setResult: (p: Promise<number>)
       )
       .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
       .requiredOption('--out <dir>', 'output folder')
-      .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('diversity'))
+      .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('typical'))
       .addOption(
         new Option('--measure <name>', 'uncertainty measure (uncertainty, hybrid)')
           .choices([...UNCERTAINTY_MEASURES])
