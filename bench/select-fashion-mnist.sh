@@ -37,3 +37,4 @@ node bin/selfsup.js select-study "$RUN" --pool "$DATA/train-images-idx3-ubyte.gz
 /usr/bin/time -v node bin/selfsup.js select "$RUN" --data "$DATA/train-images-idx3-ubyte.gz" \
   --strategy diversity --budget 1000 --out "$OUT/select-60k" --quiet 2> "$OUT/select-60k.time"
 grep -E "Elapsed|Maximum resident" "$OUT/select-60k.time"
+node bench/select-plot.mjs "$OUT" docs/img/select-study.png
