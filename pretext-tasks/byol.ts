@@ -53,6 +53,9 @@ export const byolTask: PretextTask<ByolOptions, ByolHeads> = {
   paper:
     'Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning" (BYOL), NeurIPS 2020: ' +
     '"From an augmented view of an image, we train the online network to predict the target network representation of the same image under a different augmented view. At the same time, we update the target network with a slow-moving average of the online network."',
+  // No negatives: collapse is this method's failure mode; warn at half the healthy spread measured
+  // on Fashion-MNIST (about 0.44 x 1/sqrt(D) after 64 steps, docs/results.md).
+  collapseMinRatio: 0.2,
   defaults: BYOL_DEFAULTS,
   optionDocs: {
     projectionDim: 'Output size of the projector and the predictor, integer >= 1 (default 256).',

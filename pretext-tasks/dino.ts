@@ -116,6 +116,9 @@ export const dinoTask: PretextTask<DinoOptions, DinoHeads> = {
   paper:
     'Caron et al., "Emerging Properties in Self-Supervised Vision Transformers" (DINO), ICCV 2021, here with ResNet backbones: ' +
     '"We simply apply a centering and sharpening of the momentum teacher outputs to avoid model collapse."',
+  // No negatives: collapse is this method's failure mode; warn at half the healthy spread measured
+  // on Fashion-MNIST (about 0.44 x 1/sqrt(D) after 64 steps, docs/results.md).
+  collapseMinRatio: 0.2,
   defaults: DINO_DEFAULTS,
   optionDocs: {
     outputDim: 'Output size K of the head, integer >= 2 (default 65536; 4096 for small data).',

@@ -63,6 +63,9 @@ export const simsiamTask: PretextTask<SimsiamOptions, SimsiamHeads> = {
   paper:
     'Chen & He, "Exploring Simple Siamese Representation Learning" (SimSiam), CVPR 2021: ' +
     '"Our hypothesis is that the stop-gradient operation is critical to prevent collapsing."',
+  // No negatives: collapse is this method's failure mode; warn at half the healthy spread measured
+  // on Fashion-MNIST (about 0.44 x 1/sqrt(D) after 64 steps, docs/results.md).
+  collapseMinRatio: 0.2,
   defaults: SIMSIAM_DEFAULTS,
   optionDocs: {
     projectionDim: 'Output size of the projector and the predictor, integer >= 1 (default 2048).',

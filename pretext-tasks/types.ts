@@ -81,7 +81,8 @@ export interface StepOutput {
   metrics: Record<string, tf.Scalar>;
   /**
    * Optional [N, D] embeddings of this batch (before the head) used by the loop's
-   * collapse alarm (spread of embeddings).
+   * collapse alarm (spread of embeddings) and online linear probe; the first B rows
+   * are the batch's B images in order.
    */
   embeddings?: tf.Tensor2D;
   /**
@@ -96,6 +97,11 @@ export interface PretextTask<Options extends object = object, Heads = Record<str
   readonly id: string;
   /** Paper reference, and the one sentence of it the code implements. */
   readonly paper: string;
+  /**
+   * Optional: the collapse alarm's threshold for this method, as a fraction of
+   * 1/sqrt(D) (used when recipe.monitor.collapse.minRatio is unset; default 0.1).
+   */
+  readonly collapseMinRatio?: number;
   /** Typed defaults: every option has one. */
   readonly defaults: Options;
   /** Documentation of each option for the recipes reference: description and range. */

@@ -46,7 +46,8 @@ export interface PretrainRecipe {
   };
   monitor: {
     knn: { k: number; temperature: number; bankImages: number; queryImages: number; everyEpochs: number };
-    collapse: { everySteps: number; minRatio: number };
+    collapse: { everySteps: number; minRatio: number | null };
+    onlineProbe: { enabled: boolean; learningRate: number; weightDecay: number };
   };
 }
 
@@ -158,9 +159,22 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
     collapse: s.object('Collapse alarm: spread of L2-normalised embeddings.', {
       everySteps: s.integer('Measure every N steps; 0 = off.', { min: 0, default: 20 }),
       minRatio: s.number(
-        'Warn when the mean per-dimension std of normalised embeddings falls below this fraction of 1/sqrt(D) (a healthy spread is ~1/sqrt(D), a collapsed one ~0).',
-        { min: 0, max: 1, default: 0.1 },
+        "Warn when the mean per-dimension std of normalised embeddings falls below this fraction of 1/sqrt(D) (a healthy spread is ~1/sqrt(D), a collapsed one ~0); unset = the task's own threshold (0.1 when it declares none).",
+        { min: 0, max: 1, optional: true },
       ),
     }),
+    onlineProbe: s.object(
+      "Online linear probe: a linear classifier trained on each batch's detached backbone features, on the batch's labelled images (only when the pretraining images carry labels); its accuracy before each update is logged as `probeAccuracy`.",
+      {
+        enabled: s.boolean('Train the probe when the pretraining images have labels.', { default: true }),
+        learningRate: s.number('SGD learning rate of the probe (momentum 0.9).', {
+          min: 0,
+          max: 10,
+          exclusiveMin: true,
+          default: 0.1,
+        }),
+        weightDecay: s.number('L2 weight decay of the probe.', { min: 0, max: 1, default: 0.0005 }),
+      },
+    ),
   }),
 });

@@ -34,6 +34,7 @@ import { isCollapsed } from './collapse.js';
 import { defaultComponents, type TrainComponents } from './components.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
 import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
+import { createOnlineProbe } from './online-probe.js';
 import { createOptimizer, type TrainableParam } from './optimizers.js';
 import {
   acquireRunLock,
@@ -207,6 +208,15 @@ async function pretrainLocked(
     rng: root.derive('task-state'),
   });
   saved.push(...taskState.variables());
+  const probe = createOnlineProbe(
+    recipe.monitor.onlineProbe,
+    source.labels,
+    source.classNames,
+    backbone.featureDim,
+    root.derive('online-probe'),
+  );
+  if (probe) saved.push(...probe.variables());
+  const collapseMinRatio = recipe.monitor.collapse.minRatio ?? task.collapseMinRatio ?? 0.1;
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
 
@@ -337,6 +347,7 @@ async function pretrainLocked(
             gradClipNorm: train.gradClipNorm,
             measureSpread,
             context: taskState.context(stepPosition),
+            keepEmbeddings: probe !== undefined,
           });
           const {
             loss: lossValue,
@@ -358,6 +369,10 @@ async function pretrainLocked(
           }
           tf.tidy(() => optimizer.apply(computed.grads, lr));
           taskState.update(computed.bufferUpdates, stepPosition);
+          const probeAccuracy =
+            probe && computed.embeddings && batch.labels
+              ? await probe.update(computed.embeddings, batch.labels)
+              : undefined;
           computed.dispose();
           referenceLoss ??= lossValue;
           losses.push(lossValue);
@@ -377,6 +392,7 @@ async function pretrainLocked(
             knnAccuracy: Number.NaN,
             seconds,
             ...metricValues,
+            ...(probeAccuracy === undefined ? {} : { probeAccuracy }),
           };
           metrics.add(row);
           epochRows.push(row);
@@ -384,12 +400,12 @@ async function pretrainLocked(
           if (
             Number.isFinite(spreadValue) &&
             !collapseWarned &&
-            isCollapsed(spreadValue, embeddingDim, recipe.monitor.collapse.minRatio)
+            isCollapsed(spreadValue, embeddingDim, collapseMinRatio)
           ) {
             collapseWarned = true;
             emit({
               type: 'warning',
-              message: `possible collapse at epoch ${epoch}, step ${position.step}: embedding spread ${spreadValue.toExponential(2)} is below ${recipe.monitor.collapse.minRatio} x 1/sqrt(${embeddingDim}) = ${(recipe.monitor.collapse.minRatio / Math.sqrt(embeddingDim)).toExponential(2)}`,
+              message: `possible collapse at epoch ${epoch}, step ${position.step}: embedding spread ${spreadValue.toExponential(2)} is below ${collapseMinRatio} x 1/sqrt(${embeddingDim}) = ${(collapseMinRatio / Math.sqrt(embeddingDim)).toExponential(2)}`,
             });
           }
           position = { ...position, step: position.step + 1, globalStep: position.globalStep + 1 };
@@ -470,6 +486,7 @@ async function pretrainLocked(
   } finally {
     optimizer.dispose();
     taskState.dispose();
+    probe?.dispose();
     for (const head of Object.values(headModules)) head.dispose();
     backbone.dispose();
     if (validationSource && !options.validationSource) await closeSource(validationSource);

@@ -26,6 +26,8 @@ export interface StepInputs {
   gradClipNorm: number;
   /** Also measure the embedding spread (collapse alarm) when the task returns embeddings. */
   measureSpread: boolean;
+  /** Also return the task's embeddings (for the online linear probe). */
+  keepEmbeddings?: boolean;
   /** The task's cross-step state for this step (target, buffers, position), from TaskState.context(). */
   context?: Pick<StepContext<unknown>, 'target' | 'buffers' | 'progress'>;
 }
@@ -41,6 +43,8 @@ export interface ComputedStep {
   embeddingDim: number;
   /** Clipped gradients keyed by parameter name. */
   grads: Record<string, tf.Tensor>;
+  /** The task's embeddings [B, D] when asked for with keepEmbeddings. */
+  embeddings?: tf.Tensor2D;
   /** New values of the task's buffers (for TaskState.update). */
   bufferUpdates: Record<string, tf.Tensor>;
   /** Frees the gradients and buffer updates. */
@@ -110,6 +114,7 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
       const out = task.step({ ...inputs.context, backbone, heads, views, training: true, rng }, taskOptions);
       const keep: Record<string, tf.Tensor> = {};
       for (const [name, value] of Object.entries(out.bufferUpdates ?? {})) keep[`buffer:${name}`] = value;
+      if (inputs.keepEmbeddings && out.embeddings) keep['buffer:embeddings'] = out.embeddings;
       for (const [key, m] of Object.entries(out.metrics)) keep[`metric:${key}`] = m as tf.Tensor;
       if (inputs.measureSpread && out.embeddings) {
         embeddingDim = out.embeddings.shape[1];
@@ -127,6 +132,8 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
       delete kept[key];
     }
   }
+  const embeddings = bufferUpdates.embeddings as tf.Tensor2D | undefined;
+  delete bufferUpdates.embeddings;
   try {
     const metrics: Record<string, number> = {};
     for (const [key, m] of Object.entries(kept)) {
@@ -139,11 +146,13 @@ export async function computeStep(inputs: StepInputs): Promise<ComputedStep> {
       spread: kept.spread ? (await kept.spread.data())[0] : Number.NaN,
       embeddingDim,
       grads,
+      embeddings,
       bufferUpdates,
-      dispose: () => tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates)]),
+      dispose: () =>
+        tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates), ...(embeddings ? [embeddings] : [])]),
     };
   } catch (error) {
-    tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates)]);
+    tf.dispose([...Object.values(grads), ...Object.values(bufferUpdates), ...(embeddings ? [embeddings] : [])]);
     throw error;
   } finally {
     tf.dispose([step.loss, step.norm, ...Object.values(kept)]);
