@@ -12,6 +12,7 @@ import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerFinetune } from './commands/finetune.js';
 import { registerImport } from './commands/import.js';
+import { registerInspect } from './commands/inspect.js';
 import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
 import { registerSelect } from './commands/select.js';
@@ -29,6 +30,7 @@ const COMMANDS: Register[] = [
   registerPretrain,
   registerExport,
   registerImport,
+  registerInspect,
   registerFinetune,
   registerEval,
   registerBudget,

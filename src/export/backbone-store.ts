@@ -22,6 +22,8 @@ import {
   safetensorsMetadataToExtras,
   writeManifest,
 } from './manifest.js';
+import { isTorchCheckpointPath } from './pytorch/checkpoint.js';
+import { readTorchBackbone } from './pytorch/read-backbone.js';
 import { encodeSafetensors, readSafetensors } from './safetensors.js';
 import {
   backboneToLayersModel,
@@ -141,6 +143,8 @@ export interface LoadBackboneOptions {
   stem?: Stem;
   inputChannels?: 1 | 3;
   widthMultiplier?: number;
+  /** Which backbone of a PyTorch checkpoint that holds several (also `file.pth#key`). */
+  key?: string;
 }
 
 export interface LoadedBackbone {
@@ -151,14 +155,42 @@ export interface LoadedBackbone {
   fc?: DenseWeights;
   /** The file the weights came from and its format. */
   weightsFile: string;
-  format: 'backbone-dir' | 'safetensors' | 'tfjs';
+  format: 'backbone-dir' | 'safetensors' | 'tfjs' | 'pytorch';
+  /** For a PyTorch checkpoint: where the backbone was, the other backbones and the keys left out. */
+  found?: { backboneKey: string; otherBackbones: string[]; ignored: string[]; container: 'zip' | 'legacy' };
 }
 
-/** Finds what `target` is: a weights file, a backbone directory, a tfjs directory, or a run directory. */
-export function resolveBackbonePath(target: string): { kind: 'safetensors' | 'tfjs' | 'backbone-dir'; file: string } {
+export type BackbonePathKind = 'safetensors' | 'tfjs' | 'backbone-dir' | 'pytorch';
+
+/** True when the file's first bytes are a zip header or a pickle (a torch.save file whatever its name). */
+function sniffTorch(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    const n = readSync(fd, head, 0, 4, 0);
+    return (n >= 4 && head.readUInt32LE(0) === 0x04034b50) || (n >= 2 && head[0] === 0x80 && head[1] <= 5);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Finds what `target` is: a weights file (.safetensors, a PyTorch checkpoint, a tfjs
+ * model.json), a backbone directory, a tfjs directory, or a run directory. A
+ * checkpoint path may end in `#key` to pick one of several backbones.
+ */
+export function resolveBackbonePath(target: string): { kind: BackbonePathKind; file: string; key?: string } {
+  const hash = target.lastIndexOf('#');
+  if (!existsSync(target) && hash > 0 && existsSync(target.slice(0, hash))) {
+    const resolved = resolveBackbonePath(target.slice(0, hash));
+    if (resolved.kind !== 'pytorch') throw new InputError(target, '"#key" only applies to PyTorch checkpoints');
+    return { ...resolved, key: target.slice(hash + 1) };
+  }
   if (!existsSync(target)) throw new InputError(target, 'no such file or directory');
   if (statSync(target).isFile()) {
     if (target.endsWith('.json')) return { kind: 'tfjs', file: target };
+    if (target.endsWith('.safetensors')) return { kind: 'safetensors', file: target };
+    if (isTorchCheckpointPath(target) || sniffTorch(target)) return { kind: 'pytorch', file: target };
     return { kind: 'safetensors', file: target };
   }
   const candidates = ['.', ...RUN_BACKBONE_DIRS];
@@ -216,7 +248,7 @@ function configOfManifest(m: BackboneManifest): Partial<BackboneConfig> {
  * `model.json`. The caller owns (and disposes) the returned backbone.
  */
 export async function loadBackbone(target: string, options: LoadBackboneOptions = {}): Promise<LoadedBackbone> {
-  const { kind, file } = resolveBackbonePath(target);
+  const { kind, file, key } = resolveBackbonePath(target);
   if (kind === 'tfjs') {
     const { model, metadata } = await readLayersModel(file);
     try {
@@ -241,7 +273,8 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
       model.dispose();
     }
   }
-  const contents = readSafetensors(file);
+  const torch = kind === 'pytorch' ? readTorchBackbone(file, options.key ?? key) : undefined;
+  const contents = torch ?? readSafetensors(file);
   const besideManifest = path.join(path.dirname(file), MANIFEST_FILE);
   const stored = kind === 'backbone-dir' && existsSync(besideManifest) ? readManifest(besideManifest) : undefined;
   const inferred = inferConfig(contents);
@@ -264,19 +297,43 @@ export async function loadBackbone(target: string, options: LoadBackboneOptions 
         config,
         backbone.featureDim,
         { weights: path.basename(file) },
-        importedExtras(file, contents.metadata, config.inputChannels),
+        importedExtras(
+          file,
+          torch && torch.backboneKey !== '(top level)' ? `${file}#${torch.backboneKey}` : file,
+          config,
+          contents.metadata,
+        ),
         (backbone as { numBatchesTracked?: number }).numBatchesTracked ?? 0,
       );
-    return { backbone, manifest, fc, weightsFile: file, format: kind };
+    const found = torch && {
+      backboneKey: torch.backboneKey,
+      otherBackbones: torch.otherBackbones,
+      ignored: torch.ignored,
+      container: torch.format,
+    };
+    return { backbone, manifest, fc, weightsFile: file, format: kind, ...(found ? { found } : {}) };
   } catch (e) {
     backbone.dispose();
     throw e;
   }
 }
 
-/** Extras of a foreign or lone weights file: what its `__metadata__` says, else `imported` from the file. */
-function importedExtras(file: string, metadata: Record<string, string>, channels: number): ManifestExtras {
+/**
+ * Extras of a foreign or lone weights file: what its `__metadata__` says (mean/std
+ * checked: one finite number per channel, std > 0), else `imported` from the file
+ * with the preprocessing its weights were trained with as far as the file tells:
+ * torchvision's (and timm's) ImageNet mean/std for 3 channels (buildManifest's
+ * default), and the usual input size of the stem (224 px for the ImageNet stem,
+ * 32 px for the small one).
+ */
+function importedExtras(
+  file: string,
+  source: string,
+  config: BackboneConfig,
+  metadata: Record<string, string>,
+): ManifestExtras {
   const found = safetensorsMetadataToExtras(metadata);
+  const channels = config.inputChannels;
   for (const key of ['mean', 'std'] as const) {
     const values = found[key];
     if (
@@ -289,7 +346,17 @@ function importedExtras(file: string, metadata: Record<string, string>, channels
       );
     }
   }
-  return { ...found, source: file, pretextTask: found.pretextTask ?? 'imported' };
+  return {
+    ...found,
+    inputSize: found.inputSize ?? recommendedInputSize(config.stem),
+    source,
+    pretextTask: found.pretextTask ?? 'imported',
+  };
+}
+
+/** The input size a stem is usually trained at: 224 px (ImageNet stem), 32 px (small stem). */
+export function recommendedInputSize(stem: Stem): number {
+  return stem === 'imagenet' ? 224 : 32;
 }
 
 export type ExportFormat = 'safetensors' | 'tfjs';

@@ -1,9 +1,9 @@
-/** `selfsup import`: a torchvision ResNet .safetensors file -> a selfsup backbone directory. */
+/** `selfsup import`: torchvision/timm ResNet weights (.safetensors or a torch.save checkpoint) -> a selfsup backbone directory. */
 import type { Command } from 'commander';
 import { initEngine, resolveBackendPreference } from '../../engine/backend.js';
 import { loadBackbone, saveBackbone } from '../../export/backbone-store.js';
 import { manifestExtras } from '../../export/manifest.js';
-import { invalidOption, UsageError } from '../../util/errors.js';
+import { invalidOption } from '../../util/errors.js';
 import { checkOutputDir, type OutputDirOptions } from '../../util/output-dir.js';
 import { type GlobalOptions, output, overwriteOption, withGlobalOptions } from '../common.js';
 
@@ -18,6 +18,7 @@ interface ImportOptions extends GlobalOptions {
   mean?: string;
   std?: string;
   keepFc: boolean;
+  key?: string;
 }
 
 /** Parses "0.485,0.456,0.406" into numbers; names the option on error. */
@@ -43,12 +44,13 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
     program
       .command('import')
       .description(
-        'turn torchvision ResNet weights (.safetensors; backbone only or with fc) into a selfsup backbone directory ' +
-          '(backbone.safetensors + manifest.json)',
+        'turn torchvision/timm ResNet weights (.safetensors, or .pth/.pt/.ckpt/.bin written by torch.save; backbone only ' +
+          'or with fc) into a selfsup backbone directory (backbone.safetensors + manifest.json)',
       )
       .argument(
         '<file>',
-        'a .safetensors file with torchvision key names (conv1.weight, layer1.0.bn1.running_mean, ...)',
+        'a .safetensors file with torchvision key names (conv1.weight, layer1.0.bn1.running_mean, ...), or a PyTorch ' +
+          'checkpoint: a state_dict or a training checkpoint holding one (read without running any code from it)',
       )
       .requiredOption(
         '--out <dir>',
@@ -63,6 +65,10 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
       .option('--mean <list>', 'per-channel mean to record (default ImageNet for 3 channels, 0.5 for 1)')
       .option('--std <list>', 'per-channel std to record (default ImageNet for 3 channels, 0.5 for 1)')
       .option('--no-keep-fc', 'drop a torchvision fc layer instead of storing it beside the backbone')
+      .option(
+        '--key <name>',
+        'which backbone of a checkpoint holding several (e.g. encoder_q, momentum_backbone, teacher; see selfsup inspect)',
+      )
       .addHelpText(
         'after',
         [
@@ -71,6 +77,16 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
           '  # ImageNet weights saved in Python with safetensors.torch.save_file(model.state_dict(), "resnet50.safetensors")',
           '  $ selfsup import resnet50.safetensors --arch resnet50 --input-size 224 --out backbones/resnet50-imagenet',
           '  $ selfsup import cifar-resnet18.safetensors --arch resnet18 --stem small --out backbones/r18-cifar --json',
+          '  # torchvision\'s own file, as downloaded by torchvision.models.resnet50(weights="IMAGENET1K_V2")',
+          '  $ selfsup import resnet50-11ad3fa6.pth --out backbones/resnet50-imagenet',
+          '  # a Lightning checkpoint of a contrastive method: the online backbone, not the momentum one',
+          '  $ selfsup import epoch=99.ckpt --key backbone --out backbones/simclr',
+          '',
+          'Checkpoints are searched for ResNet backbones under any nested key (state_dict, model, teacher, ...)',
+          'and prefix (module., backbone., encoder., _orig_mod., ...). Only tensors and dicts are rebuilt: a file',
+          'that names any other Python global (os.system, builtins.eval, ...) is refused with exit code 1.',
+          'The manifest records the preprocessing: ImageNet mean/std for 3 channels and 224 px for the ImageNet',
+          'stem (32 px for the small stem) unless --mean/--std/--input-size say otherwise.',
           '',
           'Exit codes: 0 ok, 1 unreadable or mismatching file (the message names it), 2 bad options or --out.',
         ].join('\n'),
@@ -86,7 +102,6 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
         if (opts.stem !== undefined && opts.stem !== 'imagenet' && opts.stem !== 'small') {
           throw invalidOption('--stem', '"imagenet" or "small"', opts.stem);
         }
-        if (!file.endsWith('.safetensors')) throw new UsageError(`${file}: import reads .safetensors files`);
         const out: OutputDirOptions = {
           kind: 'backbone',
           overwrite: opts.overwrite,
@@ -99,6 +114,7 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
           stem: opts.stem as 'imagenet' | 'small' | undefined,
           inputChannels: channels as 1 | 3 | undefined,
           widthMultiplier: width,
+          key: opts.key,
         });
         try {
           const extras = {
@@ -112,11 +128,18 @@ export function registerImport(program: Command, setResult: (p: Promise<number>)
             output: out,
           });
           const fcNote = loaded.fc ? (opts.keepFc ? `, fc (${loaded.fc.outputDim} classes) kept` : ', fc dropped') : '';
+          const found = loaded.found;
+          const foundNote = found
+            ? `\nbackbone "${found.backboneKey}" of a torch.save ${found.container} file` +
+              (found.ignored.length
+                ? `; left out ${found.ignored.length} other tensor(s) (${found.ignored.slice(0, 3).join(', ')}${found.ignored.length > 3 ? ', ...' : ''})`
+                : '')
+            : '';
           output(
             opts,
-            { out: opts.out, manifest },
+            { out: opts.out, manifest, ...(found ? { found } : {}) },
             `imported ${manifest.architecture} (stem ${manifest.stem}, ${manifest.inputChannels} channel(s), ` +
-              `${manifest.featureDim}-d features${fcNote}) -> ${opts.out}`,
+              `${manifest.featureDim}-d features${fcNote}) -> ${opts.out}${foundNote}`,
           );
           return 0;
         } finally {
