@@ -33,6 +33,8 @@ export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
   limit?: number;
   /** Called after each batch. */
   onProgress?: (done: number, total: number) => void;
+  /** Told when `inputSize` disagrees with the input size the backbone's manifest recommends. */
+  onWarning?: (message: string) => void;
 }
 
 export interface EmbedFolderResult extends EmbedSummary {
@@ -59,6 +61,10 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
   };
   checkOutputDir(options.out, output);
   const model = await loadModelForEmbedding(options.model, options.inputSize);
+  const recommended = model.manifest.inputSize;
+  if (options.inputSize !== undefined && recommended !== null && options.inputSize !== recommended) {
+    options.onWarning?.(`input size ${options.inputSize} differs from the backbone's recommended ${recommended} px`);
+  }
   try {
     const source = await openImagesForEmbedding(options.data, options);
     let subset: Int32Array | undefined;

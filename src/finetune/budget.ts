@@ -16,7 +16,7 @@ import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/o
 import { createRng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
 import { subsetImageSet } from './image-set.js';
-import { resolveInput } from './recipe.js';
+import { preprocessingMismatches, resolveInput } from './recipe.js';
 import {
   type FeatureCache,
   finetuneInputs,
@@ -135,6 +135,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   const recipe = options.recipe;
   const probe = await openBackbone(options.backbone);
   const input = resolveInput(recipe, probe.backbone.config.inputChannels, probe.manifest);
+  for (const message of preprocessingMismatches(recipe, probe.manifest)) options.log?.(`warning: ${message}`);
   probe.backbone.dispose();
   const wantsFixMatch = options.arms.includes('pretrained+fixmatch');
   const data = await prepareData(

@@ -44,6 +44,35 @@ export function resolveInput(
   return { size: recipe.input.size ?? manifest.inputSize ?? 32, channels, mean, std };
 }
 
+/**
+ * Where a recipe's input disagrees with what the backbone's manifest records (the
+ * preprocessing its weights were trained with, e.g. ImageNet mean/std for
+ * torchvision weights): one message each. The recipe still wins; the caller warns.
+ */
+export function preprocessingMismatches(
+  recipe: FinetuneRecipe,
+  manifest: { inputSize: number | null; mean: number[]; std: number[] },
+): string[] {
+  const messages: string[] = [];
+  const differs = (a: number[], b: number[]) => a.length !== b.length || a.some((v, i) => Math.abs(v - b[i]) > 1e-6);
+  for (const key of ['mean', 'std'] as const) {
+    const given = recipe.input[key];
+    if (given && differs(given, manifest[key])) {
+      messages.push(
+        `recipe input.${key} [${given.join(', ')}] differs from the backbone's [${manifest[key].join(', ')}] ` +
+          "(what its weights were trained with); using the recipe's",
+      );
+    }
+  }
+  const size = recipe.input.size;
+  if (size !== null && manifest.inputSize !== null && size !== manifest.inputSize) {
+    messages.push(
+      `recipe input.size ${size} differs from the backbone's recommended ${manifest.inputSize} px; using the recipe's`,
+    );
+  }
+  return messages;
+}
+
 /** TrainOptions for a recipe and a resolved input. `file` prefixes errors. */
 export function trainOptionsOf(
   recipe: FinetuneRecipe,

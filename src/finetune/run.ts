@@ -51,7 +51,7 @@ import {
 } from './label-problems.js';
 import { saveClassifier } from './model-io.js';
 import { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
-import { resolveInput, trainOptionsOf } from './recipe.js';
+import { preprocessingMismatches, resolveInput, trainOptionsOf } from './recipe.js';
 import { type EpochMetrics, type TrainResult, trainClassifier } from './train.js';
 
 /**
@@ -196,6 +196,8 @@ export interface FinetuneJob extends DataSpec {
   onStep?: (row: MetricsRow) => void;
   /** Continue the interrupted run whose checkpoints are in `<out>.training/`. */
   resume?: boolean;
+  /** Told when the recipe's input disagrees with the backbone's recorded preprocessing. */
+  onWarning?: (message: string) => void;
 }
 
 /** Where a finetune writing `out` keeps its checkpoints while it trains. */
@@ -281,6 +283,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
   let backboneOwned = true;
   try {
     const input = resolveInput(recipe, backbone.config.inputChannels, manifest);
+    if (!job.fromScratch) for (const message of preprocessingMismatches(recipe, manifest)) job.onWarning?.(message);
     trainOptionsOf(recipe, input, job.recipeFile); // check views before decoding anything
     const data = await prepareData(job, input, recipe, job.subsets, {
       progress: job.progress,

@@ -128,6 +128,7 @@ Examples:
           batchSize: opts.batchSize,
           limit: opts.limit,
           onStage: (text) => note(opts, text),
+          onWarning: (message) => process.stderr.write(`selfsup: warning: ${message}\n`),
           onProgress: (done, total) => {
             progress ??= progressFor(opts, 'embed', total);
             progress.update(done);

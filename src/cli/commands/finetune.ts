@@ -169,6 +169,7 @@ Examples:
           },
           resume: opts.resume,
           progress: !opts.quiet && !opts.json,
+          onWarning: (message) => process.stderr.write(`selfsup: warning: ${message}\n`),
           onEpoch: (m) =>
             note(
               opts,
