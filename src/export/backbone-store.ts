@@ -359,6 +359,30 @@ export function recommendedInputSize(stem: Stem): number {
   return stem === 'imagenet' ? 224 : 32;
 }
 
+/**
+ * Copies the weights at `weights` (anything loadBackbone accepts) into `backbone`,
+ * whose architecture, stem, channels and width must match (an error names what
+ * differs). Returns the manifest of the weights (their preprocessing, provenance).
+ */
+export async function loadWeightsInto(backbone: Backbone, weights: string): Promise<BackboneManifest> {
+  const { arch, stem, inputChannels, widthMultiplier } = backbone.config;
+  const loaded = await loadBackbone(weights, { arch, stem, inputChannels, widthMultiplier });
+  try {
+    const source = new Map(loaded.backbone.variables().map((v) => [v.name, v.variable]));
+    for (const { name, variable } of backbone.variables()) {
+      const from = source.get(name);
+      if (!from || from.shape.join(',') !== variable.shape.join(',')) {
+        throw new InputError(weights, `tensor "${name}" does not fit the backbone being trained`);
+      }
+      variable.assign(from);
+    }
+    (backbone as { numBatchesTracked?: number }).numBatchesTracked = numBatchesTracked(loaded.backbone);
+    return loaded.manifest;
+  } finally {
+    loaded.backbone.dispose();
+  }
+}
+
 export type ExportFormat = 'safetensors' | 'tfjs';
 
 /**

@@ -68,6 +68,8 @@ export interface RecipeOverrides {
   seed?: number;
   /** Merged over `train.lrOverrides`. */
   lrOverrides?: Record<number, number>;
+  /** Sets `init.weights` (continued pretraining). */
+  initWeights?: string;
 }
 
 /** Returns a copy of `recipe` with the overrides applied (validated like recipe keys). */
@@ -85,6 +87,7 @@ export function applyRecipeOverrides(recipe: PretrainRecipe, overrides: RecipeOv
     }
     out.seed = overrides.seed;
   }
+  if (overrides.initWeights !== undefined) out.init.weights = overrides.initWeights;
   for (const [epoch, value] of Object.entries(overrides.lrOverrides ?? {})) {
     out.train.lrOverrides[String(Number(epoch))] = value;
   }

@@ -23,6 +23,8 @@ export interface PretrainRecipe {
     stem: 'imagenet' | 'small';
   };
   input: { size: number; channels: 1 | 3; mean: number[] | null; std: number[] | null };
+  /** Continued pretraining: start the backbone from these weights instead of a random init. */
+  init: { weights: string | null; backboneLrMultiplier: number; warmEpochs: number };
   data: {
     batchSize: number;
     limit: number | null;
@@ -100,6 +102,24 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
         optional: true,
       },
     ),
+  }),
+  init: s.object('Continued pretraining: start the backbone from existing weights (heads still start at random).', {
+    weights: s.string(
+      'A selfsup backbone or run folder, a .safetensors file or a PyTorch checkpoint (.pth/.ckpt; `file#key` ' +
+        'picks one of several backbones); its architecture, stem, channels and width must match `backbone`. ' +
+        'Unset = random init. `selfsup pretrain --init <weights>` sets it.',
+      { optional: true },
+    ),
+    backboneLrMultiplier: s.number(
+      'Backbone learning rate = this x the schedule, during the first `warmEpochs` epochs (heads use the ' +
+        'schedule), so random heads do not wreck the imported features.',
+      { min: 0, max: 1, default: 1 },
+    ),
+    warmEpochs: s.integer('Epochs during which `backboneLrMultiplier` applies (0 = never).', {
+      min: 0,
+      max: 100000,
+      default: 0,
+    }),
   }),
   data: s.object('Loading the unlabeled images.', {
     batchSize: s.integer('Images per batch (before the task makes views).', { min: 1, max: 65536, default: 256 }),

@@ -10,8 +10,8 @@ import type { Backbone } from '../backbones/types.js';
 import { createLoader } from '../data/loader.js';
 import type { Batch, ImageSource, LoaderOptions, LoaderStats } from '../data/types.js';
 import { openImagesForEmbedding } from '../embed/inputs.js';
-import { saveBackbone } from '../export/backbone-store.js';
-import type { ManifestExtras } from '../export/manifest.js';
+import { loadWeightsInto, saveBackbone } from '../export/backbone-store.js';
+import type { BackboneManifest, ManifestExtras } from '../export/manifest.js';
 import type { TaskLookup } from '../recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import type { Rng } from '../util/rng.js';
@@ -33,6 +33,8 @@ export interface TrainComponents {
   createLoader(source: ImageSource, options: LoaderOptions): BatchLoader;
   /** Exports the final backbone to `dir` (atomically); when absent the loop writes its own tensors format. */
   saveBackbone?(backbone: Backbone, dir: string, metadata: ManifestExtras): Promise<void>;
+  /** Copies existing weights (recipe.init.weights) into the new backbone; returns their manifest. */
+  loadInitWeights?(backbone: Backbone, weights: string): Promise<BackboneManifest>;
 }
 
 /** The library's own task registry, ResNet factory, data loader and backbone export. */
@@ -51,5 +53,6 @@ export async function defaultComponents(): Promise<TrainComponents> {
     saveBackbone: async (backbone, dir, metadata) => {
       await saveBackbone(backbone, dir, metadata);
     },
+    loadInitWeights: loadWeightsInto,
   };
 }

@@ -219,6 +219,12 @@ async function pretrainLocked(
   const collapseMinRatio = recipe.monitor.collapse.minRatio ?? task.collapseMinRatio ?? 0.1;
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
+  // Continued pretraining: the backbone is a parameter group at a lower rate while the random heads settle.
+  const backboneParams = params.filter((p) => p.name.startsWith('backbone.'));
+  const setBackboneGroupFor = (epoch: number) => {
+    const warm = recipe.init.weights !== null && epoch < recipe.init.warmEpochs;
+    for (const p of backboneParams) p.lrScale = warm ? recipe.init.backboneLrMultiplier : 1;
+  };
 
   const emit = (event: TrainEvent) => options.onEvent?.(event);
   const progress = new Progress({
@@ -238,6 +244,7 @@ async function pretrainLocked(
     std: input.std,
     pretextTask: recipe.task.id,
     source: `selfsup pretrain run ${path.basename(runDir)}`,
+    ...(recipe.init.weights !== null ? { notes: { initWeights: recipe.init.weights } } : {}),
   };
   const state = (): TrainingState => ({
     epoch: position.epoch,
@@ -285,6 +292,21 @@ async function pretrainLocked(
         (backbone as { numBatchesTracked?: number }).numBatchesTracked = loaded.state.numBatchesTracked;
       lastGood = resumeDir;
       await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
+    } else if (recipe.init.weights !== null) {
+      if (!parts.loadInitWeights) throw new UsageError('recipe.init.weights is set but no weight loader was given');
+      const from = await parts.loadInitWeights(backbone, recipe.init.weights);
+      for (const key of ['mean', 'std'] as const) {
+        const differs =
+          from[key].length !== input[key].length || from[key].some((v, i) => Math.abs(v - input[key][i]) > 1e-6);
+        if (differs) {
+          emit({
+            type: 'warning',
+            message:
+              `recipe.input.${key} [${input[key].join(', ')}] differs from the one ${recipe.init.weights} was trained with ` +
+              `[${from[key].join(', ')}]; set recipe.input.${key} to match unless the change is deliberate`,
+          });
+        }
+      }
     }
     emit({ type: 'start', runDir, epochs: train.epochs, stepsPerEpoch, resumedFrom: resumeDir });
     await writeStatus(runDir, { status: 'running', ...position });
@@ -367,6 +389,7 @@ async function pretrainLocked(
             progress.finish('diverged');
             throw new DivergenceError(message, runDir, lastGood);
           }
+          setBackboneGroupFor(epoch);
           tf.tidy(() => optimizer.apply(computed.grads, lr));
           taskState.update(computed.bufferUpdates, stepPosition);
           const probeAccuracy =

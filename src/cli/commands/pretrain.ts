@@ -32,6 +32,7 @@ interface PretrainCliOptions extends GlobalOptions {
   val?: string;
   runId?: string;
   maxSteps?: number;
+  init?: string;
 }
 
 /** Human summary of a run. */
@@ -79,6 +80,11 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
         '--val <path>',
         'labelled validation images for the kNN monitor (class folders, labelled IDX or a label table)',
       )
+      .option(
+        '--init <weights>',
+        'continued pretraining: start the backbone from a selfsup backbone/run, a .safetensors file or a PyTorch ' +
+          'checkpoint (file.pth#key picks one of several); sets recipe init.weights',
+      )
       .option('--run-id <name>', 'run folder name under --out (default: <recipe name>-<timestamp>)')
       .option(
         '--max-steps <n>',
@@ -99,7 +105,9 @@ Examples:
   $ selfsup pretrain recipes/rotation-small.yaml --data data/fashion-mnist-demo/unlabeled --out runs
   $ selfsup pretrain recipes/simclr-small.yaml --data train-images-idx3-ubyte.gz --val data/fashion-mnist-demo/test --epochs 5
   $ selfsup pretrain recipes/simclr-resnet18.yaml --data ./photos --lr-override 0=0.05 --seed 7
-  $ selfsup pretrain --resume runs/simclr-small-20260101-120000Z --lr-override 4=0.01`,
+  $ selfsup pretrain --resume runs/simclr-small-20260101-120000Z --lr-override 4=0.01
+  # continue a rotation-pretrained backbone with SimCLR (recipe init: sets a lower backbone rate at first)
+  $ selfsup pretrain recipes/simclr-small.yaml --data ./dump --init runs/rotation-small-20260101-120000Z`,
       ),
   ).action((recipeFile: string | undefined, opts: PretrainCliOptions) => {
     setResult(
@@ -110,6 +118,9 @@ Examples:
         if (opts.val) requireExists(opts.val, '--val');
         if (opts.resume) requireExists(opts.resume, '--resume');
         if (recipeFile) requireExists(recipeFile, '<recipe>');
+        if (opts.init && opts.resume) {
+          throw new UsageError('--init starts a new run from existing weights; a resumed run keeps its own');
+        }
         startEngine(opts);
         let recipe = recipeFile ? loadPretrainRecipe(recipeFile, getTask) : readResolvedRecipe(opts.resume!);
         if (opts.resume && recipeFile) recipe.name = readResolvedRecipe(opts.resume).name;
@@ -117,6 +128,7 @@ Examples:
           epochs: opts.epochs,
           seed: opts.seed,
           lrOverrides: Object.fromEntries(opts.lrOverride),
+          initWeights: opts.init,
         });
         // Ctrl-C, SIGTERM, SIGHUP: finish the step, write a checkpoint, stop (resume later);
         // a second signal quits at once (128 + its number, as a shell reports it).
