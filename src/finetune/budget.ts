@@ -2,8 +2,10 @@
  * The label-budget study (`selfsup budget`): for N labels per class and several
  * seeds, finetune by the same recipe from a random initialisation ("scratch"),
  * from the pretrained backbone ("pretrained"), and optionally from the
- * pretrained backbone with FixMatch on unlabeled images ("pretrained+fixmatch");
- * evaluate each on the same test set. Output: every run (Arrow), mean and
+ * pretrained backbone with FixMatch on unlabeled images ("pretrained+fixmatch"),
+ * and from other weights ("init:<weights>": imported ImageNet weights, a
+ * continued pretraining, anything --backbone accepts); evaluate each on the
+ * same test set. Output: every run (Arrow), mean and
  * spread per (arm, N) (Arrow + Markdown), and a bar chart with error bars.
  */
 import path from 'node:path';
@@ -27,7 +29,19 @@ import {
 } from './run.js';
 
 export const BUDGET_ARMS = ['scratch', 'pretrained', 'pretrained+fixmatch'] as const;
-export type BudgetArm = (typeof BUDGET_ARMS)[number];
+/** A named arm, or `init:<weights>`: finetune like `pretrained` but from those weights. */
+export type BudgetArm = (typeof BUDGET_ARMS)[number] | `init:${string}`;
+
+/** The weights of an `init:<weights>` arm, or undefined for the named arms. */
+export function initWeightsOf(arm: string): string | undefined {
+  return arm.startsWith('init:') ? arm.slice('init:'.length) : undefined;
+}
+
+/** Checks an --arms entry; the error lists what is allowed. */
+export function checkBudgetArm(arm: string): BudgetArm {
+  if ((BUDGET_ARMS as readonly string[]).includes(arm) || (initWeightsOf(arm) ?? '') !== '') return arm as BudgetArm;
+  throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')} or init:<weights>`, arm);
+}
 
 export interface BudgetOptions {
   recipe: FinetuneRecipe;
@@ -126,10 +140,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   if (options.perClass.length === 0)
     throw invalidOption('--per-class', 'a list of label counts per class', options.perClass);
   if (options.seeds.length === 0) throw invalidOption('--seeds', 'a list of seeds', options.seeds);
-  for (const arm of options.arms) {
-    if (!(BUDGET_ARMS as readonly string[]).includes(arm))
-      throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')}`, arm);
-  }
+  for (const arm of options.arms) checkBudgetArm(arm);
   const output: OutputDirOptions = { kind: 'budget', overwrite: options.overwrite, inputs: finetuneInputs(options) };
   checkOutputDir(options.out, output);
   const recipe = options.recipe;
@@ -137,6 +148,27 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   const input = resolveInput(recipe, probe.backbone.config.inputChannels, probe.manifest);
   for (const message of preprocessingMismatches(recipe, probe.manifest)) options.log?.(`warning: ${message}`);
   probe.backbone.dispose();
+  // init:<weights> arms share the data as prepared for --backbone: same channels; other preprocessing warns.
+  for (const weights of options.arms.map(initWeightsOf)) {
+    if (weights === undefined) continue;
+    const other = await openBackbone(weights);
+    other.backbone.dispose();
+    if (other.backbone.config.inputChannels !== input.channels) {
+      throw new UsageError(
+        `--arms init:${weights} takes ${other.backbone.config.inputChannels}-channel input but --backbone takes ${input.channels}`,
+      );
+    }
+    for (const message of preprocessingMismatches(recipe, other.manifest)) {
+      options.log?.(`warning: init:${weights}: ${message}`);
+    }
+    for (const key of ['mean', 'std'] as const) {
+      if (other.manifest[key].some((v, i) => Math.abs(v - input[key][i]) > 1e-6)) {
+        options.log?.(
+          `warning: init:${weights} was trained with ${key} [${other.manifest[key].join(', ')}]; every arm uses [${input[key].join(', ')}] (from the recipe or --backbone)`,
+        );
+      }
+    }
+  }
   const wantsFixMatch = options.arms.includes('pretrained+fixmatch');
   const data = await prepareData(
     {
@@ -183,7 +215,8 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           fixmatch: { ...recipe.fixmatch, enabled: arm === 'pretrained+fixmatch' },
           labelProblems: { ...recipe.labelProblems, enabled: false },
         };
-        const { backbone } = await openBackbone(options.backbone, arm === 'scratch', seed);
+        const initWeights = initWeightsOf(arm);
+        const { backbone } = await openBackbone(initWeights ?? options.backbone, arm === 'scratch', seed);
         const outcome = await finetuneOnData(
           backbone,
           input,
@@ -193,7 +226,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           {
             recipeFile: options.recipeFile,
             featureCache,
-            featureKey: arm === 'scratch' ? `scratch:${seed}` : 'pretrained',
+            featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',
           },
         );
         const last = outcome.training.history[outcome.training.history.length - 1];

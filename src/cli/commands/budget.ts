@@ -1,6 +1,6 @@
 /** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
 import type { Command } from 'commander';
-import { BUDGET_ARMS, type BudgetArm, type BudgetResult, budgetMarkdown, runBudget } from '../../finetune/budget.js';
+import { BUDGET_ARMS, type BudgetResult, budgetMarkdown, checkBudgetArm, runBudget } from '../../finetune/budget.js';
 import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
 import {
@@ -60,7 +60,12 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
         .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
         .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
-        .option('--arms <list>', `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}`, 'scratch,pretrained')
+        .option(
+          '--arms <list>',
+          `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}, init:<weights> (finetune like pretrained, from ` +
+            'other weights: a run, a backbone folder, .safetensors, a PyTorch .pth/.ckpt)',
+          'scratch,pretrained',
+        )
         .option(
           '--unlabeled <path>',
           'unlabeled images for pretrained+fixmatch (default: the labeled pool, labels hidden)',
@@ -87,12 +92,7 @@ Examples:
         requireExists(opts.backbone, '--backbone');
         const perClass = parseIntegerList(opts.perClass, '--per-class', 1);
         const seeds = parseIntegerList(opts.seeds, '--seeds', 0);
-        const arms = opts.arms.split(',').map((s) => s.trim());
-        for (const arm of arms) {
-          if (!(BUDGET_ARMS as readonly string[]).includes(arm)) {
-            throw new UsageError(`Expected arms from ${BUDGET_ARMS.join(', ')} for --arms but received "${arm}"`);
-          }
-        }
+        const arms = opts.arms.split(',').map((s) => checkBudgetArm(s.trim()));
         const recipe = loadFinetuneRecipe(recipeFile);
         startEngine(opts);
         const result: BudgetResult = await runBudget({
@@ -106,7 +106,7 @@ Examples:
           testLimit: opts.testLimit,
           perClass,
           seeds,
-          arms: arms as BudgetArm[],
+          arms,
           out: opts.out,
           overwrite: opts.overwrite,
           progress: !opts.quiet && !opts.json,

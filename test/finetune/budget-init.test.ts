@@ -1,0 +1,66 @@
+/** Budget studies with init:<weights> arms: finetune like `pretrained`, from other weights. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBackbone } from '../../src/backbones/registry.js';
+import { initEngine } from '../../src/engine/backend.js';
+import { saveBackbone } from '../../src/export/backbone-store.js';
+import { checkBudgetArm, runBudget } from '../../src/finetune/budget.js';
+import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
+import { columnValues, readArrowTable } from '../../src/util/arrow.js';
+import { writeClassFolders, writeTinyBackboneExport } from '../cli/fixtures.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'selfsup-budget-init-'));
+const labeled = path.join(tmp, 'labeled');
+const backbone = path.join(tmp, 'backbone');
+const other = path.join(tmp, 'other');
+
+beforeAll(async () => {
+  expect(initEngine().backend).toBe('tensorflow');
+  await writeClassFolders(labeled, 10, 1);
+  await writeTinyBackboneExport(backbone, 16);
+  const different = createBackbone('resnet18', { inputChannels: 1, stem: 'small', widthMultiplier: 0.125, seed: 9 });
+  await saveBackbone(different, other, { inputSize: 16, pretextTask: 'random-init' });
+  different.dispose();
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('budget init:<weights> arms', () => {
+  const recipe = resolveFinetuneRecipe({
+    stages: [{ epochs: 2, trainable: ['all'] }],
+    train: { batchSize: 4 },
+    probe: { epochs: 3, batchSize: 4 },
+    eval: { holdout: 0.3 },
+  });
+
+  it('runs each init arm from its own weights (init:<the --backbone> reproduces pretrained exactly)', async () => {
+    const out = path.join(tmp, 'study');
+    const arms = ['pretrained', `init:${backbone}`, `init:${other}`].map(checkBudgetArm);
+    const result = await runBudget({ recipe, backbone, labels: labeled, perClass: [2], seeds: [0], arms, out });
+    const runs = readArrowTable(path.join(out, 'runs.arrow'));
+    expect(columnValues(runs, 'arm')).toEqual(arms);
+    const [pretrained, same] = result.rows;
+    expect(same.accuracy).toBe(pretrained.accuracy);
+    expect(same.macroF1).toBe(pretrained.macroF1);
+    expect(result.cells.map((c) => c.arm)).toEqual(arms);
+  });
+
+  it('rejects an empty init: arm and weights with other input channels', async () => {
+    expect(() => checkBudgetArm('init:')).toThrow(
+      'Expected names from scratch, pretrained, pretrained+fixmatch or init:<weights> for --arms but received "init:" (string)',
+    );
+    const threeChannels = path.join('test', 'fixtures', 'torch', 'checkpoints', 'r18-zip.pth');
+    await expect(
+      runBudget({
+        recipe,
+        backbone,
+        labels: labeled,
+        perClass: [2],
+        seeds: [0],
+        arms: ['pretrained', `init:${threeChannels}`],
+        out: path.join(tmp, 'bad'),
+      }),
+    ).rejects.toThrow(`--arms init:${threeChannels} takes 3-channel input but --backbone takes 1`);
+  });
+});
