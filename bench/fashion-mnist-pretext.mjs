@@ -21,6 +21,9 @@
  *   --probe-test N      test images for the probe [10000]
  *   --probe-steps N     full-batch Adam steps of the probe [500]
  *   --seed N            run seed [0]
+ *   --init PATH         continued pretraining: start every task's backbone from these weights (recipe init)
+ *   --init-lr-multiplier X  backbone learning rate x this during --init-warm-epochs [1]
+ *   --init-warm-epochs N    epochs at the lower backbone rate [0]
  *   --out DIR           run folders and results.json [runs/fashion-mnist-pretext]
  */
 import { mkdirSync } from 'node:fs';
@@ -50,6 +53,9 @@ const { values: args } = parseArgs({
     'probe-test': { type: 'string', default: '10000' },
     'probe-steps': { type: 'string', default: '500' },
     seed: { type: 'string', default: '0' },
+    init: { type: 'string' },
+    'init-lr-multiplier': { type: 'string', default: '1' },
+    'init-warm-epochs': { type: 'string', default: '0' },
     out: { type: 'string', default: 'runs/fashion-mnist-pretext' },
   },
 });
@@ -120,7 +126,7 @@ const record = (row) => {
 for (const id of taskIds) {
   const recipe = resolvePretrainRecipe(
     {
-      name: `fmnist-${id}`,
+      name: `fmnist-${id}${args.init ? '-init' : ''}`,
       seed,
       task: { id, options: TASK_OPTIONS[id] ?? {} },
       backbone: backboneConfig,
@@ -134,6 +140,15 @@ for (const id of taskIds) {
         keepCheckpoints: 1,
       },
       monitor: { collapse: { everySteps: 50 } },
+      ...(args.init
+        ? {
+            init: {
+              weights: args.init,
+              backboneLrMultiplier: Number(args['init-lr-multiplier']),
+              warmEpochs: Number(args['init-warm-epochs']),
+            },
+          }
+        : {}),
     },
     getTask,
   );
@@ -186,6 +201,7 @@ const summary = {
     probeTrain: probeTrain.indices.length,
     probeTest: probeTest.indices.length,
     probeSteps: probeOptions.steps,
+    init: args.init ?? null,
   },
   results,
   finishedAt: new Date().toISOString(),
