@@ -49,7 +49,7 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         .argument('<recipe>', 'the finetuning recipe every run uses (recipes/finetune-*.yaml)')
         .requiredOption(
           '--backbone <path>',
-          'the pretrained backbone: a run folder, an export folder or a .safetensors file',
+          'the pretrained backbone: a run folder, an export folder, a .safetensors file or a PyTorch .pth/.ckpt (file.pth#key)',
         )
         .requiredOption(
           '--labels <path>',

@@ -56,7 +56,8 @@ export function registerEmbed(program: Command, setResult: (p: Promise<number>) 
       )
       .argument(
         '<model>',
-        'a run folder, a backbone folder (manifest.json + backbone.safetensors), a .safetensors file or a tfjs model.json',
+        'a run folder, a backbone folder (manifest.json + backbone.safetensors), a .safetensors file, a PyTorch ' +
+          '.pth/.ckpt (file.pth#key) or a tfjs model.json',
       )
       .requiredOption('--data <path>', 'images: a folder, a scan manifest.arrow, a labels .csv/.arrow, or an IDX file')
       .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier embed output, with --overwrite)')

@@ -1,4 +1,4 @@
-/** `selfsup export`: a backbone (directory, run, .safetensors or model.json) -> safetensors or tfjs. */
+/** `selfsup export`: a backbone (directory, run, .safetensors, PyTorch checkpoint or model.json) -> safetensors or tfjs. */
 import type { Command } from 'commander';
 import { initEngine, resolveBackendPreference } from '../../engine/backend.js';
 import { exportBackbone } from '../../export/backbone-store.js';
@@ -20,7 +20,10 @@ export function registerExport(program: Command, setResult: (p: Promise<number>)
       .description(
         'write a backbone as torchvision-named safetensors or as a TensorFlow.js LayersModel, with manifest.json',
       )
-      .argument('<source>', 'a run directory, a backbone directory, a .safetensors file or a tfjs model.json')
+      .argument(
+        '<source>',
+        'a run directory, a backbone directory, a .safetensors file, a PyTorch .pth/.ckpt (file.pth#key) or a tfjs model.json',
+      )
       .requiredOption('--format <format>', 'safetensors | tfjs')
       .requiredOption(
         '--out <path>',

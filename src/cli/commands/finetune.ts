@@ -75,7 +75,8 @@ export function registerFinetune(program: Command, setResult: (p: Promise<number
         .argument('<recipe>', 'a finetuning recipe (recipes/finetune-*.yaml)')
         .requiredOption(
           '--backbone <path>',
-          'a pretraining run folder, a backbone export folder, or a torchvision .safetensors file',
+          'a pretraining run folder, a backbone export folder, a torchvision .safetensors file or a PyTorch .pth/.ckpt ' +
+            '(file.pth#key)',
         )
         .requiredOption(
           '--labels <path>',
