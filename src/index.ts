@@ -18,6 +18,7 @@ export * from './embed/index.js';
 export * from './engine/index.js';
 export { exportBackbone, loadBackbone, saveBackbone } from './export/backbone-store.js';
 export * as exporting from './export/index.js';
+export { inspectCheckpoint } from './export/pytorch/inspect.js';
 export * as finetune from './finetune/index.js';
 export * as probes from './probes/index.js';
 export { knnClassify, linearProbe, probeBackbone } from './probes/index.js';
