@@ -24,23 +24,24 @@ const args = process.argv.slice(2);
 
 if (args[0] === '--child') {
   const [, step, file] = args;
+  // Modules first (tfjs is among them), so the figures are the step's own.
+  const { inspectCheckpoint } = await import(path.join(root, 'dist/src/export/pytorch/inspect.js'));
+  const { readTorchBackbone } = await import(path.join(root, 'dist/src/export/pytorch/read-backbone.js'));
+  const { initEngine } = await import(path.join(root, 'dist/src/engine/index.js'));
+  const { loadBackbone } = await import(path.join(root, 'dist/src/export/backbone-store.js'));
+  if (step === 'load') initEngine({ quiet: true });
   const baseline = process.resourceUsage().maxRSS * 1024;
   const started = performance.now();
   let detail = '';
   if (step === 'inspect') {
-    const { inspectCheckpoint } = await import(path.join(root, 'dist/src/export/pytorch/inspect.js'));
     const summary = inspectCheckpoint(file);
     detail = `${summary.tensors.length} tensors, backbones: ${summary.backbones.map((b) => `${b.key} ${b.arch}`).join(', ')}`;
   } else if (step === 'read') {
-    const { readTorchBackbone } = await import(path.join(root, 'dist/src/export/pytorch/read-backbone.js'));
     const contents = readTorchBackbone(file);
     let bytes = 0;
     for (const entry of contents.tensors.values()) bytes += entry.bytes.length;
     detail = `${contents.tensors.size} tensors, ${(bytes / 2 ** 20).toFixed(1)} MB read`;
   } else {
-    const { initEngine } = await import(path.join(root, 'dist/src/engine/index.js'));
-    const { loadBackbone } = await import(path.join(root, 'dist/src/export/backbone-store.js'));
-    initEngine({ quiet: true });
     const loaded = await loadBackbone(file);
     detail = `${loaded.manifest.architecture}, ${loaded.fc ? `fc ${loaded.fc.outputDim}` : 'no fc'}`;
     loaded.backbone.dispose();
@@ -75,7 +76,7 @@ for (const step of ['inspect', 'read', 'load']) {
   if (child.status !== 0) throw new Error(child.stderr);
   const r = JSON.parse(child.stdout.trim().split('\n').pop());
   console.log(
-    `${step.padEnd(8)} ${r.seconds.toFixed(2)} s   peak RSS ${mb(r.peak)} (node + modules before: ${mb(r.baseline)}; ` +
+    `${step.padEnd(8)} ${r.seconds.toFixed(2)} s   peak RSS ${mb(r.peak)} (before the step, modules loaded${step === 'load' ? ' and TensorFlow started' : ''}: ${mb(r.baseline)}; ` +
       `growth ${mb(r.peak - r.baseline)} = ${((r.peak - r.baseline) / size).toFixed(2)} x file)   ${r.detail}`,
   );
 }

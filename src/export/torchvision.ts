@@ -152,28 +152,25 @@ export function loadStateDict(backbone: Backbone, contents: SafetensorsContents,
     const hint = inferred && inferred !== arch ? ` (the keys look like ${inferred})` : '';
     throw new InputError(file, `does not match a torchvision ${arch}${hint}: ${parts.join('; ')}`);
   }
-  const assignments: Array<[tf.Variable, tf.Tensor]> = [];
-  try {
-    for (const { name, variable, kind } of backbone.variables()) {
-      const entry = tensors.get(name)!;
-      checkFloat(entry.dtype, name, file);
-      const want = kind === 'conv' ? HWIO_TO_OIHW.map((p) => variable.shape[p]) : variable.shape;
-      if (entry.shape.join(',') !== want.join(',')) {
-        throw new InputError(
-          file,
-          `tensor "${name}" has shape [${entry.shape.join(', ')}] but ${arch} (${describe(backbone.config)}) needs [${want.join(', ')}]`,
-        );
-      }
-      const values = entryToFloat32(entry);
-      checkWeightValues(values, name, kind, file);
-      const data = kind === 'conv' ? transposeHost(values, entry.shape, OIHW_TO_HWIO) : values;
-      assignments.push([variable, tf.tensor(data, variable.shape, 'float32')]);
+  // Check every tensor (shape, dtype, finite values) before touching any variable; then convert and
+  // assign one at a time, so only one converted copy exists at once (a 100 MB checkpoint stays near its size).
+  for (const { name, variable, kind } of backbone.variables()) {
+    const entry = tensors.get(name)!;
+    checkFloat(entry.dtype, name, file);
+    const want = kind === 'conv' ? HWIO_TO_OIHW.map((p) => variable.shape[p]) : variable.shape;
+    if (entry.shape.join(',') !== want.join(',')) {
+      throw new InputError(
+        file,
+        `tensor "${name}" has shape [${entry.shape.join(', ')}] but ${arch} (${describe(backbone.config)}) needs [${want.join(', ')}]`,
+      );
     }
-  } catch (e) {
-    for (const [, value] of assignments) value.dispose();
-    throw e;
+    checkWeightValues(entryToFloat32(entry), name, kind, file);
   }
-  for (const [variable, value] of assignments) {
+  for (const { name, variable, kind } of backbone.variables()) {
+    const entry = tensors.get(name)!;
+    const values = entryToFloat32(entry);
+    const data = kind === 'conv' ? transposeHost(values, entry.shape, OIHW_TO_HWIO) : values;
+    const value = tf.tensor(data, variable.shape, 'float32');
     variable.assign(value);
     value.dispose();
   }

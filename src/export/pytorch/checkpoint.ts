@@ -436,9 +436,9 @@ function makeCheckpoint(
           }
         }
       }
-      // An aligned copy (Buffer pools and file offsets are not aligned to the item size).
-      const bytes = new Uint8Array(raw.length);
-      bytes.set(raw);
+      // The bytes as they are when they own their buffer (FileSource.read), else an aligned copy.
+      const owned = raw.byteOffset === 0 && raw.buffer.byteLength === raw.length;
+      const bytes = owned ? new Uint8Array(raw.buffer, 0, raw.length) : Uint8Array.from(raw);
       if (tensor.dtype === 'F64') {
         const wide = new Float64Array(bytes.buffer);
         return { dtype: 'F32', shape, bytes: new Uint8Array(Float32Array.from(wide).buffer) };

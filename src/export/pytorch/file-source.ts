@@ -20,7 +20,10 @@ export class FileSource {
     }
   }
 
-  /** `length` bytes at `offset` (a fresh buffer); an error naming `what` when they are not all in the file. */
+  /**
+   * `length` bytes at `offset`, in a buffer of their own (not pooled, offset 0, so
+   * typed views of it are aligned); an error naming `what` when they are not all in the file.
+   */
   read(offset: number, length: number, what = 'data'): Buffer {
     if (this.fd === undefined) throw new Error(`${this.file} was closed`);
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
@@ -32,7 +35,7 @@ export class FileSource {
         `${what} needs bytes ${offset}..${offset + length} but the file has ${this.size} bytes (truncated or corrupt)`,
       );
     }
-    const out = Buffer.allocUnsafe(length);
+    const out = Buffer.from(new ArrayBuffer(length));
     let done = 0;
     while (done < length) {
       const n = readSync(this.fd, out, done, length - done, offset + done);
