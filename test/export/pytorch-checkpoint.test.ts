@@ -12,7 +12,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { exportBackbone, loadBackbone } from '../../src/export/backbone-store.js';
-import { openTorchCheckpoint, TorchTensor, withTorchCheckpoint } from '../../src/export/pytorch/checkpoint.js';
+import {
+  openTorchCheckpoint,
+  TorchStorage,
+  TorchTensor,
+  withTorchCheckpoint,
+} from '../../src/export/pytorch/checkpoint.js';
 import { findBackbones, flattenTensors, pickBackbone } from '../../src/export/pytorch/find-backbone.js';
 import { unpickle } from '../../src/export/pytorch/unpickle.js';
 import { entryToFloat32, readSafetensors } from '../../src/export/safetensors.js';
@@ -227,6 +232,34 @@ describe('hostile and broken files', () => {
 });
 
 describe('backbone finder', () => {
+  it("reports layers a torchvision ResNet has no place for (timm's deep stem and average-pool shortcuts)", () => {
+    const storage = new TorchStorage('0', 'F32', 1000);
+    const t = (...shape: number[]) =>
+      new TorchTensor(
+        storage,
+        0,
+        shape,
+        shape.map(() => 0),
+        false,
+      );
+    const resnet50d = new Map<string, TorchTensor>([
+      ['conv1.0.weight', t(32, 3, 3, 3)],
+      ['conv1.1.weight', t(32)],
+      ['conv1.3.weight', t(32, 32, 3, 3)],
+      ['conv1.6.weight', t(64, 32, 3, 3)],
+      ['bn1.weight', t(64)],
+      ['layer1.0.conv1.weight', t(64, 64, 1, 1)],
+      ['layer1.0.downsample.1.weight', t(256, 64, 1, 1)],
+      ['layer1.0.downsample.2.weight', t(256)],
+      ['fc.weight', t(1000, 2048)],
+    ]);
+    const found = findBackbones(resnet50d);
+    expect(found.map((c) => c.name)).toEqual(['']);
+    expect(() => pickBackbone(found, 'resnet50d.pth')).toThrow(
+      'resnet50d.pth: backbone "(top level)" has layers a torchvision ResNet does not (conv1.0.weight, conv1.1.weight, conv1.3.weight, conv1.6.weight, ...)',
+    );
+  });
+
   it('names every candidate by its path', () => {
     withTorchCheckpoint(fixture('r18-moco.pth'), (checkpoint) => {
       const found = findBackbones(flattenTensors(checkpoint.root));

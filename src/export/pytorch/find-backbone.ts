@@ -89,20 +89,22 @@ export function findBackbones(tensors: Map<string, TorchTensor>): BackboneCandid
   const found: BackboneCandidate[] = [];
   const is4d = (key: string) => tensors.get(key)?.shape.length === 4;
   for (const key of tensors.keys()) {
-    let prefix: string | undefined;
+    // A backbone is wherever a first residual block is (layer1.0.conv1, or child 4 of a Sequential);
+    // its stem is then checked with the other keys (a deep stem is reported, not missed).
+    const under = (suffix: string) =>
+      key.endsWith(suffix) && (key.length === suffix.length || key[key.length - suffix.length - 1] === '.')
+        ? key.slice(0, -suffix.length)
+        : undefined;
+    let prefix = under('layer1.0.conv1.weight');
     let naming: BackboneCandidate['naming'] = 'torchvision';
-    if (key === 'conv1.weight' || key.endsWith('.conv1.weight')) {
-      const p = key.slice(0, -'conv1.weight'.length);
-      if (is4d(key) && is4d(`${p}layer1.0.conv1.weight`)) prefix = p;
-    }
-    if (prefix === undefined && (key === '0.weight' || key.endsWith('.0.weight'))) {
-      const p = key.slice(0, -'0.weight'.length);
-      if (is4d(key) && is4d(`${p}4.0.conv1.weight`) && tensors.has(`${p}1.running_var`)) {
+    if (prefix === undefined) {
+      const p = under('4.0.conv1.weight');
+      if (p !== undefined && is4d(`${p}0.weight`) && tensors.has(`${p}1.running_var`)) {
         prefix = p;
         naming = 'sequential';
       }
     }
-    if (prefix === undefined) continue;
+    if (prefix === undefined || !is4d(key) || found.some((c) => c.prefix === prefix)) continue;
     const named = new Map<string, TorchTensor>();
     const ignored: string[] = [];
     const unsupported: string[] = [];
