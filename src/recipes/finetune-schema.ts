@@ -4,15 +4,7 @@
  * dialect (optimizer-schema.ts); only the defaults differ.
  */
 import type { PipelineSpec } from '../data/types.js';
-import {
-  type DivergenceLimits,
-  divergenceSchema,
-  lrField,
-  type OptimizerConfig,
-  optimizerSchema,
-  type ScheduleConfig,
-  scheduleSchema,
-} from './optimizer-schema.js';
+import * as optimization from './optimizer-schema.js';
 import { type ObjectField, s } from './schema.js';
 
 export interface FinetuneRecipe {
@@ -24,11 +16,11 @@ export interface FinetuneRecipe {
   train: {
     batchSize: number;
     stepsPerEpoch: number | null;
-    optimizer: OptimizerConfig;
+    optimizer: optimization.OptimizerConfig;
     backboneLrMultiplier: number;
-    schedule: ScheduleConfig;
+    schedule: optimization.ScheduleConfig;
     gradClipNorm: number;
-    divergence: DivergenceLimits;
+    divergence: optimization.DivergenceLimits;
     checkpointEveryEpochs: number;
     keepCheckpoints: number;
   };
@@ -111,7 +103,7 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       'Steps per epoch; unset = one pass over the labeled images. Set it to give every label budget the same compute.',
       { min: 1, max: 1000000, optional: true },
     ),
-    optimizer: optimizerSchema(
+    optimizer: optimization.optimizerSchema(
       "One optimizer for the whole run (probe and stages): its state is kept per variable, so a variable that joins in a later stage starts its own moments there. `lr` is the head's peak learning rate.",
       { name: 'adam', lr: 0.001, weightDecay: 0, nesterov: false },
     ),
@@ -119,9 +111,9 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       'Parameter groups: the backbone trains at optimizer.lr x this, the head at optimizer.lr (0 freezes the backbone in effect).',
       { min: 0, max: 10, default: 0.1 },
     ),
-    schedule: scheduleSchema('Learning-rate schedule of the stages (per step, over all stages).'),
+    schedule: optimization.scheduleSchema('Learning-rate schedule of the stages (per step, over all stages).'),
     gradClipNorm: s.number('Clip gradients to this global L2 norm; 0 = no clipping.', { min: 0, default: 0 }),
-    divergence: divergenceSchema(),
+    divergence: optimization.divergenceSchema(),
     checkpointEveryEpochs: s.integer(
       'With an output folder (`selfsup finetune`), write a checkpoint every N epochs of the stages (and after the probe and the last epoch); `--resume` continues from the newest.',
       { min: 1, default: 1 },
@@ -178,7 +170,7 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
     'A linear probe before the stages (LP-FT, Kumar et al., 2022): the head trains on features of the un-augmented labeled images computed once, with its own cosine schedule and one pass over the labeled images per epoch; the stages then start from a trained head instead of a random one.',
     {
       epochs: s.integer('Epochs of the probe (0 = no probe).', { min: 0, max: 100000, default: 0 }),
-      lr: lrField(
+      lr: optimization.lrField(
         'Peak learning rate of the probe (cosine to 0 over its epochs, no warmup; same optimizer as the stages).',
         {
           default: 0.01,
