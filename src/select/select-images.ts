@@ -23,6 +23,7 @@ import { writeContactSheet } from '../report/contact-sheet.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertOneOf, InputError } from '../util/errors.js';
+import { beginOutputDir, checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
 import { type ProbabilityMatrix, predictions, type UncertaintyMeasure } from './scores.js';
 import { type SelectionResult, type SelectionStrategy, selectFromPool } from './strategies.js';
 
@@ -44,6 +45,8 @@ export interface SelectImagesOptions extends OpenImagesOptions {
   duplicateThreshold?: number;
   /** Output folder: selection.csv, selection.arrow, contact-sheet.png, summary.json, picks/ (when asked). */
   out: string;
+  /** Replace an earlier selection in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   /** Also put the picked files in `<out>/picks/` as copies or symbolic links. Default none. */
   exportPicks?: PickExport;
   /** Input side in px (default: the model's). */
@@ -118,6 +121,16 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
   const started = Date.now();
   const budget = assertInteger('budget', options.budget, 1, 10_000_000);
   const exportPicks = assertOneOf('exportPicks', options.exportPicks ?? 'none', PICK_EXPORTS);
+  const output: OutputDirOptions = {
+    kind: 'select',
+    overwrite: options.overwrite,
+    inputs: [
+      { path: options.model, option: '<model>' },
+      { path: options.data, option: '--data' },
+      { path: options.labeled ?? '', option: '--labeled' },
+    ],
+  };
+  checkOutputDir(options.out, output);
   const selector = await loadSelector(options.model, options.inputSize);
   try {
     const pool = await openImagesForEmbedding(options.data, options);
@@ -203,6 +216,13 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
       };
     });
 
+    await beginOutputDir(options.out, output, [
+      'selection.csv',
+      'selection.arrow',
+      'contact-sheet.png',
+      'summary.json',
+      ...(exportPicks === 'none' ? [] : ['picks']),
+    ]);
     const files = await writeSelection(options, pool, picks, exportPicks);
     const result: SelectImagesResult = {
       strategy: selection.strategy,

@@ -20,6 +20,7 @@ import { lineChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertNumber, InputError, UsageError } from '../util/errors.js';
+import { beginOutputDir, checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import type { UncertaintyMeasure } from './scores.js';
 import { CLASSIFIER_STRATEGIES, type SelectionStrategy, selectFromPool } from './strategies.js';
@@ -210,6 +211,8 @@ export interface SelectionStudyJob {
   inputSize?: number;
   batchSize?: number;
   out: string;
+  /** Replace an earlier study in `out` (only the files selfsup wrote). */
+  overwrite?: boolean;
   onStage?: (text: string) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
   onRound?: (row: StudyRound) => void;
@@ -232,6 +235,16 @@ function sample(size: number, limit: number | undefined, name: string): Int32Arr
 /** Embeds pool and test once with the backbone, runs the study, writes study.arrow, study.md and accuracy.png. */
 export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<SelectionStudyResult> {
   const started = Date.now();
+  const output: OutputDirOptions = {
+    kind: 'select-study',
+    overwrite: job.overwrite,
+    inputs: [
+      { path: job.model, option: '<model>' },
+      { path: job.pool, option: '--pool' },
+      { path: job.test, option: '--test' },
+    ],
+  };
+  checkOutputDir(job.out, output);
   const model = await loadModelForEmbedding(job.model, job.inputSize);
   let poolFeatures: LabeledFeatures;
   let testFeatures: LabeledFeatures;
@@ -297,6 +310,7 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
     onRound: job.onRound,
   });
   const studySeconds = (Date.now() - studyStarted) / 1000;
+  await beginOutputDir(job.out, output, ['study.arrow', 'study.md', 'accuracy.png']);
   const files = {
     table: path.join(job.out, 'study.arrow'),
     report: path.join(job.out, 'study.md'),

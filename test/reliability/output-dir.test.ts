@@ -260,6 +260,32 @@ describe('commands refuse an --out they would damage (exit 2, nothing touched)',
     expect(snapshot(labeled)).toEqual(before);
   });
 
+  it('select / select-study --out <the pool> or a user folder: refused before any work', async () => {
+    const before = snapshot(labeled);
+    const intoPool = await run('select', backbone, '--data', labeled, '--budget', '2', '--out', labeled);
+    expect(intoPool.code).toBe(2);
+    expect(intoPool.stderr).toContain(`--out ${labeled} is --data ${labeled}: selfsup never writes into what it reads`);
+    const picksInPool = await run(
+      'select',
+      backbone,
+      '--data',
+      labeled,
+      '--budget',
+      '2',
+      '--export-picks',
+      'copy',
+      '--out',
+      path.join(labeled, 'rows'),
+    );
+    expect(picksInPool.code).toBe(2);
+    expect(snapshot(labeled)).toEqual(before);
+    const user = userFolder('select-user');
+    expect((await run('select', backbone, '--data', labeled, '--budget', '2', '--out', user)).code).toBe(2);
+    const study = await run('select-study', backbone, '--pool', labeled, '--test', labeled, '--class-folders', '--out', user);
+    expect(study.code).toBe(2);
+    expect(readdirSync(user)).toEqual(['notes.txt']);
+  });
+
   it('embed twice: the second needs --overwrite and keeps the user files', async () => {
     const out = path.join(work, 'embedded');
     const args = ['embed', backbone, '--data', labeled, '--out', out, '--no-map'];

@@ -9,6 +9,7 @@ import {
   note,
   numberArg,
   output,
+  overwriteOption,
   progressFor,
   requireExists,
   startEngine,
@@ -20,6 +21,7 @@ interface StudyCliOptions extends GlobalOptions {
   pool: string;
   test: string;
   out: string;
+  overwrite?: boolean;
   classFolders?: boolean;
   strategies: string;
   seeds: string;
@@ -68,7 +70,8 @@ export function registerSelectStudy(program: Command, setResult: (p: Promise<num
       .argument('<model>', 'the backbone: a run folder, a backbone folder, a .safetensors file or a model.json')
       .requiredOption('--pool <path>', 'labeled pool whose labels stay hidden until picked (class folders, table, IDX)')
       .requiredOption('--test <path>', 'labeled test images')
-      .requiredOption('--out <dir>', 'output folder')
+      .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier study, with --overwrite)')
+      .addOption(overwriteOption())
       .option('--class-folders', 'the subfolders of --pool and --test are classes')
       .option(
         '--strategies <list>',
@@ -137,6 +140,7 @@ Examples:
           inputSize: opts.inputSize,
           batchSize: opts.batchSize,
           out: opts.out,
+          overwrite: opts.overwrite,
           onStage: (text) => note(opts, text),
           onProgress: (stage, done, total) => {
             let bar = bars.get(stage);

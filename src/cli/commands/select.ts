@@ -8,6 +8,7 @@ import {
   note,
   numberArg,
   output,
+  overwriteOption,
   progressFor,
   requireExists,
   startEngine,
@@ -18,6 +19,7 @@ interface SelectCliOptions extends GlobalOptions {
   data: string;
   budget: number;
   out: string;
+  overwrite?: boolean;
   strategy: SelectionStrategy;
   measure: UncertaintyMeasure;
   labeled?: string;
@@ -70,7 +72,8 @@ export function registerSelect(program: Command, setResult: (p: Promise<number>)
         'the unlabeled pool: a folder, a scan manifest.arrow, a .csv/.arrow table or an IDX file',
       )
       .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
-      .requiredOption('--out <dir>', 'output folder')
+      .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier selection, with --overwrite)')
+      .addOption(overwriteOption())
       .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('typical'))
       .addOption(
         new Option('--measure <name>', 'uncertainty measure (uncertainty, hybrid)')
@@ -134,6 +137,7 @@ Examples:
           seed: opts.seed,
           duplicateThreshold: opts.duplicateThreshold,
           out: opts.out,
+          overwrite: opts.overwrite,
           exportPicks: opts.exportPicks,
           inputSize: opts.inputSize,
           batchSize: opts.batchSize,
