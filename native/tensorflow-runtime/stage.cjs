@@ -9,8 +9,12 @@
  * install script looks first (`deps/lib/libtensorflow.so.2.9.1`). tfjs-node
  * then compiles its binding from source with node-gyp.
  *
- * This runs as the `preinstall` script of a dependency, so npm runs it before
- * any dependency's `install` script (tfjs-node's among them).
+ * npm runs every dependency's `preinstall` before any dependency's `install`
+ * script (tfjs-node's among them), so this runs as a `preinstall`: of selfsup
+ * itself when selfsup is installed as a dependency, and of the repository-only
+ * dev dependency `@selfsup/tensorflow-runtime` (this folder, copied into
+ * node_modules by `install-links=true` in .npmrc) in a clone, where the root
+ * project's own scripts run only after all dependencies are built.
  *
  * Environment:
  *   SELFSUP_TF_RUNTIME      auto (default) | wheel | official | off
@@ -42,13 +46,30 @@ function block(title, lines) {
   process.stderr.write(`\n${bar}\n selfsup: ${title}\n${bar}\n${lines.map((l) => ` ${l}`).join('\n')}\n${bar}\n\n`);
 }
 
+/**
+ * Finds an installed package the way Node would from `from`: the nearest
+ * node_modules/<name> walking up. Works for this file inside the repo
+ * (native/tensorflow-runtime), copied into node_modules/@selfsup/tensorflow-runtime,
+ * and inside an installed selfsup (node_modules/selfsup/native/tensorflow-runtime),
+ * whether npm hoisted the package or nested it under selfsup.
+ */
+function findPackageDir(name, from = __dirname) {
+  const starts = [from, process.env.INIT_CWD].filter(Boolean);
+  for (const start of starts) {
+    let dir = path.resolve(start);
+    for (;;) {
+      const candidate = path.join(dir, 'node_modules', ...name.split('/'));
+      if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
+      const parent = path.dirname(dir);
+      if (parent === dir) break;
+      dir = parent;
+    }
+  }
+  return undefined;
+}
+
 function findTfjsNode() {
-  // Installed as node_modules/@selfsup/tensorflow-runtime; tfjs-node is a sibling scope.
-  const candidates = [
-    path.resolve(__dirname, '..', '..', '@tensorflow', 'tfjs-node'),
-    path.resolve(process.env.INIT_CWD || process.cwd(), 'node_modules', '@tensorflow', 'tfjs-node'),
-  ];
-  return candidates.find((c) => fs.existsSync(path.join(c, 'package.json')));
+  return findPackageDir('@tensorflow/tfjs-node');
 }
 
 function cacheRoot() {

@@ -8,9 +8,10 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 
 const require = createRequire(import.meta.url);
@@ -36,6 +37,8 @@ export interface EngineInfo {
   oneDnn: boolean;
   /** Why the choice fell where it did; warnings for slow paths. */
   notes: string[];
+  /** Why native TensorFlow on the CPU is not in use (pure JS only), with the fix. */
+  nativeProblem?: string;
 }
 
 export interface EngineOptions {
@@ -72,6 +75,58 @@ function canResolve(pkg: string): boolean {
   }
 }
 
+type NativePackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu';
+
+/** The install directory of `pkg` as Node resolves it from here, if installed. */
+export function nativePackageDir(pkg: NativePackage): string | undefined {
+  try {
+    return path.dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why `pkg` cannot load, read from what its install left on disk, with the fix;
+ * undefined when the files are all there (then the load error itself is the reason).
+ * Install scripts that never ran (npm 11 skips dependency scripts not approved in
+ * `allowScripts`, and `--ignore-scripts` skips them all) leave the package without
+ * its TensorFlow library and binding.
+ */
+export function nativeInstallProblem(pkg: NativePackage): string | undefined {
+  const dir = nativePackageDir(pkg);
+  if (!dir) {
+    return pkg === '@tensorflow/tfjs-node'
+      ? `${pkg} is not installed (an optional dependency: npm drops it when its install script fails); ` +
+          'reinstall and read the "selfsup:" block the install prints (docs/install.md)'
+      : `${pkg} is not installed; on Linux x86-64 run SELFSUP_GPU=1 npm ci (docs/install.md, "GPU")`;
+  }
+  const hasLibrary = existsSync(path.join(dir, 'deps', 'lib', 'libtensorflow.so.2.9.1'));
+  const hasBinding = (() => {
+    try {
+      return readdirSync(path.join(dir, 'lib')).some((d) => existsSync(path.join(dir, 'lib', d, 'tfjs_binding.node')));
+    } catch {
+      return false;
+    }
+  })();
+  if (process.platform === 'linux' && !hasLibrary && !hasBinding) {
+    return (
+      `${pkg} has neither its TensorFlow library nor its binding: its install scripts did not run. ` +
+      'npm 11 runs only approved dependency scripts: run `npm install-scripts approve selfsup ' +
+      `${pkg}\` and then \`npm rebuild selfsup ${pkg}\` (docs/install.md, "As a dependency")`
+    );
+  }
+  if (!hasBinding) {
+    return `${pkg}'s binding (tfjs_binding.node) was not built: run \`npm rebuild ${pkg}\` and read its output (it needs g++, make and python3)`;
+  }
+  return undefined;
+}
+
+/** The reason `pkg` failed to load: what its install left missing, else the load error's first line. */
+function loadFailure(pkg: NativePackage, e: unknown): string {
+  return nativeInstallProblem(pkg) ?? (e as Error).message.split('\n')[0];
+}
+
 /** Reads and validates the preference from an option or SELFSUP_BACKEND. */
 export function resolveBackendPreference(option?: string): BackendPreference {
   const source = option !== undefined ? 'option --backend' : 'SELFSUP_BACKEND';
@@ -82,7 +137,7 @@ export function resolveBackendPreference(option?: string): BackendPreference {
   return value as BackendPreference;
 }
 
-function loadNative(pkg: '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu'): string {
+function loadNative(pkg: NativePackage): string {
   // TensorFlow's C++ logging is chatty at level 0; keep warnings and errors only unless asked.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '1';
   // TensorFlow 2.12 turns its oneDNN kernels on by default only on CPUs with
@@ -111,6 +166,7 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
   let provider: EngineInfo['provider'] = '@tensorflow/tfjs';
   let tensorflowVersion: string | undefined;
   let gpu = false;
+  let nativeProblem: string | undefined;
 
   const tryGpu = preference === 'gpu' || (preference === 'auto' && canResolve('@tensorflow/tfjs-node-gpu'));
   if (tryGpu) {
@@ -136,7 +192,8 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
       tensorflowVersion = loadNative('@tensorflow/tfjs-node');
       provider = '@tensorflow/tfjs-node';
     } catch (e) {
-      const why = (e as Error).message.split('\n')[0];
+      const why = loadFailure('@tensorflow/tfjs-node', e);
+      nativeProblem = why;
       if (preference === 'cpu') {
         throw new EngineError(
           `backend "cpu" (native TensorFlow) was asked for but @tensorflow/tfjs-node failed to load: ${why}. See docs/install.md.`,
@@ -151,7 +208,8 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
       'WARNING: running on pure-JS TensorFlow.js (no native TensorFlow). Training is ~4000x slower; ' +
       'selfsup refuses long runs unless you pass --allow-slow-backend. See docs/install.md to get native TensorFlow.';
     notes.push(warning);
-    if (!options.quiet) process.stderr.write(`\n${'!'.repeat(78)}\n${warning}\n${'!'.repeat(78)}\n\n`);
+    const why = nativeProblem ? `\nNative TensorFlow: ${nativeProblem}.` : '';
+    if (!options.quiet) process.stderr.write(`\n${'!'.repeat(78)}\n${warning}${why}\n${'!'.repeat(78)}\n\n`);
   }
 
   current = {
@@ -166,6 +224,7 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
     cpus,
     oneDnn: process.env.TF_ENABLE_ONEDNN_OPTS === '1',
     notes,
+    ...(nativeProblem ? { nativeProblem } : {}),
   };
   return current;
 }
@@ -184,6 +243,7 @@ export function assertFastBackend(allowSlowBackend = false): EngineInfo {
   if (!info.native && !allowSlowBackend) {
     throw new EngineError(
       'native TensorFlow is not available and pure JS is ~4000x slower; refusing a long run. ' +
+        (info.nativeProblem ? `Native TensorFlow: ${info.nativeProblem}. ` : '') +
         'Install native TensorFlow (docs/install.md) or pass --allow-slow-backend.',
     );
   }
