@@ -31,52 +31,23 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const os = require('node:os');
-const cp = require('node:child_process');
 const https = require('node:https');
+const {
+  TFJS_LIB_VERSION,
+  log,
+  block,
+  findPackageDir,
+  cacheRoot,
+  requirePython,
+  pipDownload,
+  extractWheel,
+  exportsCApi,
+  stageRuntime,
+} = require('./lib.cjs');
 
 const DEFAULT_WHEEL_VERSION = '2.12.0';
-const TFJS_LIB_VERSION = '2.9.1';
 const OFFICIAL_URL =
   'https://storage.googleapis.com/tensorflow/libtensorflow/libtensorflow-cpu-linux-x86_64-2.9.1.tar.gz';
-
-const log = (msg) => process.stderr.write(`[selfsup runtime] ${msg}\n`);
-
-function block(title, lines) {
-  const bar = '='.repeat(78);
-  process.stderr.write(`\n${bar}\n selfsup: ${title}\n${bar}\n${lines.map((l) => ` ${l}`).join('\n')}\n${bar}\n\n`);
-}
-
-/**
- * Finds an installed package the way Node would from `from`: the nearest
- * node_modules/<name> walking up. Works for this file inside the repo
- * (native/tensorflow-runtime), copied into node_modules/@selfsup/tensorflow-runtime,
- * and inside an installed selfsup (node_modules/selfsup/native/tensorflow-runtime),
- * whether npm hoisted the package or nested it under selfsup.
- */
-function findPackageDir(name, from = __dirname) {
-  const starts = [from, process.env.INIT_CWD].filter(Boolean);
-  for (const start of starts) {
-    let dir = path.resolve(start);
-    for (;;) {
-      const candidate = path.join(dir, 'node_modules', ...name.split('/'));
-      if (fs.existsSync(path.join(candidate, 'package.json'))) return candidate;
-      const parent = path.dirname(dir);
-      if (parent === dir) break;
-      dir = parent;
-    }
-  }
-  return undefined;
-}
-
-function findTfjsNode() {
-  return findPackageDir('@tensorflow/tfjs-node');
-}
-
-function cacheRoot() {
-  if (process.env.SELFSUP_CACHE_DIR) return process.env.SELFSUP_CACHE_DIR;
-  const xdg = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(xdg, 'selfsup');
-}
 
 function probeOfficial(timeoutMs) {
   return new Promise((resolve) => {
@@ -93,55 +64,6 @@ function probeOfficial(timeoutMs) {
   });
 }
 
-function findPython() {
-  for (const exe of [process.env.PYTHON, 'python3', 'python'].filter(Boolean)) {
-    const r = cp.spawnSync(exe, ['-c', 'import sys, pip; print(sys.version_info[0])'], { encoding: 'utf8' });
-    if (r.status === 0 && r.stdout.trim() === '3') return exe;
-  }
-  return undefined;
-}
-
-const EXTRACT_PY = `
-import sys, zipfile, os, fnmatch
-wheel, dest = sys.argv[1], sys.argv[2]
-keep = ['tensorflow/libtensorflow_cc.so.2', 'tensorflow/libtensorflow_framework.so.2',
-        'tensorflow/include/tensorflow/c/*', 'tensorflow/include/tensorflow/tsl/c/*',
-        'tensorflow/include/tsl/c/*', 'tensorflow/include/xla/tsl/c/*',
-        'tensorflow/include/tsl/platform/ctstring*',
-        'tensorflow/include/tensorflow/tsl/platform/ctstring*',
-        'tensorflow/include/tensorflow/core/platform/ctstring*']
-n = 0
-with zipfile.ZipFile(wheel) as z:
-    for info in z.infolist():
-        if info.is_dir() or not any(fnmatch.fnmatch(info.filename, k) for k in keep):
-            continue
-        rel = info.filename[len('tensorflow/'):]
-        rel = rel[len('include/'):] if rel.startswith('include/') else 'lib/' + rel
-        out = os.path.join(dest, rel if rel.startswith('lib/') else os.path.join('include', rel))
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        with z.open(info) as src, open(out, 'wb') as dst:
-            while True:
-                chunk = src.read(1 << 20)
-                if not chunk:
-                    break
-                dst.write(chunk)
-        n += 1
-print(n)
-`;
-
-/** Checks that the two libraries together export the C functions the binding calls. */
-function exportsCApi(libPaths) {
-  let text = '';
-  for (const lib of libPaths) {
-    const r = cp.spawnSync('nm', ['-D', '--defined-only', lib], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    if (r.status !== 0) return { checked: false };
-    text += r.stdout;
-  }
-  const needed = ['TF_NewStatus', 'TF_Version', 'TFE_NewContext', 'TFE_Execute', 'TFE_NewOp', 'TF_AllocateTensor'];
-  const missing = needed.filter((s) => !new RegExp(` T ${s}(@@?\\S+)?$`, 'm').test(text));
-  return { checked: true, missing };
-}
-
 /** Fetches and unpacks the runtime into the cache; returns its directory. */
 function ensureCachedRuntime(version) {
   const dir = path.join(cacheRoot(), 'tensorflow-runtime', `${version}-linux-x86_64`);
@@ -149,9 +71,7 @@ function ensureCachedRuntime(version) {
     log(`using cached TensorFlow ${version} runtime in ${dir}`);
     return dir;
   }
-  const python = findPython();
-  if (!python)
-    throw new Error('no Python 3 with pip was found (needed to run `pip download`); set PYTHON=/path/to/python3');
+  const python = requirePython();
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -159,34 +79,12 @@ function ensureCachedRuntime(version) {
   try {
     let wheel = process.env.SELFSUP_TF_WHEEL;
     if (!wheel) {
-      const dl = path.join(tmp, 'download');
       log(`fetching tensorflow-cpu==${version} with pip download (about 230 MB, once)`);
-      const args = [
-        '-m',
-        'pip',
-        'download',
-        '--no-deps',
-        '--only-binary=:all:',
-        '--python-version',
-        '3.11',
-        '--platform',
-        'manylinux2014_x86_64',
-        '--disable-pip-version-check',
-        '-d',
-        dl,
-        `tensorflow-cpu==${version}`,
-      ];
-      const r = cp.spawnSync(python, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-      if (r.status !== 0) throw new Error(`\`${python} ${args.join(' ')}\` exited with ${r.status}`);
-      wheel = fs
-        .readdirSync(dl)
-        .filter((f) => f.endsWith('.whl'))
-        .map((f) => path.join(dl, f))[0];
+      wheel = pipDownload(python, [`tensorflow-cpu==${version}`], path.join(tmp, 'download'))[0];
       if (!wheel) throw new Error('pip download finished but left no .whl file');
     }
     log(`extracting the C runtime from ${path.basename(wheel)}`);
-    const r = cp.spawnSync(python, ['-c', EXTRACT_PY, wheel, tmp], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`extracting ${wheel} failed: ${r.stderr.trim().split('\n').pop()}`);
+    extractWheel(python, wheel, tmp, 'tensorflow');
     const lib = path.join(tmp, 'lib', 'libtensorflow_cc.so.2');
     if (!fs.existsSync(lib)) {
       throw new Error(
@@ -212,48 +110,10 @@ function ensureCachedRuntime(version) {
   return dir;
 }
 
-function linkOrCopy(src, dst) {
-  fs.rmSync(dst, { force: true });
-  try {
-    fs.linkSync(src, dst);
-  } catch {
-    fs.copyFileSync(src, dst);
-  }
-}
-
-function symlink(target, at) {
-  fs.rmSync(at, { force: true });
-  fs.symlinkSync(target, at);
-}
-
-/** Places the cached runtime where tfjs-node's install script looks. */
-function stage(runtimeDir, tfjsNodeDir, version) {
-  const deps = path.join(tfjsNodeDir, 'deps');
-  const lib = path.join(deps, 'lib');
-  fs.mkdirSync(lib, { recursive: true });
-  const main = `libtensorflow.so.${TFJS_LIB_VERSION}`;
-  linkOrCopy(
-    path.join(runtimeDir, 'lib', 'libtensorflow_framework.so.2'),
-    path.join(lib, 'libtensorflow_framework.so.2'),
-  );
-  // Written last: its presence is what tells tfjs-node the runtime is ready.
-  linkOrCopy(path.join(runtimeDir, 'lib', 'libtensorflow_cc.so.2'), path.join(lib, `${main}.partial`));
-  symlink(main, path.join(lib, 'libtensorflow.so'));
-  symlink(main, path.join(lib, 'libtensorflow_cc.so.2')); // the library's SONAME
-  symlink('libtensorflow_framework.so.2', path.join(lib, 'libtensorflow_framework.so'));
-  fs.rmSync(path.join(deps, 'include'), { recursive: true, force: true });
-  fs.cpSync(path.join(runtimeDir, 'include'), path.join(deps, 'include'), { recursive: true });
-  fs.writeFileSync(
-    path.join(deps, 'selfsup-runtime.json'),
-    `${JSON.stringify({ source: 'tensorflow-cpu wheel', version, runtimeDir }, null, 2)}\n`,
-  );
-  fs.renameSync(path.join(lib, `${main}.partial`), path.join(lib, main));
-}
-
 async function main() {
   const mode = (process.env.SELFSUP_TF_RUNTIME || 'auto').toLowerCase();
   if (mode === 'off' || mode === 'official') return;
-  const tfjsNodeDir = findTfjsNode();
+  const tfjsNodeDir = findPackageDir('@tensorflow/tfjs-node');
   if (!tfjsNodeDir) return; // tfjs-node not part of this install
   if (fs.existsSync(path.join(tfjsNodeDir, 'deps', 'lib', `libtensorflow.so.${TFJS_LIB_VERSION}`))) return;
   if (os.platform() !== 'linux' || os.arch() !== 'x64') {
@@ -275,7 +135,7 @@ async function main() {
   const version = process.env.SELFSUP_TF_WHEEL_VERSION || DEFAULT_WHEEL_VERSION;
   try {
     const dir = ensureCachedRuntime(version);
-    stage(dir, tfjsNodeDir, version);
+    stageRuntime(dir, tfjsNodeDir, { source: 'tensorflow-cpu wheel', version });
     log(`staged TensorFlow ${version} C runtime for @tensorflow/tfjs-node (its binding is compiled next)`);
   } catch (e) {
     block('could not stage the native TensorFlow runtime', [

@@ -7,12 +7,19 @@
  * `tensorflow` backend on that shared engine.
  */
 
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import {
+  describeNativePackage,
+  GPU_PACKAGE,
+  gpuSystemProblem,
+  listedGpus,
+  type NativePackage,
+  type NativeRuntime,
+  nativeInstallProblem,
+  nativePackageDir,
+} from './native.js';
 
 const require = createRequire(import.meta.url);
 
@@ -25,7 +32,12 @@ export interface EngineInfo {
   /** The npm package that provides the backend. */
   provider: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node' | '@tensorflow/tfjs';
   native: boolean;
+  /** Whether TensorFlow runs ops on a GPU. */
   gpu: boolean;
+  /** Where the loaded native package's TensorFlow came from and whether it is a CUDA build. */
+  runtime?: NativeRuntime;
+  /** Why no GPU is used, when the GPU package was asked for or is installed. */
+  gpuProblem?: string;
   /** TensorFlow C library version (native only). */
   tensorflowVersion?: string;
   tfjsVersion: string;
@@ -59,72 +71,44 @@ function parseThreads(value: string | undefined, fallback: number): number {
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
 
-function gpuVisible(): boolean {
-  if (process.env.CUDA_VISIBLE_DEVICES === '' || process.env.CUDA_VISIBLE_DEVICES === '-1') return false;
-  if (existsSync('/dev/nvidia0')) return true;
-  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 5000 });
-  return r.status === 0 && /GPU \d/.test(r.stdout);
-}
-
-function canResolve(pkg: string): boolean {
-  try {
-    require.resolve(pkg);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-type NativePackage = '@tensorflow/tfjs-node' | '@tensorflow/tfjs-node-gpu';
-
-/** The install directory of `pkg` as Node resolves it from here, if installed. */
-export function nativePackageDir(pkg: NativePackage): string | undefined {
-  try {
-    return path.dirname(require.resolve(`${pkg}/package.json`));
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Why `pkg` cannot load, read from what its install left on disk, with the fix;
- * undefined when the files are all there (then the load error itself is the reason).
- * Install scripts that never ran (npm 11 skips dependency scripts not approved in
- * `allowScripts`, and `--ignore-scripts` skips them all) leave the package without
- * its TensorFlow library and binding.
+ * The package the CPU path loads: @tensorflow/tfjs-node, or the one named by
+ * SELFSUP_NATIVE_PACKAGE (to run the GPU package's CUDA build on the CPU).
  */
-export function nativeInstallProblem(pkg: NativePackage): string | undefined {
-  const dir = nativePackageDir(pkg);
-  if (!dir) {
-    return pkg === '@tensorflow/tfjs-node'
-      ? `${pkg} is not installed (an optional dependency: npm drops it when its install script fails); ` +
-          'reinstall and read the "selfsup:" block the install prints (docs/install.md)'
-      : `${pkg} is not installed; on Linux x86-64 run SELFSUP_GPU=1 npm ci (docs/install.md, "GPU")`;
-  }
-  const hasLibrary = existsSync(path.join(dir, 'deps', 'lib', 'libtensorflow.so.2.9.1'));
-  const hasBinding = (() => {
-    try {
-      return readdirSync(path.join(dir, 'lib')).some((d) => existsSync(path.join(dir, 'lib', d, 'tfjs_binding.node')));
-    } catch {
-      return false;
-    }
-  })();
-  if (process.platform === 'linux' && !hasLibrary && !hasBinding) {
-    return (
-      `${pkg} has neither its TensorFlow library nor its binding: its install scripts did not run. ` +
-      'npm 11 runs only approved dependency scripts: run `npm install-scripts approve selfsup ' +
-      `${pkg}\` and then \`npm rebuild selfsup ${pkg}\` (docs/install.md, "As a dependency")`
+function cpuPackage(): NativePackage {
+  const v = process.env.SELFSUP_NATIVE_PACKAGE;
+  if (v === undefined || v === '') return '@tensorflow/tfjs-node';
+  if (v !== '@tensorflow/tfjs-node' && v !== GPU_PACKAGE) {
+    throw new EngineError(
+      `Expected @tensorflow/tfjs-node or ${GPU_PACKAGE} for SELFSUP_NATIVE_PACKAGE but received "${v}"`,
     );
   }
-  if (!hasBinding) {
-    return `${pkg}'s binding (tfjs_binding.node) was not built: run \`npm rebuild ${pkg}\` and read its output (it needs g++, make and python3)`;
-  }
-  return undefined;
+  return v;
 }
 
 /** The reason `pkg` failed to load: what its install left missing, else the load error's first line. */
 function loadFailure(pkg: NativePackage, e: unknown): string {
   return nativeInstallProblem(pkg) ?? (e as Error).message.split('\n')[0];
+}
+
+/** The one-line error for `--backend gpu` when no GPU works; `why` says what is missing. */
+export function gpuBackendError(why: string): EngineError {
+  return new EngineError(`backend "gpu" was asked for but no GPU works: ${why}`);
+}
+
+/** Whether the loaded native backend placed its ops on a GPU device. */
+function usingGpuDevice(): boolean {
+  return (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
+}
+
+/** Why TensorFlow found no GPU although the system shows a driver and a device. */
+function noDeviceFound(): string {
+  const gpus = listedGpus();
+  const cuda = describeNativePackage(GPU_PACKAGE)?.cuda?.version;
+  return (
+    `TensorFlow found no usable GPU although ${gpus.length ? `the driver lists ${gpus.join('; ')}` : 'a driver and a device are present'}` +
+    `: the driver may be too old for CUDA ${cuda ?? 'of this build'} or the GPU unsupported; TF_CPP_MIN_LOG_LEVEL=0 shows TensorFlow's own reason`
+  );
 }
 
 /** Reads and validates the preference from an option or SELFSUP_BACKEND. */
@@ -168,38 +152,57 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
   let gpu = false;
   let nativeProblem: string | undefined;
 
-  const tryGpu = preference === 'gpu' || (preference === 'auto' && canResolve('@tensorflow/tfjs-node-gpu'));
-  if (tryGpu) {
-    if (preference === 'auto' && !gpuVisible()) {
-      notes.push('@tensorflow/tfjs-node-gpu is installed but no GPU is visible; using the CPU');
+  let gpuProblem: string | undefined;
+  const cpuPkg = preference === 'gpu' || preference === 'js' ? '@tensorflow/tfjs-node' : cpuPackage();
+
+  if (preference === 'gpu') {
+    // Checked before loading: only one native package may be loaded in a process.
+    const system = gpuSystemProblem();
+    if (system) throw gpuBackendError(system);
+    try {
+      tensorflowVersion = loadNative(GPU_PACKAGE);
+    } catch (e) {
+      throw gpuBackendError(loadFailure(GPU_PACKAGE, e));
+    }
+    if (!usingGpuDevice()) throw gpuBackendError(noDeviceFound());
+    provider = GPU_PACKAGE;
+    gpu = true;
+  } else if (preference === 'auto' && cpuPkg !== GPU_PACKAGE && nativePackageDir(GPU_PACKAGE)) {
+    gpuProblem = gpuSystemProblem();
+    if (gpuProblem) {
+      notes.push(`${GPU_PACKAGE} is installed but not used: ${gpuProblem}; using the CPU`);
     } else {
       try {
-        tensorflowVersion = loadNative('@tensorflow/tfjs-node-gpu');
-        provider = '@tensorflow/tfjs-node-gpu';
-        gpu = true;
-      } catch (e) {
-        if (preference === 'gpu') {
-          throw new EngineError(
-            `backend "gpu" was asked for but @tensorflow/tfjs-node-gpu failed to load: ${(e as Error).message.split('\n')[0]}`,
-          );
+        tensorflowVersion = loadNative(GPU_PACKAGE);
+        provider = GPU_PACKAGE;
+        gpu = usingGpuDevice();
+        if (!gpu) {
+          gpuProblem = noDeviceFound();
+          notes.push(`${GPU_PACKAGE} runs on the CPU: ${gpuProblem}`);
         }
-        notes.push(`@tensorflow/tfjs-node-gpu failed to load (${(e as Error).message.split('\n')[0]}); trying the CPU`);
+      } catch (e) {
+        gpuProblem = loadFailure(GPU_PACKAGE, e);
+        notes.push(`${GPU_PACKAGE} failed to load (${gpuProblem}); trying the CPU`);
       }
     }
   }
-  if (!gpu && (preference === 'auto' || preference === 'cpu')) {
+  if (provider === '@tensorflow/tfjs' && (preference === 'auto' || preference === 'cpu')) {
     try {
-      tensorflowVersion = loadNative('@tensorflow/tfjs-node');
-      provider = '@tensorflow/tfjs-node';
+      // The CPU path through the GPU package: hide GPUs when the CPU was asked for.
+      if (cpuPkg === GPU_PACKAGE && preference === 'cpu') process.env.CUDA_VISIBLE_DEVICES ??= '-1';
+      tensorflowVersion = loadNative(cpuPkg);
+      provider = cpuPkg;
+      gpu = cpuPkg === GPU_PACKAGE && usingGpuDevice();
+      if (cpuPkg === GPU_PACKAGE && !gpu) gpuProblem = gpuSystemProblem() ?? noDeviceFound();
     } catch (e) {
-      const why = loadFailure('@tensorflow/tfjs-node', e);
+      const why = loadFailure(cpuPkg, e);
       nativeProblem = why;
       if (preference === 'cpu') {
         throw new EngineError(
-          `backend "cpu" (native TensorFlow) was asked for but @tensorflow/tfjs-node failed to load: ${why}. See docs/install.md.`,
+          `backend "cpu" (native TensorFlow) was asked for but ${cpuPkg} failed to load: ${why}. See docs/install.md.`,
         );
       }
-      notes.push(`@tensorflow/tfjs-node failed to load: ${why}`);
+      notes.push(`${cpuPkg} failed to load: ${why}`);
     }
   }
   if (provider === '@tensorflow/tfjs') {
@@ -225,6 +228,8 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
     oneDnn: process.env.TF_ENABLE_ONEDNN_OPTS === '1',
     notes,
     ...(nativeProblem ? { nativeProblem } : {}),
+    ...(provider !== '@tensorflow/tfjs' ? { runtime: describeNativePackage(provider) } : {}),
+    ...(gpuProblem ? { gpuProblem } : {}),
   };
   return current;
 }

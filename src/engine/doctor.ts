@@ -4,12 +4,15 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { type EngineInfo, type EngineOptions, initEngine } from './backend.js';
+import { describeNativePackage, GPU_PACKAGE, gpuSystemProblem, listedGpus, type NativeRuntime } from './native.js';
 
 const require = createRequire(import.meta.url);
 
 export interface SpeedCheck {
   /** What was timed. */
   op: string;
+  /** Where TensorFlow ran it. */
+  device: 'GPU' | 'CPU';
   shape: { batch: number; size: number; channels: number; kernel: number };
   iterations: number;
   seconds: number;
@@ -23,6 +26,14 @@ export interface DoctorReport {
   cpuModel: string;
   totalMemoryGiB: number;
   sharp?: { version: string; libvips: string };
+  gpu: {
+    /** GPUs the NVIDIA driver lists (`nvidia-smi -L`). */
+    listed: string[];
+    /** Why no GPU is used (undefined when one is). */
+    problem?: string;
+    /** The GPU package, when installed (whether or not it is the one loaded). */
+    package?: NativeRuntime;
+  };
   speed?: SpeedCheck;
 }
 
@@ -47,8 +58,10 @@ export function convSpeedCheck(seconds = 3, batch = 16, size = 56, channels = 64
   x.dispose();
   w.dispose();
   const flops = 2 * batch * size * size * channels * channels * kernel * kernel * iterations;
+  const usesGpu = (tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true;
   return {
     op: 'conv2d 3x3 stride 1 forward',
+    device: usesGpu ? 'GPU' : 'CPU',
     shape: { batch, size, channels, kernel },
     iterations,
     seconds: elapsed,
@@ -74,6 +87,11 @@ export async function runDoctor(
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     sharp: sharpInfo,
+    gpu: {
+      listed: listedGpus(),
+      ...(engine.gpu ? {} : { problem: engine.gpuProblem ?? gpuSystemProblem() ?? 'the GPU package is not installed' }),
+      ...(describeNativePackage(GPU_PACKAGE) ? { package: describeNativePackage(GPU_PACKAGE) } : {}),
+    },
   };
   if (!options.skipSpeed) {
     // Pure JS is thousands of times slower: keep its check tiny.
@@ -84,23 +102,43 @@ export async function runDoctor(
   return report;
 }
 
+function describeCuda(rt: NativeRuntime): string {
+  if (!rt.cudaBuild) return 'no';
+  const part = (name: string, v?: { version: string; library: string; found: boolean }) =>
+    v ? `${name} ${v.version} (${v.library} ${v.found ? 'found' : 'MISSING'})` : undefined;
+  const parts = [part('CUDA runtime', rt.cuda), part('cuDNN', rt.cudnn)].filter(Boolean);
+  return `yes${parts.length ? `: ${parts.join(', ')}` : ' (CUDA and cuDNN from the system)'}`;
+}
+
 export function formatDoctorReport(r: DoctorReport): string {
   const e = r.engine;
+  const rt = e.runtime;
+  const gpuLine = e.gpu
+    ? `yes: ${r.gpu.listed.join('; ') || 'in use by TensorFlow'}`
+    : `none used: ${r.gpu.problem ?? 'unknown'}${r.gpu.listed.length ? ` (the driver lists ${r.gpu.listed.join('; ')})` : ''}`;
   const lines = [
     `backend            ${e.backend} (${e.provider})${e.native ? '' : '  <-- pure JS: slow'}`,
+    `native package     ${rt ? `${rt.package}, TensorFlow from ${rt.source}` : 'none (pure JS)'}`,
+    `CUDA build         ${rt ? describeCuda(rt) : 'n/a'}`,
     `TensorFlow         ${e.tensorflowVersion ?? 'none (pure JS)'}`,
     `TensorFlow.js      ${e.tfjsVersion}`,
-    `GPU                ${e.gpu ? 'yes' : 'no'}`,
+    `GPU                ${gpuLine}`,
+  ];
+  const gp = r.gpu.package;
+  if (gp && gp.package !== rt?.package) {
+    lines.push(`GPU package        ${gp.package} installed, not loaded; CUDA build ${describeCuda(gp)}`);
+  }
+  lines.push(
     `threads            intra-op ${e.intraOpThreads}, inter-op ${e.interOpThreads} (cpus: ${e.cpus})`,
     `oneDNN kernels     ${e.native ? (e.oneDnn ? 'on (TF_ENABLE_ONEDNN_OPTS=1)' : 'off (TF_ENABLE_ONEDNN_OPTS=0)') : 'n/a'}`,
     `sharp / libvips    ${r.sharp ? `${r.sharp.version} / ${r.sharp.libvips}` : 'not installed'}`,
     `node               ${r.node} on ${r.platform}`,
     `cpu                ${r.cpuModel}, ${r.totalMemoryGiB} GiB`,
-  ];
+  );
   if (r.speed) {
     const s = r.speed;
     lines.push(
-      `speed check        ${s.op}, [${s.shape.batch}, ${s.shape.size}, ${s.shape.size}, ${s.shape.channels}]: ` +
+      `speed check        on the ${s.device}: ${s.op}, [${s.shape.batch}, ${s.shape.size}, ${s.shape.size}, ${s.shape.channels}]: ` +
         `${s.gflops.toFixed(1)} GFLOP/s (${s.iterations} runs in ${s.seconds.toFixed(2)} s)`,
     );
   }

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { EngineError, initEngine, resolveBackendPreference } from '../../src/engine/backend.js';
-import { convSpeedCheck } from '../../src/engine/doctor.js';
+import { EngineError, gpuBackendError, initEngine, resolveBackendPreference } from '../../src/engine/backend.js';
+import { convSpeedCheck, formatDoctorReport, runDoctor } from '../../src/engine/doctor.js';
+import { GPU_PACKAGE, gpuSystemProblem } from '../../src/engine/native.js';
 
 /** Max |a - b| over all elements. */
 function maxAbsDiff(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
@@ -61,6 +62,39 @@ describe('engine', () => {
       tf.setBackend('tensorflow');
     }
     expect(tf.getBackend()).toBe('tensorflow');
+  });
+
+  it('loads the native package SELFSUP_NATIVE_PACKAGE names (default @tensorflow/tfjs-node)', () => {
+    const info = initEngine();
+    // With the GPU package installed and a GPU visible, auto mode prefers it.
+    if (!info.gpu) expect(info.provider).toBe(process.env.SELFSUP_NATIVE_PACKAGE || '@tensorflow/tfjs-node');
+    expect(info.runtime?.package).toBe(info.provider);
+    expect(info.runtime?.cudaBuild).toBe(info.provider === GPU_PACKAGE);
+  });
+
+  it.runIf(process.env.SELFSUP_NATIVE_PACKAGE === GPU_PACKAGE)(
+    'the GPU package is a CUDA build with CUDA and cuDNN found next to it; without a GPU it says why',
+    async () => {
+      const info = initEngine();
+      expect(info.runtime?.cuda?.found).toBe(true);
+      expect(info.runtime?.cudnn?.found).toBe(true);
+      expect(info.runtime?.cuda?.version).toMatch(/^\d+\.\d+/);
+      const report = await runDoctor({ skipSpeed: true });
+      const text = formatDoctorReport(report);
+      expect(text).toMatch(/CUDA build +yes: CUDA runtime \d/);
+      if (!info.gpu) {
+        expect(info.gpuProblem).toBeTruthy();
+        expect(text).toContain(`GPU                none used: ${info.gpuProblem}`);
+      }
+    },
+  );
+
+  it('a "gpu" backend that cannot work fails with one line saying why', () => {
+    const why = gpuSystemProblem() ?? 'TensorFlow found no usable GPU';
+    const err = gpuBackendError(why);
+    expect(err).toBeInstanceOf(EngineError);
+    expect(err.message).toBe(`backend "gpu" was asked for but no GPU works: ${why}`);
+    expect(err.message).not.toContain('\n');
   });
 
   it('rejects an unknown backend preference with the expected/received message', () => {
