@@ -7,12 +7,15 @@ export function registerDoctor(program: Command, setResult: (p: Promise<number>)
   withGlobalOptions(
     program
       .command('doctor')
-      .description('show the backend, TensorFlow version, threads, sharp/libvips, and a quick convolution speed check')
+      .description(
+        'show the backend, the native package and whether it is a CUDA build (CUDA/cuDNN versions), GPUs or why none, ' +
+          'TensorFlow version, threads, sharp/libvips, and a quick convolution speed check on the device in use',
+      )
       .option('--seconds <n>', 'length of the speed check in seconds (0.1-60)', numberArg({ min: 0.1, max: 60 }), 3)
       .option('--no-speed', 'skip the speed check')
       .addHelpText(
         'after',
-        '\nExamples:\n  $ selfsup doctor\n  $ selfsup doctor --json --seconds 1\n  $ SELFSUP_BACKEND=js selfsup doctor',
+        '\nExamples:\n  $ selfsup doctor\n  $ selfsup doctor --json --seconds 1\n  $ selfsup doctor --backend gpu\n  $ SELFSUP_NATIVE_PACKAGE=@tensorflow/tfjs-node-gpu selfsup doctor',
       ),
   ).action((opts: GlobalOptions & { seconds: number; speed: boolean }) => {
     setResult(
