@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { gpuSystemProblem } from '../../src/engine/native.js';
 import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup doctor (subprocess)', () => {
@@ -9,6 +10,17 @@ describe('selfsup doctor (subprocess)', () => {
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.engine.backend).toBe('tensorflow');
+    expect(report.engine.runtime.package).toBe(report.engine.provider);
+    expect(typeof report.engine.runtime.cudaBuild).toBe('boolean');
+    expect(Array.isArray(report.gpu.listed)).toBe(true);
+    if (!report.engine.gpu) expect(report.gpu.problem).toBeTruthy();
+  });
+
+  const noGpu = gpuSystemProblem();
+  it.runIf(noGpu !== undefined)('--backend gpu on a machine without a GPU fails with exit 1 and one line', async () => {
+    const r = await runCli(['doctor', '--backend', 'gpu', '--no-speed']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toBe(`selfsup: backend "gpu" was asked for but no GPU works: ${noGpu}`);
   });
 
   it('rejects a bad --seconds value with exit code 2, naming the option', async () => {
