@@ -91,9 +91,16 @@ function loadFailure(pkg: NativePackage, e: unknown): string {
   return nativeInstallProblem(pkg) ?? (e as Error).message.split('\n')[0];
 }
 
-/** The one-line error for `--backend gpu` when no GPU works; `why` says what is missing. */
-export function gpuBackendError(why: string): EngineError {
-  return new EngineError(`backend "gpu" was asked for but no GPU works: ${why}`);
+/**
+ * The one-line error for `--backend gpu`: the GPU package failed to load
+ * (`kind` "load") or no GPU works with it (`kind` "device"); `why` says what.
+ */
+export function gpuBackendError(why: string, kind: 'load' | 'device' = 'device'): EngineError {
+  return new EngineError(
+    kind === 'load'
+      ? `backend "gpu" was asked for but ${GPU_PACKAGE} failed to load: ${why}`
+      : `backend "gpu" was asked for but no GPU works: ${why}`,
+  );
 }
 
 /** Whether the loaded native backend placed its ops on a GPU device. */
@@ -157,12 +164,14 @@ export function initEngine(options: EngineOptions = {}): EngineInfo {
 
   if (preference === 'gpu') {
     // Checked before loading: only one native package may be loaded in a process.
+    if (!nativePackageDir(GPU_PACKAGE))
+      throw gpuBackendError(nativeInstallProblem(GPU_PACKAGE) ?? 'not installed', 'load');
     const system = gpuSystemProblem();
     if (system) throw gpuBackendError(system);
     try {
       tensorflowVersion = loadNative(GPU_PACKAGE);
     } catch (e) {
-      throw gpuBackendError(loadFailure(GPU_PACKAGE, e));
+      throw gpuBackendError(loadFailure(GPU_PACKAGE, e), 'load');
     }
     if (!usingGpuDevice()) throw gpuBackendError(noDeviceFound());
     provider = GPU_PACKAGE;

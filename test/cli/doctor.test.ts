@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { gpuSystemProblem } from '../../src/engine/native.js';
+import { GPU_PACKAGE, gpuSystemProblem, nativeInstallProblem, nativePackageDir } from '../../src/engine/native.js';
 import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup doctor (subprocess)', () => {
@@ -20,7 +20,10 @@ describe('selfsup doctor (subprocess)', () => {
   it.runIf(noGpu !== undefined)('--backend gpu on a machine without a GPU fails with exit 1 and one line', async () => {
     const r = await runCli(['doctor', '--backend', 'gpu', '--no-speed']);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe(`selfsup: backend "gpu" was asked for but no GPU works: ${noGpu}`);
+    const expected = nativePackageDir(GPU_PACKAGE)
+      ? `selfsup: backend "gpu" was asked for but no GPU works: ${noGpu}`
+      : `selfsup: backend "gpu" was asked for but ${GPU_PACKAGE} failed to load: ${nativeInstallProblem(GPU_PACKAGE)}`;
+    expect(r.stderr.trim()).toBe(expected);
   });
 
   it('rejects a bad --seconds value with exit code 2, naming the option', async () => {
