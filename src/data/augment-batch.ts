@@ -25,7 +25,7 @@ export interface AugmentResult {
   milliseconds: number;
 }
 
-export function augmentBatch(job: AugmentJob): AugmentResult {
+export function runAugmentJob(job: AugmentJob): AugmentResult {
   const started = performance.now();
   const root = createRng(job.seed);
   const count = job.images.length;

@@ -1,6 +1,6 @@
-/** Worker-thread entry: runs augmentBatch for the loader's pool. */
+/** Worker-thread entry: runs runAugmentJob for the loader's pool. */
 import { parentPort } from 'node:worker_threads';
-import { type AugmentJob, augmentBatch } from './augment-batch.js';
+import { type AugmentJob, runAugmentJob } from './augment-batch.js';
 
 interface Request {
   id: number;
@@ -9,7 +9,7 @@ interface Request {
 
 parentPort?.on('message', (request: Request) => {
   try {
-    const result = augmentBatch(request.job);
+    const result = runAugmentJob(request.job);
     parentPort!.postMessage(
       { id: request.id, result },
       result.views.map((v) => v.buffer as ArrayBuffer),

@@ -4,6 +4,7 @@ export * from './augment/geometry.js';
 export * from './augment/image.js';
 export * from './augment/pipeline.js';
 export * from './augment/presets.js';
+export * from './augment/tensor-batch.js';
 export * from './augment-batch.js';
 export * from './datasets/file-list.js';
 export * from './datasets/folder.js';

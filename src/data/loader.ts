@@ -12,7 +12,7 @@ import { assertInteger, invalidOption } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 import { resizeShorter } from './augment/geometry.js';
 import { validatePipeline } from './augment/pipeline.js';
-import { type AugmentJob, type AugmentResult, augmentBatch } from './augment-batch.js';
+import { type AugmentJob, type AugmentResult, runAugmentJob } from './augment-batch.js';
 import { isResizable } from './datasets/file-list.js';
 import type { Batch, ImageSource, LoaderOptions, LoaderStats, PipelineSpec, RawImage } from './types.js';
 import { augmentWorkersAvailable, runOnPool } from './worker-pool.js';
@@ -207,7 +207,7 @@ export function createLoader(source: ImageSource, options: DataLoaderOptions): D
       const transfer = loaded.filter((l) => !l.cached).map((l) => l.image.data.buffer as ArrayBuffer);
       result = await runOnPool(workers, job, [...new Set(transfer)]);
     } else {
-      result = augmentBatch(job);
+      result = runAugmentJob(job);
     }
     stats.augmentMs += result.milliseconds;
     stats.produceMs += decoded - started + result.milliseconds;

@@ -5,21 +5,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHead } from '../backbones/heads.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
+import { evalView } from '../data/augment/presets.js';
+import { augmentTensorBatch } from '../data/augment/tensor-batch.js';
+import type { InputSpec } from '../data/types.js';
 import { invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { batchPixels, type ImageSet } from './image-set.js';
-import { augmentBatch, evalPipeline } from './tensor-augment.js';
-
-/** What a network input is: side length, channels, per-channel normalisation. */
-export interface ClassifierInput {
-  size: number;
-  channels: 1 | 3;
-  mean: number[];
-  std: number[];
-}
 
 export interface ClassifierSpec {
-  input: ClassifierInput;
+  input: InputSpec;
   classNames: string[];
   /** Hidden layer sizes of an MLP head; [] = a linear head. */
   hidden: number[];
@@ -75,8 +69,7 @@ export class Classifier {
 
   /** The deterministic evaluation view of `positions` of `set`: [B, H, W, C] normalised. */
   evalInputs(set: ImageSet, positions: ArrayLike<number>, rng: Rng): tf.Tensor4D {
-    const { size, mean, std } = this.spec.input;
-    return tf.tidy(() => augmentBatch(batchPixels(set, positions), evalPipeline(size, mean, std), rng));
+    return tf.tidy(() => augmentTensorBatch(batchPixels(set, positions), evalView(this.spec.input), rng));
   }
 
   /** Backbone features [N * D] (evaluation mode) for every image of `set`. */

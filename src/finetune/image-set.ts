@@ -1,12 +1,16 @@
 /**
  * Labeled sets for finetuning are small (tens to a few thousand images), so they
- * are decoded once into memory as float pixels in [0, 1]; batches are slices of
- * that array, augmented on the tensor side (see tensor-augment.ts).
+ * are decoded once into memory as float pixels in [0, 1], prepared as
+ * pretraining prepares them (the shorter side resized to the input size, aspect
+ * ratio kept, then the central square); batches are slices of that array,
+ * augmented by the tensor executor (src/data/augment/tensor-batch.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ImageSource } from '../data/types.js';
+import { runPipeline } from '../data/augment/pipeline.js';
+import type { ImageSource, PipelineSpec } from '../data/types.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
+import { createRng } from '../util/rng.js';
 
 export interface ImageSet {
   /** [N, H, W, C] pixels in [0, 1], row-major. */
@@ -27,7 +31,7 @@ export interface ImageSet {
 }
 
 export interface LoadImageSetOptions {
-  /** Side length the images are resized to (square). */
+  /** Side of the square the images are prepared at (shorter side resized to it, then center-cropped). */
   size: number;
   channels: 1 | 3;
   /** Source indices to load (default: all). */
@@ -38,13 +42,22 @@ export interface LoadImageSetOptions {
   concurrency?: number;
 }
 
-/** Decodes `source` (or the chosen indices) into memory at `size` x `size` x `channels`. */
+/**
+ * Decodes `source` (or the chosen indices) into memory at `size` x `size` x
+ * `channels`: the shorter side resized to `size` (aspect ratio kept), then the
+ * central square, as the evaluation view of pretraining does.
+ */
 export async function loadImageSet(source: ImageSource, options: LoadImageSetOptions): Promise<ImageSet> {
   const { size, channels } = options;
   if (!Number.isInteger(size) || size < 4) throw invalidOption('input.size', 'an integer >= 4', size);
   const indices = options.indices ?? Int32Array.from({ length: source.size }, (_, i) => i);
   const n = indices.length;
   const plane = size * size * channels;
+  const prepare: PipelineSpec = [
+    { op: 'resize', size },
+    { op: 'centerCrop', size },
+  ];
+  const noDraws = createRng('prepare'); // the two steps draw nothing
   const pixels = new Float32Array(n * plane);
   const labels = new Int32Array(n).fill(-1);
   const progress = options.progress ? new Progress({ label: 'decode', total: n }) : undefined;
@@ -67,18 +80,7 @@ export async function loadImageSet(source: ImageSource, options: LoadImageSetOpt
       if (raw.channels !== channels) {
         throw new UsageError(`${source.describe(indices[i])}: decoded ${raw.channels} channels, expected ${channels}`);
       }
-      if (raw.width === size && raw.height === size) {
-        for (let j = 0; j < plane; j++) pixels[i * plane + j] = raw.data[j] / 255;
-      } else {
-        const resized = tf.tidy(() => {
-          const t = tf.tensor3d(raw.data, [raw.height, raw.width, channels], 'int32').toFloat().div(255);
-          return tf.image
-            .resizeBilinear(t as tf.Tensor3D, [size, size], true)
-            .clipByValue(0, 1)
-            .dataSync();
-        });
-        pixels.set(resized, i * plane);
-      }
+      pixels.set(runPipeline(raw, prepare, noDraws).data, i * plane);
       if (source.labels) labels[i] = source.labels[indices[i]];
       ok[i] = 1;
       progress?.tick();

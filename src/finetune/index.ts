@@ -15,5 +15,4 @@ export * from './prepare-data.js';
 export * from './recipe.js';
 export * from './run.js';
 export * from './sampler.js';
-export * from './tensor-augment.js';
 export * from './train.js';

@@ -3,7 +3,7 @@
  * per class, minority classes, flipped labels), the test images (a --test set, a
  * stratified holdout, or the training images), and unlabeled images for FixMatch.
  */
-
+import type { InputSpec } from '../data/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
@@ -16,6 +16,8 @@ import {
   stratifiedHoldout,
 } from './data.js';
 import { type ImageSet, loadImageSet, withLabels } from './image-set.js';
+
+export type { InputSpec };
 
 /** Label subsets for experiments (all optional). */
 export interface SubsetOptions {
@@ -49,13 +51,6 @@ export interface DataSpec {
   unlabeledLimit?: number;
   /** Evaluate on a stratified seeded sample of at most this many test images. */
   testLimit?: number;
-}
-
-export interface InputSpec {
-  size: number;
-  channels: 1 | 3;
-  mean: number[];
-  std: number[];
 }
 
 /**

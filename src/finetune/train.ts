@@ -15,6 +15,8 @@
  * is variables and optimizer slots (owned and disposed here).
  */
 import * as tf from '@tensorflow/tfjs';
+import { evalView } from '../data/augment/presets.js';
+import { augmentTensorBatch } from '../data/augment/tensor-batch.js';
 import type { PipelineSpec } from '../data/types.js';
 import type { DivergenceLimits, OptimizerConfig, ScheduleConfig } from '../recipes/optimizer-schema.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch } from '../train/metrics.js';
@@ -41,7 +43,6 @@ import {
 } from './losses.js';
 import { type Phase, planPhases } from './phases.js';
 import { classBalancedIndices, shuffledIndices } from './sampler.js';
-import { augmentBatch, evalPipeline } from './tensor-augment.js';
 import { FinetuneCheckpoints } from './train-checkpoints.js';
 
 /** One stage: `epochs` epochs with the variables whose names start with one of `trainable` trained. */
@@ -203,8 +204,7 @@ export async function trainClassifier(
   const headNames = firstLinear
     ? variables.filter((v) => v.variable === firstLinear.kernel || v.variable === firstLinear.bias).map((v) => v.name)
     : [];
-  const { size, mean, std } = classifier.spec.input;
-  const labeledView = options.trainView.length > 0 ? options.trainView : evalPipeline(size, mean, std);
+  const labeledView = options.trainView.length > 0 ? options.trainView : evalView(classifier.spec.input);
   const checkpoints = context.runDir
     ? new FinetuneCheckpoints(context.runDir, classifier, optimizer, {
         keep: options.checkpoints.keep,
@@ -357,11 +357,11 @@ export async function trainClassifier(
             });
             logits = classifier.head.apply(tf.tensor2d(rows, [batchSize, featureDim]), true);
           } else {
-            const parts = [augmentBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
+            const parts = [augmentTensorBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
             if (unlabeledBatch && unlabeled && fixmatch) {
               const pixels = batchPixels(unlabeled, unlabeledBatch);
-              parts.push(augmentBatch(pixels, fixmatch.weakView, stepRng.derive('weak')));
-              parts.push(augmentBatch(pixels, fixmatch.strongView, stepRng.derive('strong')));
+              parts.push(augmentTensorBatch(pixels, fixmatch.weakView, stepRng.derive('weak')));
+              parts.push(augmentTensorBatch(pixels, fixmatch.strongView, stepRng.derive('strong')));
             }
             const x = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
             // One forward pass over [labeled; weak; strong] so BatchNorm sees them together (as FixMatch does).

@@ -5,9 +5,9 @@ import type { FloatImage } from './image.js';
 const clamp01 = (x: number): number => (x < 0 ? 0 : Math.min(x, 1));
 
 /** ITU-R 601-2 luma, the weights torchvision's rgb_to_grayscale uses. */
-const LUMA_R = 0.2989;
-const LUMA_G = 0.587;
-const LUMA_B = 0.114;
+export const LUMA_R = 0.2989;
+export const LUMA_G = 0.587;
+export const LUMA_B = 0.114;
 
 function meanGray(image: FloatImage): number {
   const { data, channels } = image;
@@ -106,18 +106,36 @@ export interface ColorJitterStrengths {
   hue: number;
 }
 
+/** The random parameters of one colour jitter: the order of the four adjustments and their factors (null = skipped). */
+export interface ColorJitterDraw {
+  /** A permutation of 0..3: 0 brightness, 1 contrast, 2 saturation, 3 hue. */
+  order: number[];
+  brightness: number | null;
+  contrast: number | null;
+  saturation: number | null;
+  hue: number | null;
+}
+
 /**
- * torchvision ColorJitter: a random order of the four adjustments, factors
- * uniform in [max(0, 1 - s), 1 + s] (hue shift uniform in [-hue, hue]); an
- * adjustment with strength 0 draws nothing and is skipped.
+ * torchvision ColorJitter.get_params: a random order of the four adjustments,
+ * factors uniform in [max(0, 1 - s), 1 + s] (hue shift uniform in [-hue, hue]);
+ * an adjustment with strength 0 draws nothing. Both executors draw through here.
  */
-export function colorJitter(image: FloatImage, strengths: ColorJitterStrengths, rng: Rng): void {
+export function drawColorJitter(strengths: ColorJitterStrengths, rng: Rng): ColorJitterDraw {
   const order = rng.permutation(4);
   const factor = (s: number): number => rng.uniform(Math.max(0, 1 - s), 1 + s);
-  const brightness = strengths.brightness > 0 ? factor(strengths.brightness) : null;
-  const contrast = strengths.contrast > 0 ? factor(strengths.contrast) : null;
-  const saturation = strengths.saturation > 0 ? factor(strengths.saturation) : null;
-  const hue = strengths.hue > 0 ? rng.uniform(-strengths.hue, strengths.hue) : null;
+  return {
+    order: Array.from(order),
+    brightness: strengths.brightness > 0 ? factor(strengths.brightness) : null,
+    contrast: strengths.contrast > 0 ? factor(strengths.contrast) : null,
+    saturation: strengths.saturation > 0 ? factor(strengths.saturation) : null,
+    hue: strengths.hue > 0 ? rng.uniform(-strengths.hue, strengths.hue) : null,
+  };
+}
+
+/** torchvision ColorJitter on one image, in place (see drawColorJitter). */
+export function colorJitter(image: FloatImage, strengths: ColorJitterStrengths, rng: Rng): void {
+  const { order, brightness, contrast, saturation, hue } = drawColorJitter(strengths, rng);
   for (const which of order) {
     if (which === 0 && brightness !== null) adjustBrightness(image, brightness);
     else if (which === 1 && contrast !== null) adjustContrast(image, contrast);
@@ -149,16 +167,15 @@ export function defaultBlurKernel(width: number, height: number): number {
 }
 
 /** Index of `i` reflected into [0, n) (torchvision "reflect": the edge pixel is not repeated). */
-function reflectIndex(i: number, n: number): number {
+export function reflectIndex(i: number, n: number): number {
   if (n === 1) return 0;
   let j = i;
   while (j < 0 || j >= n) j = j < 0 ? -j : 2 * (n - 1) - j;
   return j;
 }
 
-/** Separable Gaussian blur with reflect padding (torchvision GaussianBlur). */
-export function gaussianBlur(image: FloatImage, sigma: number, kernelSize: number): FloatImage {
-  const { width, height, channels: c } = image;
+/** The normalised 1-D Gaussian kernel of `kernelSize` taps (odd) and `sigma`. */
+export function gaussianKernel(sigma: number, kernelSize: number): Float32Array {
   const radius = (kernelSize - 1) >> 1;
   const kernel = new Float32Array(kernelSize);
   let sum = 0;
@@ -168,6 +185,14 @@ export function gaussianBlur(image: FloatImage, sigma: number, kernelSize: numbe
     sum += kernel[i];
   }
   for (let i = 0; i < kernelSize; i++) kernel[i] /= sum;
+  return kernel;
+}
+
+/** Separable Gaussian blur with reflect padding (torchvision GaussianBlur). */
+export function gaussianBlur(image: FloatImage, sigma: number, kernelSize: number): FloatImage {
+  const { width, height, channels: c } = image;
+  const radius = (kernelSize - 1) >> 1;
+  const kernel = gaussianKernel(sigma, kernelSize);
   const src = image.data;
   const rowLength = width * c;
   // Horizontal pass: each row copied into a reflect-padded buffer, then a plain dot product per output.

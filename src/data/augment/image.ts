@@ -73,6 +73,22 @@ function filterTaps(start: number, inLength: number, outLength: number): Taps {
 }
 
 /**
+ * The resampling of `resampleBox` along one axis as a dense [outLength, fullLength]
+ * matrix (row o holds the weights of output o over the input positions): the
+ * tensor executor applies it with a matrix product, so both executors resample
+ * with the same filter.
+ */
+export function resampleMatrix(start: number, inLength: number, outLength: number, fullLength: number): Float32Array {
+  const taps = filterTaps(start, inLength, outLength);
+  const out = new Float32Array(outLength * fullLength);
+  for (let o = 0; o < outLength; o++) {
+    for (let k = 0; k < taps.counts[o]; k++)
+      out[o * fullLength + taps.starts[o] + k] += taps.weights[o * taps.maxTaps + k];
+  }
+  return out;
+}
+
+/**
  * Resamples the box (left, top, boxWidth, boxHeight) of `image` to
  * outWidth x outHeight. The box must lie inside the image. Output in [0, 1].
  */

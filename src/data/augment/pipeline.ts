@@ -5,7 +5,7 @@
  */
 import { assertInteger, assertNumber, describeValue, invalidOption, UsageError } from '../../util/errors.js';
 import type { Rng } from '../../util/rng.js';
-import type { AugmentStep, PipelineSpec, RawImage, ViewData } from '../types.js';
+import type { AugmentStep, PipelineSpec, ViewData } from '../types.js';
 import { colorJitter, defaultBlurKernel, gaussianBlur, normalize, solarize, toGrayscale } from './color.js';
 import {
   centerCrop,
@@ -246,12 +246,13 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
 }
 
 /**
- * Runs a validated pipeline on one decoded image. All randomness comes from
+ * Runs a validated pipeline on one image (decoded 8-bit, or floats in [0, 1]). All randomness comes from
  * `rng` (one stream per image and view), so the same stream gives the same pixels.
  * Returns float32 data of the shape `validatePipeline` reported.
  */
-export function runPipeline(image: RawImage, spec: PipelineSpec, rng: Rng): ViewData {
-  let tiles: AnyImage[] = [image];
+export function runPipeline(image: AnyImage, spec: PipelineSpec, rng: Rng): ViewData {
+  // In-place steps must not write into the caller's float image.
+  let tiles: AnyImage[] = [image.data instanceof Float32Array ? { ...image, data: image.data.slice() } : image];
   let tiled = false;
   for (const step of spec) {
     if (step.op === 'jigsaw') {

@@ -1,0 +1,159 @@
+/**
+ * Conformance of the two executors of the augmentation specs: the per-image
+ * pipeline (runPipeline) and the batch-of-tensors executor (augmentTensorBatch)
+ * run on the same images with the same seeded draws (image i: the stream
+ * rng.derive('sample', i)) and must agree within TOLERANCE on every pixel.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { adjustHue } from '../../src/data/augment/color.js';
+import type { FloatImage } from '../../src/data/augment/image.js';
+import { runPipeline } from '../../src/data/augment/pipeline.js';
+import { strongView, weakView } from '../../src/data/augment/presets.js';
+import { augmentTensorBatch } from '../../src/data/augment/tensor-batch.js';
+import type { PipelineSpec } from '../../src/data/types.js';
+import { initEngine } from '../../src/engine/backend.js';
+import { createRng } from '../../src/util/rng.js';
+
+/** Largest allowed |per-image - batch| per value (float32 sums in a different order). */
+const TOLERANCE = 1e-4;
+
+/** A batch of smooth-ish random images in [0, 1]: a colour gradient plus noise, so colour ops have work to do. */
+function images(count: number, height: number, width: number, channels: 1 | 3, seed: number): FloatImage[] {
+  const rng = createRng(seed);
+  return Array.from({ length: count }, () => {
+    const data = new Float32Array(height * width * channels);
+    const tint = Array.from({ length: channels }, () => rng.uniform(0.2, 0.8));
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++)
+        for (let c = 0; c < channels; c++) {
+          const v = tint[c] + 0.3 * Math.sin((x + 1) * (c + 1) * 0.4 + y * 0.3) + 0.15 * rng.normal();
+          data[(y * width + x) * channels + c] = Math.min(1, Math.max(0, v));
+        }
+    return { data, width, height, channels };
+  });
+}
+
+/** Both executors on `batch` with seed `seed`; returns the largest difference and the output shape. */
+function compare(batch: FloatImage[], spec: PipelineSpec, seed: number): { difference: number; shape: number[] } {
+  const root = createRng(seed);
+  const perImage = batch.map((image, i) => runPipeline(image, spec, root.derive('sample', i)));
+  const { height, width, channels } = batch[0];
+  const x = tf.tensor4d(Float32Array.from(batch.flatMap((image) => Array.from(image.data))), [
+    batch.length,
+    height,
+    width,
+    channels,
+  ]);
+  const y = augmentTensorBatch(x, spec, createRng(seed));
+  const values = y.dataSync();
+  const shape = y.shape.slice(1);
+  tf.dispose([x, y]);
+  expect(shape).toEqual(perImage[0].shape);
+  let difference = 0;
+  perImage.forEach((view, i) => {
+    for (let j = 0; j < view.data.length; j++) {
+      difference = Math.max(difference, Math.abs(view.data[j] - values[i * view.data.length + j]));
+    }
+  });
+  return { difference, shape };
+}
+
+const rgb = images(6, 20, 15, 3, 1);
+const gray = images(6, 16, 16, 1, 2);
+const square = images(6, 14, 14, 3, 3);
+
+const cases: Array<[string, FloatImage[], PipelineSpec]> = [
+  ['resize down, aspect kept', rgb, [{ op: 'resize', size: 9 }]],
+  ['resize up, aspect kept', gray, [{ op: 'resize', size: 23 }]],
+  [
+    'resize + centerCrop (the evaluation view)',
+    rgb,
+    [
+      { op: 'resize', size: 12 },
+      { op: 'centerCrop', size: 12 },
+    ],
+  ],
+  ['centerCrop larger than the image (zero padding)', gray, [{ op: 'centerCrop', size: 19 }]],
+  ['randomResizedCrop', rgb, [{ op: 'randomResizedCrop', size: 11, scale: [0.2, 1] }]],
+  [
+    'randomResizedCrop with no fitting box (central fallback)',
+    rgb,
+    [{ op: 'randomResizedCrop', size: 8, scale: [1, 1], ratio: [3, 4] }],
+  ],
+  [
+    'flips',
+    rgb,
+    [
+      { op: 'horizontalFlip', p: 0.5 },
+      { op: 'verticalFlip', p: 0.5 },
+    ],
+  ],
+  [
+    'colour jitter with hue',
+    rgb,
+    [{ op: 'colorJitter', p: 0.8, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 }],
+  ],
+  ['strong hue only', rgb, [{ op: 'colorJitter', p: 1, hue: 0.5 }]],
+  [
+    'colour jitter on 1 channel',
+    gray,
+    [{ op: 'colorJitter', p: 1, brightness: 0.5, contrast: 0.5, saturation: 0.5, hue: 0.2 }],
+  ],
+  ['grayscale', rgb, [{ op: 'randomGrayscale', p: 0.5 }]],
+  ['gaussian blur, default kernel', rgb, [{ op: 'gaussianBlur', p: 0.5, sigma: [0.1, 2] }]],
+  ['gaussian blur, wide kernel', gray, [{ op: 'gaussianBlur', p: 1, sigma: [1, 3], kernelSize: 9 }]],
+  ['solarize', rgb, [{ op: 'solarize', p: 0.5, threshold: 0.5 }]],
+  ['random erasing', rgb, [{ op: 'randomErasing', p: 0.7, scale: [0.05, 0.3], value: 0.25 }]],
+  ['rotate90', square, [{ op: 'rotate90' }]],
+  ['normalize, one value for all channels', rgb, [{ op: 'normalize', mean: [0.5], std: [0.25] }]],
+  ['FixMatch weak view', rgb, weakView(12, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])],
+  ['FixMatch strong view', rgb, strongView(12, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])],
+  ['FixMatch strong view, 1 channel', gray, strongView(12, [0.3], [0.3])],
+];
+
+describe('tensor executor vs per-image executor', () => {
+  beforeAll(() => {
+    expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
+  });
+
+  it.each(cases)('%s: agree within 1e-4 over several seeds', (_name, batch, spec) => {
+    for (const seed of [1, 2, 3]) expect(compare(batch, spec, seed).difference).toBeLessThan(TOLERANCE);
+  });
+
+  it('resize keeps the aspect ratio (no squashing to a square)', () => {
+    expect(compare(rgb, [{ op: 'resize', size: 9 }], 1).shape).toEqual([12, 9, 3]);
+  });
+
+  it('hue changes colours: a quarter turn maps pure red to chartreuse-green in both executors', () => {
+    const red: FloatImage = { data: Float32Array.from([1, 0, 0, 0.5, 0.5, 0.5]), width: 2, height: 1, channels: 3 };
+    adjustHue(red, 0.25);
+    // Hue 0 + 90 degrees: (0.5, 1, 0); gray pixels keep their value.
+    expect(Array.from(red.data)).toEqual([0.5, 1, 0, 0.5, 0.5, 0.5]);
+    const { difference } = compare(
+      [{ data: Float32Array.from([1, 0, 0, 0.5, 0.5, 0.5]), width: 2, height: 1, channels: 3 }],
+      [{ op: 'colorJitter', p: 1, hue: 0.5 }],
+      4,
+    );
+    expect(difference).toBeLessThan(TOLERANCE);
+  });
+
+  it('is reproducible, differs for another seed, and leaves no tensors behind', () => {
+    const x = tf.tensor4d(Float32Array.from(rgb.flatMap((i) => Array.from(i.data))), [6, 20, 15, 3]);
+    const spec = strongView(12, [0.5], [0.25]);
+    const before = tf.memory().numTensors;
+    const run = (seed: number) => {
+      const y = augmentTensorBatch(x, spec, createRng(seed));
+      const values = Array.from(y.dataSync());
+      y.dispose();
+      return values;
+    };
+    const a = run(7);
+    expect(run(7)).toEqual(a);
+    expect(run(8)).not.toEqual(a);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => augmentTensorBatch(x, [{ op: 'jigsaw', grid: 2, tileSize: 4 }], createRng(1))).toThrow(/jigsaw/);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+  });
+});
