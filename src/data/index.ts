@@ -14,6 +14,7 @@ export * from './datasets/split.js';
 export * from './decode.js';
 export * from './loader.js';
 export * from './manifest.js';
+export * from './open.js';
 export * from './scan.js';
 export type * from './types.js';
 export * from './walk.js';

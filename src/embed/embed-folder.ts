@@ -8,18 +8,21 @@
  * ```
  */
 import path from 'node:path';
+import { type OpenSourceOptions, openImageSource } from '../data/open.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { assertInteger } from '../util/errors.js';
 import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import { type AnalyseOptions, analyseEmbeddings, type EmbedSummary } from './analyse.js';
 import { type EmbedFailure, embedImages } from './embed-images.js';
-import { loadModelForEmbedding, type OpenImagesOptions, openImagesForEmbedding } from './inputs.js';
+import { loadModelForEmbedding } from './inputs.js';
 
-export interface EmbedFolderOptions extends AnalyseOptions, OpenImagesOptions {
+export interface EmbedFolderOptions
+  extends AnalyseOptions,
+    Pick<OpenSourceOptions, 'classFolders' | 'labels' | 'classNames'> {
   /** A run folder, a backbone export folder, a torchvision .safetensors file or a tfjs model.json. */
   model: string;
-  /** Images: folder, manifest.arrow, labels .csv/.arrow, or IDX file. */
+  /** Images: any source `openImageSource` opens (folder, class folders, manifest, label table, IDX). */
   data: string;
   /** Output folder: new, empty, or an earlier embed output (with `overwrite`). */
   out: string;
@@ -66,7 +69,11 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
     options.onWarning?.(`input size ${options.inputSize} differs from the backbone's recommended ${recommended} px`);
   }
   try {
-    const source = await openImagesForEmbedding(options.data, options);
+    const source = await openImageSource(options.data, {
+      classFolders: options.classFolders,
+      labels: options.labels,
+      classNames: options.classNames,
+    });
     let subset: Int32Array | undefined;
     if (options.limit !== undefined) {
       const limit = assertInteger('limit', options.limit, 3, 10_000_000);

@@ -1,77 +1,11 @@
 /**
- * Opening labeled / unlabeled data for finetuning from what a user has, and the
- * label subsets of experiments (N per class, imbalanced, flipped labels).
- *
- * `--labels` accepts: a folder of class subfolders; a .csv / .arrow file of
- * path,label rows; an IDX image file (its labels file is found by name:
- * `*-images-idx3-ubyte[.gz]` -> `*-labels-idx1-ubyte[.gz]`), or `images,labels`;
- * or a folder holding `train-images-idx3-ubyte[.gz]`.
+ * The label subsets of finetuning experiments (N per class, imbalanced, flipped
+ * labels, stratified holdout) and the mapping of a test set's classes. Images
+ * are opened by the data layer's `openImageSource`.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import path from 'node:path';
-import { classFolderDataset, folderDataset } from '../data/datasets/folder.js';
-import { classNamesNear, idxDataset } from '../data/datasets/idx.js';
-import { labelTableDataset } from '../data/datasets/label-table.js';
 import { indicesByClass } from '../data/datasets/split.js';
-import type { ImageSource } from '../data/types.js';
 import { InputError, invalidOption } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
-
-function idxLabelsFile(imagesFile: string): string | undefined {
-  const guess = imagesFile.replace('images-idx3', 'labels-idx1').replace('images.idx', 'labels.idx');
-  return guess !== imagesFile && existsSync(guess) ? guess : undefined;
-}
-
-/** An IDX source; class names from a `classes.txt` beside it (or one folder up) when there is one. */
-function openIdx(imagesFile: string, labelsFile: string | undefined): ImageSource {
-  const names = classNamesNear(imagesFile);
-  const source = idxDataset(imagesFile, labelsFile, undefined);
-  if (names && source.labels && Math.max(...source.labels) < names.length) {
-    return idxDataset(imagesFile, labelsFile, names);
-  }
-  return source;
-}
-
-/**
- * Opens `spec` as an ImageSource; `needLabels` makes a source without labels an
- * error. `split` picks `train-*` or `t10k-*` in a folder of IDX files.
- */
-export async function openImageSource(
-  spec: string,
-  needLabels: boolean,
-  split: 'train' | 't10k' = 'train',
-): Promise<ImageSource> {
-  const [first, second] = spec.split(',');
-  if (second !== undefined) {
-    if (!existsSync(first)) throw new InputError(first, 'no such file');
-    if (!existsSync(second)) throw new InputError(second, 'no such file');
-    return openIdx(first, second);
-  }
-  if (!existsSync(spec)) throw new InputError(spec, 'no such file or folder');
-  let source: ImageSource;
-  if (statSync(spec).isDirectory()) {
-    const entries = readdirSync(spec);
-    const idx = entries.find((e) => e.startsWith(`${split}-images-idx3-ubyte`));
-    if (idx) {
-      const file = path.join(spec, idx);
-      source = openIdx(file, idxLabelsFile(file));
-    } else if (needLabels) {
-      source = await classFolderDataset(spec);
-    } else {
-      source = await folderDataset(spec);
-    }
-  } else if (/\.(csv|arrow|feather|ipc)$/i.test(spec)) {
-    source = labelTableDataset(spec);
-  } else if (/idx\d|\.idx/i.test(spec)) {
-    source = openIdx(spec, idxLabelsFile(spec));
-  } else {
-    throw new InputError(spec, 'not a folder, a .csv/.arrow label table or an IDX file');
-  }
-  if (needLabels && (!source.labels || !source.classNames)) {
-    throw new InputError(spec, 'has no labels (expected class subfolders, a label table, or an IDX labels file)');
-  }
-  return source;
-}
 
 /** Up to `perClass` positions of each class of `labels`, drawn with `rng` (sorted). */
 export function perClassSubset(labels: Int32Array, numClasses: number, perClass: number, rng: Rng): Int32Array {

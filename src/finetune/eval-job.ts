@@ -1,7 +1,8 @@
 /** `selfsup eval` as a library call: a finetuned model folder on a labeled set -> a report folder. */
 import path from 'node:path';
+import { openImageSource } from '../data/open.js';
 import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
-import { openImageSource, remapLabels } from './data.js';
+import { remapLabels } from './data.js';
 import { evaluateProbabilities, writeEvaluationFiles } from './evaluate.js';
 import { loadImageSet, withLabels } from './image-set.js';
 import { loadClassifier } from './model-io.js';
@@ -49,7 +50,7 @@ export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
   const { classifier } = await loadClassifier(job.model);
   try {
     const { input, classNames } = classifier.spec;
-    const source = await openImageSource(job.labels, true, 't10k');
+    const source = await openImageSource(job.labels, { needLabels: true, split: 't10k' });
     const loaded = await loadImageSet(source, { size: input.size, channels: input.channels, progress: job.progress });
     const set = withLabels(loaded, remapLabels(loaded.labels, loaded.classNames, classNames, job.labels));
     const probabilities = classifier.predictProbabilities(set, job.batchSize ?? 256);

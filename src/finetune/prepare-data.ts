@@ -3,18 +3,12 @@
  * per class, minority classes, flipped labels), the test images (a --test set, a
  * stratified holdout, or the training images), and unlabeled images for FixMatch.
  */
+import { openImageSource } from '../data/open.js';
 import type { InputSpec } from '../data/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
-import {
-  flipLabels,
-  imbalancedSubset,
-  openImageSource,
-  perClassSubset,
-  remapLabels,
-  stratifiedHoldout,
-} from './data.js';
+import { flipLabels, imbalancedSubset, perClassSubset, remapLabels, stratifiedHoldout } from './data.js';
 import { type ImageSet, loadImageSet, withLabels } from './image-set.js';
 
 export type { InputSpec };
@@ -66,7 +60,7 @@ export async function prepareData(
   options: { progress?: boolean; needUnlabeled?: boolean } = {},
 ): Promise<PreparedData> {
   const load = { size: input.size, channels: input.channels, progress: options.progress };
-  const labeledSource = await openImageSource(spec.labels, true, 'train');
+  const labeledSource = await openImageSource(spec.labels, { needLabels: true, split: 'train' });
   const sourceLabels = labeledSource.labels as Int32Array;
   const classNames = (labeledSource.classNames as string[]).slice();
   const numClasses = classNames.length;
@@ -114,7 +108,7 @@ export async function prepareData(
   let test: ImageSet;
   let testSource: PreparedData['testSource'];
   if (spec.test) {
-    const testImageSource = await openImageSource(spec.test, true, 't10k');
+    const testImageSource = await openImageSource(spec.test, { needLabels: true, split: 't10k' });
     let testIndices: Int32Array | undefined;
     if (spec.testLimit && spec.testLimit < testImageSource.size) {
       const testLabels = testImageSource.labels as Int32Array;
@@ -145,7 +139,7 @@ export async function prepareData(
   }
   let unlabeled: ImageSet | undefined;
   if (spec.unlabeled) {
-    const source = await openImageSource(spec.unlabeled, false, 'train');
+    const source = await openImageSource(spec.unlabeled, { split: 'train' });
     let indices: Int32Array | undefined;
     if (spec.unlabeledLimit && spec.unlabeledLimit < source.size) {
       indices = Int32Array.from(

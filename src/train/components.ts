@@ -8,8 +8,8 @@ import { getTask } from '../../pretext-tasks/registry.js';
 import { createBackbone } from '../backbones/registry.js';
 import type { Backbone } from '../backbones/types.js';
 import { createLoader } from '../data/loader.js';
+import { openImageSource } from '../data/open.js';
 import type { Batch, ImageSource, LoaderOptions, LoaderStats } from '../data/types.js';
-import { openImagesForEmbedding } from '../embed/inputs.js';
 import { loadWeightsInto, saveBackbone } from '../export/backbone-store.js';
 import type { BackboneManifest, ManifestExtras } from '../export/manifest.js';
 import type { TaskLookup } from '../recipes/pretrain-recipe.js';
@@ -48,7 +48,7 @@ export async function defaultComponents(): Promise<TrainComponents> {
         stem: config.stem,
         rng,
       }),
-    openSource: (dataPath, options) => openImagesForEmbedding(dataPath, { classFolders: options?.labelled === true }),
+    openSource: (dataPath, options) => openImageSource(dataPath, { needLabels: options?.labelled === true }),
     createLoader,
     saveBackbone: async (backbone, dir, metadata) => {
       await saveBackbone(backbone, dir, metadata);
