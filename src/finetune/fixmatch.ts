@@ -12,9 +12,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { invalidOption } from '../util/errors.js';
 
-// FixMatch's weak and strong views live with every other named view.
-export { strongView, weakView } from '../data/augment/presets.js';
-
 export interface FixMatchOptions {
   /** Confidence threshold tau on the weak view's max probability. Paper: 0.95. */
   threshold: number;

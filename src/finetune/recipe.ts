@@ -3,12 +3,12 @@
  * to what the finetuning loop takes: the resolved input and TrainOptions.
  */
 import { validatePipeline } from '../data/augment/pipeline.js';
-import type { PipelineSpec } from '../data/types.js';
+import { strongView, weakView } from '../data/augment/presets.js';
+import type { InputSpec, PipelineSpec } from '../data/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { RecipeError } from '../recipes/load.js';
 import { SchemaError } from '../recipes/schema.js';
 import { UsageError } from '../util/errors.js';
-import { strongView, weakView } from './fixmatch.js';
 import type { TrainOptions } from './train.js';
 
 function checkView(value: unknown, key: string, channels: 1 | 3): PipelineSpec {
@@ -27,7 +27,7 @@ export function resolveInput(
   recipe: FinetuneRecipe,
   channels: 1 | 3,
   manifest: { inputSize: number | null; mean: number[]; std: number[] },
-): { size: number; channels: 1 | 3; mean: number[]; std: number[] } {
+): InputSpec {
   const mean = recipe.input.mean ?? manifest.mean;
   const std = recipe.input.std ?? manifest.std;
   for (const [key, values] of [
@@ -74,11 +74,7 @@ export function preprocessingMismatches(
 }
 
 /** TrainOptions for a recipe and a resolved input. `file` prefixes errors. */
-export function trainOptionsOf(
-  recipe: FinetuneRecipe,
-  input: { size: number; channels: 1 | 3; mean: number[]; std: number[] },
-  file = 'recipe',
-): TrainOptions {
+export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 'recipe'): TrainOptions {
   const { size, channels, mean, std } = input;
   try {
     const augment = recipe.augment.train;

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { strongView, weakView } from '../../src/data/augment/presets.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { Classifier } from '../../src/finetune/classifier.js';
-import { strongView, weakView } from '../../src/finetune/fixmatch.js';
 import { withLabels } from '../../src/finetune/image-set.js';
 import { argmaxRows } from '../../src/finetune/metrics.js';
 import { trainOptionsOf } from '../../src/finetune/recipe.js';
