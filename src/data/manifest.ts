@@ -117,7 +117,7 @@ export interface Manifest {
 const REQUIRED = ['path', 'bytes', 'mtime', 'hash', 'width', 'height', 'channels', 'format', 'status', 'error'];
 
 /** Reads a manifest written by `scanFolder`; errors name the file and the missing column. */
-export function readManifest(file: string): Manifest {
+export function readScanManifest(file: string): Manifest {
   const table = readArrowTable(file);
   const names = table.schema.fields.map((f) => f.name);
   for (const name of REQUIRED) {

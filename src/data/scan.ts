@@ -12,7 +12,7 @@ import { assertInteger } from '../util/errors.js';
 import { checkOutputFile } from '../util/output-dir.js';
 import { Progress } from '../util/progress.js';
 import { type DecodeOptions, describeDecodeError, probeImage } from './decode.js';
-import { type Manifest, ManifestBuilder, type ManifestRow, manifestRow, readManifest } from './manifest.js';
+import { type Manifest, ManifestBuilder, type ManifestRow, manifestRow, readScanManifest } from './manifest.js';
 import { walkFiles } from './walk.js';
 
 export interface ScanProgress {
@@ -80,7 +80,7 @@ function loadPrevious(options: ScanOptions, root: string): Manifest | null {
     if (options.previous) throw new Error(`${file}: previous manifest not found`);
     return null;
   }
-  const manifest = readManifest(file);
+  const manifest = readScanManifest(file);
   return path.resolve(manifest.root) === root ? manifest : null;
 }
 

@@ -4,6 +4,7 @@
  * data fingerprint, selfsup version).
  */
 import type { BackboneConfig, ResNetArch, Stem } from '../backbones/types.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../data/augment/presets.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError, invalidOption } from '../util/errors.js';
 import { readRegularTextFile } from '../util/files.js';
@@ -11,8 +12,6 @@ import { normalizationProblem } from '../util/finite.js';
 import { VERSION } from '../version.js';
 
 export const MANIFEST_FILE = 'manifest.json';
-export const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-export const IMAGENET_STD = [0.229, 0.224, 0.225];
 
 /** What a caller knows about the weights beyond the architecture. All optional. */
 export interface ManifestExtras {

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { classFolderDataset, folderDataset } from '../../src/data/datasets/folder.js';
 import { encodeIdx, FASHION_MNIST_CLASSES, idxDataset } from '../../src/data/datasets/idx.js';
 import { labelTableDataset, parseCsv } from '../../src/data/datasets/label-table.js';
-import { classCounts, formatClassCounts, splitDataset } from '../../src/data/datasets/split.js';
+import { formatClassCounts, sourceClassCounts, splitDataset } from '../../src/data/datasets/split.js';
 import { writeArrowTable } from '../../src/util/arrow.js';
 import { cardSharp, tempDir, write } from './fixtures.js';
 
@@ -26,8 +26,8 @@ describe('datasets', () => {
     const source = await classFolderDataset(path.join(dir, 'classes'));
     expect(source.classNames).toEqual(['cat', 'dog', 'owl']);
     expect(source.size).toBe(10); // loose.png has no class folder
-    expect(classCounts(source)).toEqual({ cat: 6, dog: 3, owl: 1 });
-    expect(formatClassCounts(classCounts(source))).toBe('cat 6, dog 3, owl 1 (largest/smallest 6.0x)');
+    expect(sourceClassCounts(source)).toEqual({ cat: 6, dog: 3, owl: 1 });
+    expect(formatClassCounts(sourceClassCounts(source))).toBe('cat 6, dog 3, owl 1 (largest/smallest 6.0x)');
     const image = await source.load(0, 3);
     expect([image.width, image.height, image.channels]).toEqual([12, 10, 3]);
     expect(source.describe(0)).toBe(path.join(dir, 'classes', 'cat', '0.png'));
@@ -89,7 +89,7 @@ describe('datasets', () => {
     expect(a.train.length + a.val.length).toBe(10);
     expect(new Set([...a.train, ...a.val]).size).toBe(10);
     // Stratified: round(6 * .34) = 2 cats, round(3 * .34) = 1 dog, round(1 * .34) = 0 owls.
-    expect(classCounts(source, a.val)).toEqual({ cat: 2, dog: 1, owl: 0 });
+    expect(sourceClassCounts(source, a.val)).toEqual({ cat: 2, dog: 1, owl: 0 });
     const seeds = new Set(
       [1, 2, 3, 4, 5].map((seed) => [...splitDataset(source, { valFraction: 0.34, seed }).val].join()),
     );

@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { SIMCLR_PIPELINE } from '../../src/data/augment/presets.js';
 import { classFolderDataset } from '../../src/data/datasets/folder.js';
 import { FASHION_MNIST_CLASSES, idxDataset } from '../../src/data/datasets/idx.js';
-import { classCounts, splitDataset } from '../../src/data/datasets/split.js';
+import { sourceClassCounts, splitDataset } from '../../src/data/datasets/split.js';
 import { createLoader } from '../../src/data/loader.js';
-import { readManifest } from '../../src/data/manifest.js';
+import { readScanManifest } from '../../src/data/manifest.js';
 import { scanFolder } from '../../src/data/scan.js';
 import { tempDir } from './fixtures.js';
 
@@ -21,11 +21,11 @@ describe('Fashion-MNIST demo sample', () => {
     );
     expect(source.size).toBe(1000);
     expect([source.height, source.width]).toEqual([28, 28]);
-    const counts = classCounts(source);
+    const counts = sourceClassCounts(source);
     expect(Object.keys(counts)).toEqual(FASHION_MNIST_CLASSES);
     expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(1000);
     const split = splitDataset(source, { valFraction: 0.2, seed: 0 });
-    const valCounts = classCounts(source, split.val);
+    const valCounts = sourceClassCounts(source, split.val);
     for (const name of FASHION_MNIST_CLASSES) expect(valCounts[name]).toBe(Math.round(counts[name] * 0.2));
     const loader = createLoader(source, {
       batchSize: 32,
@@ -46,7 +46,7 @@ describe('Fashion-MNIST demo sample', () => {
     const summary = await scanFolder(path.join(demo, 'unlabeled/part-0'), { out });
     expect(summary.files).toBe(502);
     expect(summary.bad).toBe(2);
-    const m = readManifest(out);
+    const m = readScanManifest(out);
     expect(m.error[m.path.indexOf('broken-empty.png')]).toBe('empty file (0 bytes)');
     expect(m.error[m.path.indexOf('broken-truncated.png')]).toMatch(/^truncated|^corrupt/);
     const ok = m.status.map((s, i) => (s === 'ok' ? i : -1)).filter((i) => i >= 0);
@@ -57,6 +57,6 @@ describe('Fashion-MNIST demo sample', () => {
     const source = await classFolderDataset(path.join(demo, 'labeled'));
     expect(source.classNames).toHaveLength(10);
     expect(source.size).toBe(500);
-    expect(Object.values(classCounts(source))).toEqual(Array(10).fill(50));
+    expect(Object.values(sourceClassCounts(source))).toEqual(Array(10).fill(50));
   });
 });

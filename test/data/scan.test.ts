@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, readdirSync, rmSync, symlinkSync, utimesSync, wri
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { manifestDataset } from '../../src/data/datasets/folder.js';
-import { readManifest } from '../../src/data/manifest.js';
+import { readScanManifest } from '../../src/data/manifest.js';
 import { formatScanSummary, scanFolder } from '../../src/data/scan.js';
 import { cardSharp, makeBrokenFiles, makeFormatFiles, tempDir, write } from './fixtures.js';
 
@@ -24,7 +24,7 @@ describe('scanFolder', () => {
   it('records every file with its header facts, and every bad one with its reason', async () => {
     const progress: number[] = [];
     const summary = await scanFolder(dir, { out, maxPixels: 4_000_000, onProgress: (p) => progress.push(p.files) });
-    const m = readManifest(out);
+    const m = readScanManifest(out);
     expect(m.root).toBe(dir);
     const row = (p: string) => m.path.indexOf(p);
     const reasons = Object.fromEntries(m.path.map((p, i) => [p, m.error[i]]));
@@ -76,7 +76,7 @@ describe('scanFolder', () => {
     expect(second.opened).toBe(2); // new.png and b.png
     expect(second.removed).toBe(1);
     expect(second.reused).toBe(second.files - 3); // all but those two and the dangling symlink (never stat'able)
-    const m = readManifest(out);
+    const m = readScanManifest(out);
     expect(m.width[m.path.indexOf('formats/b.png')]).toBe(41);
     expect(m.status[m.path.indexOf('new.png')]).toBe('ok');
     // previous: null forces a full rescan.
@@ -90,12 +90,12 @@ describe('scanFolder', () => {
     const target = path.join(outDir, 'm.arrow');
     await scanFolder(path.join(dir, 'formats'), { out: target });
     expect(readdirSync(outDir)).toEqual(['m.arrow']);
-    const before = readManifest(target).length;
+    const before = readScanManifest(target).length;
     // Make the folder read-only for the writer: as root that does not stop writes,
     // so instead point the output at a path whose parent is a file.
     const blocked = path.join(target, 'sub.arrow');
     await expect(scanFolder(path.join(dir, 'formats'), { out: blocked, previous: null })).rejects.toThrow();
-    expect(readManifest(target).length).toBe(before);
+    expect(readScanManifest(target).length).toBe(before);
     expect(readdirSync(outDir)).toEqual(['m.arrow']);
   });
 
@@ -117,7 +117,7 @@ describe('scanFolder', () => {
     } finally {
       if (asRoot) process.seteuid!(0);
     }
-    const m = readManifest(target);
+    const m = readScanManifest(target);
     const reasons = Object.fromEntries(m.path.map((p, i) => [p, m.error[i]]));
     expect(reasons['secret.png']).toBe('unreadable: permission denied');
     expect(reasons.closed).toBe('unreadable: permission denied');

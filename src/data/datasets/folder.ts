@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../../util/errors.js';
 import type { DecodeOptions } from '../decode.js';
-import { readManifest } from '../manifest.js';
+import { readScanManifest } from '../manifest.js';
 import { walkFiles } from '../walk.js';
 import { FileListSource, indexLabels } from './file-list.js';
 
@@ -29,7 +29,7 @@ export const IMAGE_EXTENSIONS = new Set([
  * manifest order. Paths resolve against the manifest's `root`.
  */
 export function manifestDataset(manifestFile: string, decode: DecodeOptions = {}): FileListSource {
-  const manifest = readManifest(manifestFile);
+  const manifest = readScanManifest(manifestFile);
   const paths: string[] = [];
   for (let i = 0; i < manifest.length; i++) {
     if (manifest.status[i] === 'ok') paths.push(path.resolve(manifest.root, manifest.path[i]));
@@ -73,7 +73,7 @@ export async function classFolderDataset(
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(dir, 'not a folder');
   let bad = new Set<string>();
   if (options.manifest) {
-    const m = readManifest(options.manifest);
+    const m = readScanManifest(options.manifest);
     bad = new Set(m.path.filter((_, i) => m.status[i] !== 'ok').map((p) => path.resolve(m.root, p)));
   }
   const paths: string[] = [];

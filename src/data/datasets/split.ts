@@ -54,7 +54,7 @@ export function splitDataset(source: ImageSource, options: SplitOptions): Split 
 }
 
 /** Images per class name ("unlabeled" for -1), over `subset` or the whole source. */
-export function classCounts(source: ImageSource, subset?: Int32Array): Record<string, number> {
+export function sourceClassCounts(source: ImageSource, subset?: Int32Array): Record<string, number> {
   const counts: Record<string, number> = {};
   if (!source.labels) {
     counts.unlabeled = subset ? subset.length : source.size;
