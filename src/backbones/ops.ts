@@ -166,6 +166,15 @@ export function relu<T extends tf.Tensor>(x: T): T {
   return forward(x) as T;
 }
 
+/** Zero padding of `padding` px on every side of H and W of x [B, H, W, C] (PyTorch's symmetric padding). */
+function padSpatial(x: tf.Tensor4D, padding: number): tf.Tensor4D {
+  return tf.pad(x, [
+    [0, 0],
+    [padding, padding],
+    [padding, padding],
+    [0, 0],
+  ]);
+}
 /**
  * PyTorch-style Conv2d without bias: `padding` zeros on each side (symmetric).
  * x [B, H, W, Cin], kernel [kh, kw, Cin, Cout] -> [B, H', W', Cout].
@@ -177,12 +186,7 @@ export function conv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: number, padd
   if (stride === 1 && kernelSize % 2 === 1 && padding === (kernelSize - 1) / 2) {
     return tf.conv2d(x, kernel, 1, 'same');
   }
-  const padded = tf.pad(x, [
-    [0, 0],
-    [padding, padding],
-    [padding, padding],
-    [0, 0],
-  ]);
+  const padded = padSpatial(x, padding);
   return tf.conv2d(padded, kernel, stride, 'valid');
 }
 
@@ -192,11 +196,6 @@ export function conv2d(x: tf.Tensor4D, kernel: tf.Tensor4D, stride: number, padd
  * holds at least one real value >= 0.
  */
 export function maxPoolAfterRelu(x: tf.Tensor4D, size: number, stride: number, padding: number): tf.Tensor4D {
-  const padded = tf.pad(x, [
-    [0, 0],
-    [padding, padding],
-    [padding, padding],
-    [0, 0],
-  ]);
+  const padded = padSpatial(x, padding);
   return tf.maxPool(padded, size, stride, 'valid');
 }

@@ -87,7 +87,7 @@ function loadPrevious(options: ScanOptions, root: string): Manifest | null {
 /** True when `file` is a manifest written by `scanFolder`. */
 function isScanManifest(file: string): boolean {
   try {
-    readManifest(file);
+    readScanManifest(file);
     return true;
   } catch {
     return false;
@@ -102,18 +102,7 @@ async function inspectFile(
   mtime: number,
   decode: DecodeOptions,
 ): Promise<ManifestRow> {
-  const row: ManifestRow = {
-    path: relative,
-    bytes,
-    mtime,
-    hash: '',
-    width: 0,
-    height: 0,
-    channels: 0,
-    format: '',
-    status: 'error',
-    error: '',
-  };
+  const row: ManifestRow = { ...emptyRow(relative), bytes, mtime };
   let data: Buffer;
   try {
     data = await fsp.readFile(full);

@@ -44,6 +44,11 @@ export function adjustSaturation(image: FloatImage, factor: number): void {
   }
 }
 
+function hsvChannel(n: number, hue: number, max: number, chroma: number): number {
+  const k = (n + 6 * hue) % 6;
+  return max - chroma * Math.max(0, Math.min(k, 4 - k, 1));
+}
+
 /** Rotates hue by `shift` turns (in [-0.5, 0.5]) through HSV (no-op on 1 channel). */
 export function adjustHue(image: FloatImage, shift: number): void {
   if (image.channels !== 3) return;
@@ -62,40 +67,11 @@ export function adjustHue(image: FloatImage, shift: number): void {
     else hue = (r - g) / chroma + 4;
     hue = hue / 6 + shift;
     hue -= Math.floor(hue);
-    const saturation = chroma / max;
-    // HSV -> RGB with value = max.
-    const h6 = hue * 6;
-    const sector = Math.floor(h6) % 6;
-    const f = h6 - Math.floor(h6);
-    const p = max * (1 - saturation);
-    const q = max * (1 - saturation * f);
-    const t = max * (1 - saturation * (1 - f));
-    let r2 = max;
-    let g2 = p;
-    let b2 = q;
-    if (sector === 0) {
-      g2 = t;
-      b2 = p;
-    } else if (sector === 1) {
-      r2 = q;
-      g2 = max;
-      b2 = p;
-    } else if (sector === 2) {
-      r2 = p;
-      g2 = max;
-      b2 = t;
-    } else if (sector === 3) {
-      r2 = p;
-      g2 = q;
-      b2 = max;
-    } else if (sector === 4) {
-      r2 = t;
-      g2 = p;
-      b2 = max;
-    }
-    d[s] = r2;
-    d[s + 1] = g2;
-    d[s + 2] = b2;
+    // HSV -> RGB with value = max, chroma kept: channel n (R 5, G 3, B 1) is
+    // max - chroma * clamp(min(k, 4 - k), 0, 1) with k = (n + 6 hue) mod 6.
+    d[s] = hsvChannel(5, hue, max, chroma);
+    d[s + 1] = hsvChannel(3, hue, max, chroma);
+    d[s + 2] = hsvChannel(1, hue, max, chroma);
   }
 }
 

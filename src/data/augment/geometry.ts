@@ -18,6 +18,9 @@ export function centerCrop(image: AnyImage, size: number): FloatImage {
   return cropWithPadding(image, left, top, size, size);
 }
 
+/** [low, high] of a uniform (area fraction) or log-uniform (aspect ratio) draw. */
+type Range = [number, number];
+
 export interface CropBox {
   top: number;
   left: number;
@@ -30,13 +33,7 @@ export interface CropBox {
  * in `ratio`, placed uniformly inside a width x height image; null when none fits.
  * The draws of torchvision's RandomResizedCrop.get_params and RandomErasing.get_params.
  */
-export function sampleBox(
-  width: number,
-  height: number,
-  scale: [number, number],
-  ratio: [number, number],
-  rng: Rng,
-): CropBox | null {
+export function sampleBox(width: number, height: number, scale: Range, ratio: Range, rng: Rng): CropBox | null {
   const area = width * height;
   const logLow = Math.log(ratio[0]);
   const logHigh = Math.log(ratio[1]);
@@ -56,13 +53,7 @@ export function sampleBox(
  * torchvision RandomResizedCrop.get_params: `sampleBox`, otherwise the central
  * crop with the ratio clamped into range (or the whole image).
  */
-export function randomResizedCropBox(
-  width: number,
-  height: number,
-  scale: [number, number],
-  ratio: [number, number],
-  rng: Rng,
-): CropBox {
+export function randomResizedCropBox(width: number, height: number, scale: Range, ratio: Range, rng: Rng): CropBox {
   const sampled = sampleBox(width, height, scale, ratio, rng);
   if (sampled) return sampled;
   const inRatio = width / height;
@@ -74,17 +65,6 @@ export function randomResizedCropBox(
     w = Math.round(h * ratio[1]);
   }
   return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
-}
-
-export function randomResizedCrop(
-  image: AnyImage,
-  size: number,
-  scale: [number, number],
-  ratio: [number, number],
-  rng: Rng,
-): FloatImage {
-  const box = randomResizedCropBox(image.width, image.height, scale, ratio, rng);
-  return resampleBox(image, box.left, box.top, box.width, box.height, size, size);
 }
 
 /** Mirrors left-right in place. */

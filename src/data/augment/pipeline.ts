@@ -13,12 +13,12 @@ import {
   flipHorizontal,
   flipVertical,
   jigsawTiles,
-  randomResizedCrop,
+  randomResizedCropBox,
   resizeShorter,
   rotate90,
   sampleBox,
 } from './geometry.js';
-import { type AnyImage, type FloatImage, toFloatImage } from './image.js';
+import { type AnyImage, type FloatImage, resampleBox, toFloatImage } from './image.js';
 
 /** Every op, with the keys it accepts (besides `op`). */
 export const STEP_KEYS: Record<AugmentStep['op'], readonly string[]> = {
@@ -189,14 +189,11 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
       return resizeShorter(image, step.size);
     case 'centerCrop':
       return centerCrop(image, step.size);
-    case 'randomResizedCrop':
-      return randomResizedCrop(
-        image,
-        step.size,
-        step.scale ?? STEP_DEFAULTS.randomResizedCrop.scale,
-        step.ratio ?? STEP_DEFAULTS.randomResizedCrop.ratio,
-        rng,
-      );
+    case 'randomResizedCrop': {
+      const d = STEP_DEFAULTS.randomResizedCrop;
+      const box = randomResizedCropBox(image.width, image.height, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
+      return resampleBox(image, box.left, box.top, box.width, box.height, step.size, step.size);
+    }
     case 'horizontalFlip':
       return rng.chance(step.p ?? STEP_DEFAULTS.flipP) ? flipHorizontal(owned()) : owned();
     case 'verticalFlip':
