@@ -88,7 +88,10 @@ describe('selfsup pretrain / finetune / eval / budget (subprocess)', () => {
     expect(f.code, f.stderr).toBe(0);
     const summary = JSON.parse(f.stdout);
     expect(summary.trainImages).toBe(16);
-    expect(summary.accuracy).toBeGreaterThanOrEqual(0);
+    // The accuracy is a count of right answers over the test images, and report.json says the same.
+    expect(summary.accuracy * summary.testImages).toBeCloseTo(Math.round(summary.accuracy * summary.testImages), 6);
+    expect(summary.accuracy).toBeLessThanOrEqual(1);
+    expect(JSON.parse(readFileSync(path.join(model, 'report', 'report.json'), 'utf8')).accuracy).toBe(summary.accuracy);
     for (const file of [
       'classifier.json',
       'report/report.json',

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { adjustHue, colorJitter, gaussianBlur, solarize, toGrayscale } from '../../src/data/augment/color.js';
+import {
+  adjustBrightness,
+  adjustContrast,
+  adjustHue,
+  adjustSaturation,
+  colorJitter,
+  drawColorJitter,
+  gaussianBlur,
+  solarize,
+  toGrayscale,
+} from '../../src/data/augment/color.js';
 import {
   centerCrop,
   flipHorizontal,
@@ -156,6 +166,22 @@ describe('colour ops', () => {
     expect(run(1)).toEqual(run(1));
     expect(run(1)).not.toEqual(run(2));
     for (const v of run(3)) expect(v >= 0 && v <= 1).toBe(true);
+    // The values: the four adjustments applied one by one in the drawn order with the drawn factors.
+    for (const seed of [1, 2, 3]) {
+      const strengths = { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1 };
+      const draw = drawColorJitter(strengths, createRng(seed));
+      const expected = { ...base, data: Float32Array.from(base.data) };
+      for (const which of draw.order) {
+        if (which === 0) adjustBrightness(expected, draw.brightness as number);
+        if (which === 1) adjustContrast(expected, draw.contrast as number);
+        if (which === 2) adjustSaturation(expected, draw.saturation as number);
+        if (which === 3) adjustHue(expected, draw.hue as number);
+      }
+      expect(Array.from(run(seed))).toEqual(Array.from(expected.data));
+      // The drawn factors lie in [1 - s, 1 + s].
+      expect(draw.contrast).toBeGreaterThanOrEqual(0.6);
+      expect(draw.contrast).toBeLessThanOrEqual(1.4);
+    }
     // Brightness only: every value is scaled by one factor (until clamped).
     const img = { ...base, data: Float32Array.from(base.data) };
     colorJitter(img, { brightness: 0.5, contrast: 0, saturation: 0, hue: 0 }, createRng(9));
@@ -171,8 +197,18 @@ describe('colour ops', () => {
     const out = gaussianBlur({ data, width: 15, height: 15, channels: 1 }, 1.5, 7);
     const sum = out.data.reduce((a, b) => a + b, 0);
     expect(sum).toBeCloseTo(1, 5);
-    expect(out.data[7 * 15 + 7]).toBeLessThan(0.2);
     expect(out.data[7 * 15 + 8]).toBeCloseTo(out.data[7 * 15 + 6], 6);
+    // The values: an impulse becomes the outer product of the normalised 1-D Gaussian
+    // exp(-x^2 / (2 sigma^2)), x = -3..3, with itself.
+    const taps = [-3, -2, -1, 0, 1, 2, 3].map((x) => Math.exp(-(x * x) / (2 * 1.5 * 1.5)));
+    const total = taps.reduce((a, b) => a + b, 0);
+    const kernel = taps.map((t) => t / total);
+    for (let dy = -3; dy <= 3; dy++) {
+      for (let dx = -3; dx <= 3; dx++) {
+        expect(out.data[(7 + dy) * 15 + 7 + dx]).toBeCloseTo(kernel[dy + 3] * kernel[dx + 3], 6);
+      }
+    }
+    expect(out.data[0]).toBe(0); // beyond the kernel's reach
   });
 });
 

@@ -141,6 +141,22 @@ describe('similarity scan', () => {
     expect(Array.from(a).every(Number.isFinite)).toBe(true);
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
+    // The map keeps neighbours together: each planted near-copy lies closer to its original
+    // than 90% of all pairs do (a random layout would put it anywhere).
+    for (const map of [a, c]) {
+      const distance = (i: number, j: number) => Math.hypot(map[2 * i] - map[2 * j], map[2 * i + 1] - map[2 * j + 1]);
+      const all: number[] = [];
+      for (let i = 0; i < 30; i++) for (let j = i + 1; j < 30; j++) all.push(distance(i, j));
+      all.sort((x, y) => x - y);
+      const tenthPercentile = all[Math.floor(all.length * 0.1)];
+      for (const [copy, original] of [
+        [1, 0],
+        [7, 0],
+        [12, 5],
+      ]) {
+        expect(distance(copy, original)).toBeLessThan(tenthPercentile);
+      }
+    }
   });
 
   it('writes embeddings as Arrow with a FixedSizeList vector column and reads them back', async () => {

@@ -56,7 +56,10 @@ describe('finetune end to end (narrow ResNet-18 export, PNG class folders)', () 
     expect(summary.unlabeledImages).toBe(12);
     expect(summary.skippedImages).toBe(1); // broken.png is recorded and skipped
     expect(summary.maskRate).toBeGreaterThanOrEqual(0);
-    expect(summary.flippedPrecisionAtK).toBeGreaterThanOrEqual(0);
+    expect(summary.maskRate).toBeLessThanOrEqual(1);
+    // 15 training images, 20% flipped = 3: precision at 3 is 0, 1/3, 2/3 or 1.
+    expect(summary.flippedPrecisionAtK * 3).toBeCloseTo(Math.round(summary.flippedPrecisionAtK * 3), 6);
+    expect(summary.flippedPrecisionAtK).toBeLessThanOrEqual(1);
     for (const f of [
       'classifier.json',
       'classifier.safetensors',

@@ -196,10 +196,17 @@ describe('finetuning loop', () => {
       }),
       { labeled, unlabeled: unlabeledTruth, onEpoch: () => counts.push(tf.memory().numTensors) },
     );
-    const last = result.history[result.history.length - 1];
-    expect(last.maskRate).toBeGreaterThan(0);
-    expect(last.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
-    expect(last.unlabeledLoss).toBeGreaterThanOrEqual(0);
+    // Each epoch sees ratio x batch x steps = 2 x 8 x 2 unlabeled images: the mask rate counts
+    // them; no unlabeled loss without a confident one; the confident pseudo-labels of the easy
+    // quadrant task are right (chance is 1/4).
+    const seenPerEpoch = 2 * 8 * 2;
+    for (const h of result.history) {
+      expect(h.maskRate * seenPerEpoch).toBeCloseTo(Math.round(h.maskRate * seenPerEpoch), 6);
+      if (h.maskRate === 0) expect(h.unlabeledLoss).toBe(0);
+      else expect(h.unlabeledLoss).toBeGreaterThan(0);
+      if (h.pseudoLabelAccuracy !== undefined) expect(h.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0.75);
+    }
+    expect(Math.max(...result.history.map((h) => h.maskRate))).toBeGreaterThan(0.1);
     expect(new Set(counts).size).toBe(1);
     // Hidden labels are optional: with all -1 the accuracy is undefined but the mask rate is still reported.
     const hidden = withLabels(unlabeledTruth, new Int32Array(64).fill(-1));
@@ -220,7 +227,9 @@ describe('finetuning loop', () => {
       { labeled, unlabeled: hidden },
     );
     expect(again.history[0].pseudoLabelAccuracy).toBeUndefined();
-    expect(again.history[0].maskRate).toBeGreaterThanOrEqual(0);
+    // 1 x 8 x 2 unlabeled images this time.
+    expect(again.history[0].maskRate * 16).toBeCloseTo(Math.round(again.history[0].maskRate * 16), 6);
+    expect(again.history[0].maskRate).toBeLessThanOrEqual(1);
     c.dispose();
   });
 
