@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import { REFERENCE_BEGIN, REFERENCE_END, renderCliReference } from '../../src/cli/reference.js';
-import { ROOT } from './helpers.js';
+import { ROOT } from '../support/cli.js';
 
 describe('CLI reference (docs/cli.md)', () => {
   it('has every command of the issue, each with examples in its help', () => {

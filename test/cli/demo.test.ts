@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, runCli } from './helpers.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 
 describe('selfsup demo (subprocess)', () => {
   let dir: string;

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GPU_PACKAGE, gpuSystemProblem, nativeInstallProblem, nativePackageDir } from '../../src/engine/native.js';
-import { ensureBuilt, runCli } from './helpers.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 
 describe('selfsup doctor (subprocess)', () => {
   beforeAll(ensureBuilt, 180_000);

@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.js';
 import { readEmbeddings } from '../../src/export/embeddings.js';
 import { readArrowTable } from '../../src/util/arrow.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 import { writeBrokenPng, writeClassFolders, writeTinyBackboneExport } from './fixtures.js';
-import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup embed (subprocess)', () => {
   let dir: string;

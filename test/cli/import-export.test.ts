@@ -4,8 +4,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.js';
 import { decodeSafetensors } from '../../src/export/safetensors.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 import { writeTinyBackboneExport } from './fixtures.js';
-import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup import / export (subprocess)', () => {
   let dir: string;

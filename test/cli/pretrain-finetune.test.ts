@@ -6,8 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, runCli } from '../support/cli.js';
 import { writeClassFolders } from './fixtures.js';
-import { ensureBuilt, runCli } from './helpers.js';
 
 const PRETRAIN_RECIPE = `name: tiny
 seed: 0

@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readArrowTable } from '../../src/util/arrow.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 import { writeBrokenPng, writeClassFolders } from './fixtures.js';
-import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup scan (subprocess)', () => {
   let dir: string;

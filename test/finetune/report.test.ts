@@ -9,8 +9,8 @@ import { evaluateProbabilities, writeEvaluationReport } from '../../src/finetune
 import { loadClassifier, saveClassifier } from '../../src/finetune/model-io.js';
 import { columnValues, readArrowTable } from '../../src/util/arrow.js';
 import { createRng } from '../../src/util/rng.js';
-import { CLASSES, INPUT, quadrantSet } from './synthetic.js';
-import { createTinyBackbone } from './tiny-backbone.js';
+import { CLASSES, INPUT, quadrantSet } from '../support/labeled-sets.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'selfsup-finetune-report-'));
 

@@ -15,8 +15,8 @@ import type { EpochMetrics } from '../../src/finetune/train.js';
 import { trainClassifier } from '../../src/finetune/train.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { DivergenceError } from '../../src/train/step.js';
+import { quadrantSet } from '../support/labeled-sets.js';
 import { resumeClassifier, resumeOptions, runResumeFixture } from './fixtures/finetune-child.js';
-import { quadrantSet } from './synthetic.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-finetune-resume-'));
 

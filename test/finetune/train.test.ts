@@ -10,8 +10,8 @@ import { type TrainOptions, trainClassifier } from '../../src/finetune/train.js'
 import { finetuneDefaults } from '../../src/recipes/finetune-recipe.js';
 import type { OptimizerConfig } from '../../src/recipes/optimizer-schema.js';
 import { createRng } from '../../src/util/rng.js';
-import { CLASSES, INPUT, quadrantSet } from './synthetic.js';
-import { createTinyBackbone } from './tiny-backbone.js';
+import { CLASSES, INPUT, quadrantSet } from '../support/labeled-sets.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
 
 function makeClassifier(seed = 1): Classifier {
   const rng = createRng(seed);

@@ -4,8 +4,9 @@ import { getTask, listTasks, registerTask, unregisterTask } from '../../pretext-
 import { initEngine } from '../../src/engine/backend.js';
 import { UsageError } from '../../src/util/errors.js';
 import { createRng } from '../../src/util/rng.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
+import { createTrainer, seededImages } from '../support/trainer.js';
 import { flipTask } from './fixtures/flip-task.js';
-import { createTinyBackbone, createTrainer, seededImages } from './helpers.js';
 
 describe('pretext task registry', () => {
   beforeAll(() => {

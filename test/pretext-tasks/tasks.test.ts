@@ -13,7 +13,8 @@ import { createBackbone } from '../../src/backbones/registry.js';
 import type { Backbone } from '../../src/backbones/types.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { createRng, type Rng } from '../../src/util/rng.js';
-import { createTinyBackbone, createTrainer, seededImages } from './helpers.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
+import { createTrainer, seededImages } from '../support/trainer.js';
 
 interface Case {
   name: string;

@@ -5,7 +5,7 @@ import { accuracyOf as accuracy, knnClassify } from '../../src/probes/knn.js';
 import { embeddingSpread, isCollapsed } from '../../src/train/collapse.js';
 import { knnSplit } from '../../src/train/monitor.js';
 import { createRng } from '../../src/util/rng.js';
-import { makeSource } from '../train/helpers.js';
+import { makeSource } from '../support/pretraining.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');

@@ -11,7 +11,7 @@ import {
 } from '../../src/recipes/pretrain-recipe.js';
 import { PRETRAIN_SCHEMA, type PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { SchemaError, s, validate } from '../../src/recipes/schema.js';
-import { makeTinyRotationTask } from '../train/helpers.js';
+import { makeTinyRotationTask } from '../support/pretraining.js';
 
 const task = makeTinyRotationTask();
 const getTask = (id: string) => {

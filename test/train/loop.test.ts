@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { DivergenceError, pretrain } from '../../src/train/loop.js';
 import { readArrowTable } from '../../src/util/arrow.js';
-import { makeSource, tinyComponents, tinyRecipe } from './helpers.js';
+import { makeSource, tinyComponents, tinyRecipe } from '../support/pretraining.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-loop-'));
 

@@ -7,7 +7,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { pretrain } from '../../src/train/loop.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { readArrowTable } from '../../src/util/arrow.js';
-import { tinyComponents, tinyRecipe } from './helpers.js';
+import { tinyComponents, tinyRecipe } from '../support/pretraining.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-resume-'));
 // 48 images / batch 8 = 6 steps per epoch; checkpoints every 2 steps and every epoch.

@@ -1,47 +1,11 @@
 /**
- * Test helpers for the pretext tasks: a tiny convolutional backbone (implements
- * Backbone; two 3x3 convs, ReLU, global average pooling), seeded images, and a
- * plain training step with Adam.
+ * The one step trainer of the tests (a pretext task's loss over a backbone and
+ * its heads, with Adam) and seeded images for it.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { AnyPretextTask } from '../../pretext-tasks/registry.js';
-import type { Backbone, Head, NamedVariable } from '../../src/backbones/types.js';
+import type { Backbone, Head } from '../../src/backbones/types.js';
 import type { Rng } from '../../src/util/rng.js';
-
-function heUniform(shape: number[], fanIn: number, rng: Rng): tf.Variable {
-  const count = shape.reduce((a, b) => a * b, 1);
-  const values = new Float32Array(count);
-  const bound = Math.sqrt(6 / fanIn);
-  for (let i = 0; i < count; i++) values[i] = rng.uniform(-bound, bound);
-  return tf.tidy(() => tf.variable(tf.tensor(values, shape)));
-}
-
-/** A tiny backbone: conv3x3(C->8) ReLU conv3x3/2(8->featureDim) ReLU, global average pool. [B,H,W,C] -> [B, featureDim]. */
-export function createTinyBackbone(channels: 1 | 3, rng: Rng, featureDim = 16): Backbone {
-  const conv1 = heUniform([3, 3, channels, 8], 9 * channels, rng);
-  const conv2 = heUniform([3, 3, 8, featureDim], 72, rng);
-  const bias2 = tf.tidy(() => tf.variable(tf.zeros([featureDim])));
-  const variables: NamedVariable[] = [
-    { name: 'conv1.weight', variable: conv1, trainable: true, kind: 'conv' },
-    { name: 'conv2.weight', variable: conv2, trainable: true, kind: 'conv' },
-    { name: 'conv2.bias', variable: bias2, trainable: true, kind: 'bias' },
-  ];
-  return {
-    config: { arch: 'resnet18', inputChannels: channels, widthMultiplier: 0.125, stem: 'small' },
-    featureDim,
-    variables: () => variables,
-    dispose: () => {
-      for (const v of variables) v.variable.dispose();
-    },
-    features(x) {
-      return tf.tidy(() => {
-        const h1 = tf.relu(tf.conv2d(x, conv1 as tf.Tensor4D, 1, 'same'));
-        const h2 = tf.relu(tf.add(tf.conv2d(h1, conv2 as tf.Tensor4D, 2, 'same'), bias2));
-        return tf.mean(h2, [1, 2]) as tf.Tensor2D;
-      });
-    },
-  };
-}
 
 /** Seeded images in [-1, 1]: smooth blobs plus noise, so they are not symmetric. [B, size, size, channels]. */
 export function seededImages(batch: number, size: number, channels: number, rng: Rng): tf.Tensor4D {

@@ -1,18 +1,19 @@
 /**
- * Stand-ins for the training-loop tests: a real small conv net implementing the
- * Backbone interface, a real 4-way rotation task implementing PretextTask, a
+ * Stand-ins for the training-loop tests (the backbone is test/support's tiny
+ * one): a real 4-way rotation task implementing PretextTask, a
  * generated in-memory image source and a simple loader that follows the
  * LoaderOptions contract (seeded order, startBatch, subset, dropLast).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { PretextTask } from '../../pretext-tasks/types.js';
-import type { Backbone, BackboneConfig, Head, NamedVariable } from '../../src/backbones/types.js';
+import type { Head, NamedVariable } from '../../src/backbones/types.js';
 import type { Batch, ImageSource, LoaderOptions, PipelineSpec, RawImage } from '../../src/data/types.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { PRETRAIN_SCHEMA } from '../../src/recipes/pretrain-schema.js';
 import { validate } from '../../src/recipes/schema.js';
 import type { BatchLoader, TrainComponents } from '../../src/train/components.js';
 import { createRng, type Rng } from '../../src/util/rng.js';
+import { createTinyBackbone } from './tiny-backbone.js';
 
 function heNormal(rng: Rng, shape: number[], fanIn: number): tf.Variable {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -24,67 +25,6 @@ function heNormal(rng: Rng, shape: number[], fanIn: number): tf.Variable {
 
 function constant(shape: number[], value: number, trainable: boolean): tf.Variable {
   return tf.variable(tf.fill(shape, value), trainable);
-}
-
-/** conv3x3(C->8) + BN + ReLU + conv3x3/2(8->16, bias) + ReLU + global average pool: [B, H, W, C] -> [B, 16]. */
-export class TinyConvNet implements Backbone {
-  readonly featureDim = 16;
-  readonly config: BackboneConfig;
-  private readonly named: NamedVariable[];
-  private readonly v: Record<string, tf.Variable>;
-
-  constructor(channels: 1 | 3, rng: Rng) {
-    this.config = { arch: 'resnet18', inputChannels: channels, widthMultiplier: 1, stem: 'small' };
-    this.v = {
-      conv1: heNormal(rng.derive('conv1'), [3, 3, channels, 8], 9 * channels),
-      gamma: constant([8], 1, true),
-      beta: constant([8], 0, true),
-      mean: constant([8], 0, false),
-      variance: constant([8], 1, false),
-      conv2: heNormal(rng.derive('conv2'), [3, 3, 8, 16], 72),
-      bias2: constant([16], 0, true),
-    };
-    this.named = [
-      { name: 'conv1.weight', variable: this.v.conv1, trainable: true, kind: 'conv' },
-      { name: 'bn1.weight', variable: this.v.gamma, trainable: true, kind: 'bn-gamma' },
-      { name: 'bn1.bias', variable: this.v.beta, trainable: true, kind: 'bn-beta' },
-      { name: 'bn1.running_mean', variable: this.v.mean, trainable: false, kind: 'bn-mean' },
-      { name: 'bn1.running_var', variable: this.v.variance, trainable: false, kind: 'bn-var' },
-      { name: 'conv2.weight', variable: this.v.conv2, trainable: true, kind: 'conv' },
-      { name: 'conv2.bias', variable: this.v.bias2, trainable: true, kind: 'bias' },
-    ];
-  }
-
-  variables(): NamedVariable[] {
-    return this.named;
-  }
-
-  features(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
-    return tf.tidy(() => {
-      const { conv1, gamma, beta, mean, variance, conv2, bias2 } = this.v;
-      let h = tf.conv2d(x, conv1 as tf.Tensor4D, 1, 'same');
-      let m: tf.Tensor = mean;
-      let s: tf.Tensor = variance;
-      if (training) {
-        const moments = tf.moments(h, [0, 1, 2]);
-        m = moments.mean;
-        s = moments.variance;
-        const count = h.size / 8;
-        mean.assign(mean.mul(0.9).add(m.mul(0.1)));
-        variance.assign(variance.mul(0.9).add(s.mul((0.1 * count) / Math.max(1, count - 1))));
-      }
-      h = tf.batchNorm(h, m, s, beta, gamma, 1e-5).relu();
-      h = tf
-        .conv2d(h as tf.Tensor4D, conv2 as tf.Tensor4D, 2, 'same')
-        .add(bias2)
-        .relu();
-      return h.mean([1, 2]) as tf.Tensor2D;
-    });
-  }
-
-  dispose(): void {
-    for (const v of Object.values(this.v)) v.dispose();
-  }
 }
 
 /** A linear head: [B, D] -> [B, K]. */
@@ -270,7 +210,7 @@ export function tinyComponents(source: ImageSource = makeSource(48)): Partial<Tr
       if (id !== task.id) throw new Error(`unknown task ${id}`);
       return task;
     },
-    createBackbone: (config, rng) => new TinyConvNet(config.inputChannels, rng),
+    createBackbone: (config, rng) => createTinyBackbone(config.inputChannels, rng),
     openSource: async () => source,
     createLoader: simpleLoader,
   };
