@@ -14,9 +14,10 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Backbone } from '../backbones/types.js';
 import { formatCsv } from '../data/datasets/label-table.js';
+import { type OpenSourceOptions, openImageSource } from '../data/open.js';
 import type { ImageSource, InputSpec } from '../data/types.js';
 import { type EmbedFailure, embedImages } from '../embed/embed-images.js';
-import { loadModelForEmbedding, type OpenImagesOptions, openImagesForEmbedding } from '../embed/inputs.js';
+import { loadModelForEmbedding } from '../embed/inputs.js';
 import type { Classifier } from '../finetune/classifier.js';
 import { loadClassifier, readClassifierFile } from '../finetune/model-io.js';
 import { writeContactSheet } from '../report/contact-sheet.js';
@@ -30,7 +31,7 @@ import { type SelectionResult, type SelectionStrategy, selectFromPool } from './
 export const PICK_EXPORTS = ['none', 'copy', 'link'] as const;
 export type PickExport = (typeof PICK_EXPORTS)[number];
 
-export interface SelectImagesOptions extends OpenImagesOptions {
+export interface SelectImagesOptions extends Pick<OpenSourceOptions, 'classFolders' | 'labels' | 'classNames'> {
   /** A finetuned model folder (classifier: every strategy), or a backbone/run folder/.safetensors/model.json (random, diversity). */
   model: string;
   /** The unlabeled pool: a folder, scan manifest, label table or IDX file (labels in it are ignored for picking). */
@@ -133,7 +134,11 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
   checkOutputDir(options.out, output);
   const selector = await loadSelector(options.model, options.inputSize);
   try {
-    const pool = await openImagesForEmbedding(options.data, options);
+    const pool = await openImageSource(options.data, {
+      classFolders: options.classFolders,
+      labels: options.labels,
+      classNames: options.classNames,
+    });
     options.onStage?.(`embedding the pool: ${pool.size} images`);
     const poolRows = await embedImages(selector.backbone, pool, selector.preprocess, {
       batchSize: options.batchSize,
@@ -146,7 +151,7 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
     let labeledSource: ImageSource | undefined;
     const exclude: number[] = [];
     if (options.labeled) {
-      labeledSource = await openImagesForEmbedding(options.labeled, { classFolders: options.classFolders });
+      labeledSource = await openImageSource(options.labeled, { classFolders: options.classFolders });
       options.onStage?.(`embedding the labeled set: ${labeledSource.size} images`);
       labeledRows = await embedImages(selector.backbone, labeledSource, selector.preprocess, {
         batchSize: options.batchSize,

@@ -11,8 +11,9 @@
  * balanced) make their first picks with `firstRound` (default `typical`).
  */
 import path from 'node:path';
+import { openImageSource } from '../data/open.js';
 import { embedImages } from '../embed/embed-images.js';
-import { loadModelForEmbedding, openImagesForEmbedding } from '../embed/inputs.js';
+import { loadModelForEmbedding } from '../embed/inputs.js';
 import { imbalancedSubset } from '../finetune/data.js';
 import { argmaxRows, classificationMetrics, confusionMatrix } from '../finetune/metrics.js';
 import { fitLinearProbe, probeProbabilities } from '../probes/linear-probe.js';
@@ -250,8 +251,8 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
   let testFeatures: LabeledFeatures;
   let numClasses: number;
   try {
-    const poolSource = await openImagesForEmbedding(job.pool, { classFolders: job.classFolders });
-    const testSource = await openImagesForEmbedding(job.test, { classFolders: job.classFolders });
+    const poolSource = await openImageSource(job.pool, { classFolders: job.classFolders });
+    const testSource = await openImageSource(job.test, { classFolders: job.classFolders });
     for (const [name, source] of [
       [job.pool, poolSource],
       [job.test, testSource],
