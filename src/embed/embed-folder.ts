@@ -69,11 +69,7 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
     options.onWarning?.(`input size ${options.inputSize} differs from the backbone's recommended ${recommended} px`);
   }
   try {
-    const source = await openImageSource(options.data, {
-      classFolders: options.classFolders,
-      labels: options.labels,
-      classNames: options.classNames,
-    });
+    const source = await openImageSource(options.data, options);
     let subset: Int32Array | undefined;
     if (options.limit !== undefined) {
       const limit = assertInteger('limit', options.limit, 3, 10_000_000);

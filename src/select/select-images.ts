@@ -134,11 +134,7 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
   checkOutputDir(options.out, output);
   const selector = await loadSelector(options.model, options.inputSize);
   try {
-    const pool = await openImageSource(options.data, {
-      classFolders: options.classFolders,
-      labels: options.labels,
-      classNames: options.classNames,
-    });
+    const pool = await openImageSource(options.data, options);
     options.onStage?.(`embedding the pool: ${pool.size} images`);
     const poolRows = await embedImages(selector.backbone, pool, selector.preprocess, {
       batchSize: options.batchSize,
