@@ -105,11 +105,15 @@ describe('createLoader', () => {
       const inProcess = await collect(source, base());
       const loader = createLoader(source, base({ workers: 2, prefetch: 3 }));
       const threaded: Batch[] = [];
+      const started = performance.now();
       for await (const batch of loader) threaded.push(batch);
+      const elapsed = performance.now() - started;
       expect(loader.stats().workers).toBe(2);
       expect(loader.stats().batches).toBe(5);
       expect(loader.stats().images).toBe(24);
+      // The consumer cannot have waited longer than the whole loop took.
       expect(loader.stats().waitMs).toBeGreaterThanOrEqual(0);
+      expect(loader.stats().waitMs).toBeLessThanOrEqual(elapsed + 1);
       expect(loader.stats().augmentMs).toBeGreaterThan(0);
       threaded.forEach((batch, i) => {
         expect(batch.indices).toEqual(inProcess[i].indices);

@@ -23,6 +23,8 @@ interface Case {
   /** The fixed views of the tiny batch. */
   views: (rng: Rng) => tf.Tensor[];
   steps: number;
+  /** Predictions the accuracy metric counts per step. */
+  predictions: number;
 }
 
 const SIZE = 12;
@@ -35,6 +37,7 @@ const CASES: Case[] = [
     options: { mode: 'all-four' },
     views: (rng) => [seededImages(BATCH, SIZE, 1, rng)],
     steps: 12,
+    predictions: BATCH * 4,
   },
   {
     name: 'rotation, random one, MLP head',
@@ -42,6 +45,7 @@ const CASES: Case[] = [
     options: { mode: 'random-one', head: 'mlp', hiddenDim: 16 },
     views: (rng) => [seededImages(BATCH, SIZE, 1, rng)],
     steps: 12,
+    predictions: BATCH,
   },
   {
     name: 'contrastive',
@@ -55,6 +59,7 @@ const CASES: Case[] = [
       return [images, second];
     },
     steps: 12,
+    predictions: 2 * BATCH,
   },
   {
     name: 'jigsaw 2x2',
@@ -67,6 +72,7 @@ const CASES: Case[] = [
       return [tiles];
     },
     steps: 15,
+    predictions: BATCH,
   },
 ];
 
@@ -96,8 +102,11 @@ describe('pretext tasks train on a tiny batch', () => {
         // The same step stream every time: the same rotations / permutations, a fixed task.
         const { loss, metrics } = trainer.step(views, rng.derive('step'));
         expect(Number.isFinite(loss)).toBe(true);
-        expect(metrics.accuracy).toBeGreaterThanOrEqual(0);
-        expect(metrics.accuracy).toBeLessThanOrEqual(1);
+        // A fraction of right answers: a whole number of the step's predictions.
+        const right = metrics.accuracy * c.predictions;
+        expect(right).toBeCloseTo(Math.round(right), 4);
+        expect(Math.round(right)).toBeGreaterThanOrEqual(0);
+        expect(Math.round(right)).toBeLessThanOrEqual(c.predictions);
         losses.push(loss);
         counts.push(tf.memory().numTensors);
       }
