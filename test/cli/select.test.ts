@@ -19,8 +19,8 @@ import { Classifier } from '../../src/finetune/classifier.js';
 import { saveClassifier } from '../../src/finetune/model-io.js';
 import { readArrowTable } from '../../src/util/arrow.js';
 import { createRng } from '../../src/util/rng.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 import { writeBrokenPng, writeClassFolders, writeTinyBackboneExport } from './fixtures.js';
-import { ensureBuilt, runCli } from './helpers.js';
 
 describe('selfsup select (subprocess)', () => {
   let dir: string;
