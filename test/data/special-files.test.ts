@@ -12,7 +12,7 @@ import { decodeImage } from '../../src/data/decode.js';
 import { readSafetensors } from '../../src/export/safetensors.js';
 import { readArrowTable } from '../../src/util/arrow.js';
 import { writeClassFolders, writeTinyBackboneExport } from '../cli/fixtures.js';
-import { ensureBuilt, runCli } from '../cli/helpers.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 
 const FIFO_REASON = 'not a regular file (a FIFO (named pipe)); refusing to open it';
 

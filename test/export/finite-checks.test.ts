@@ -17,7 +17,7 @@ import {
 import { readManifest } from '../../src/export/manifest.js';
 import { UsageError } from '../../src/util/errors.js';
 import { writeTinyBackboneExport } from '../cli/fixtures.js';
-import { ensureBuilt, runCli } from '../cli/helpers.js';
+import { ensureBuilt, runCli } from '../support/cli.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'selfsup-finite-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));

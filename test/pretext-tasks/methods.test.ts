@@ -24,8 +24,8 @@ import { createOptimizer } from '../../src/train/optimizers.js';
 import { computeStep } from '../../src/train/step.js';
 import { TaskState } from '../../src/train/task-state.js';
 import { createRng } from '../../src/util/rng.js';
-import { makeSource } from '../train/helpers.js';
-import { seededImages } from './helpers.js';
+import { makeSource } from '../support/pretraining.js';
+import { seededImages } from '../support/trainer.js';
 
 const SIZE = 12;
 const BATCH = 8;

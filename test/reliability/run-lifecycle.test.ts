@@ -10,33 +10,41 @@ import os from 'node:os';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Backbone } from '../../src/backbones/types.js';
 import { main } from '../../src/cli/main.js';
 import { initEngine } from '../../src/engine/backend.js';
 import type { TrainComponents } from '../../src/train/components.js';
 import { pretrain, type TrainEvent } from '../../src/train/loop.js';
 import { RUN_LOCK_FILE } from '../../src/train/run-dir.js';
 import { InputError } from '../../src/util/errors.js';
+import type { Rng } from '../../src/util/rng.js';
 import { writeClassFolders } from '../cli/fixtures.js';
-import { ensureBuilt, ROOT } from '../cli/helpers.js';
-import { TinyConvNet, tinyComponents, tinyRecipe } from '../train/helpers.js';
+import { ensureBuilt, ROOT } from '../support/cli.js';
+import { tinyComponents, tinyRecipe } from '../support/pretraining.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'selfsup-run-life-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** TinyConvNet with torchvision's BatchNorm counter, as the ResNets have. */
-class CountingNet extends TinyConvNet {
-  numBatchesTracked = 0;
-  override features(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
-    if (training) this.numBatchesTracked++;
-    return super.features(x, training);
-  }
+/** The tiny backbone with torchvision's BatchNorm counter, as the ResNets have. */
+function countingNet(channels: 1 | 3, rng: Rng): Backbone & { numBatchesTracked: number } {
+  const inner = createTinyBackbone(channels, rng);
+  const net = {
+    ...inner,
+    numBatchesTracked: 0,
+    features(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+      if (training) net.numBatchesTracked++;
+      return inner.features(x, training);
+    },
+  };
+  return net;
 }
 
 // 48 images / batch 8 = 6 steps per epoch, 2 epochs; no step checkpoints (only at epoch ends).
 const recipe = () => tinyRecipe({ train: { epochs: 2, checkpointEverySteps: 0 } });
 const components = (): Partial<TrainComponents> => ({
   ...tinyComponents(),
-  createBackbone: (config, rng) => new CountingNet(config.inputChannels, rng),
+  createBackbone: (config, rng) => countingNet(config.inputChannels, rng),
 });
 const run = (options: Parameters<typeof pretrain>[1]) =>
   pretrain(recipe(), { components: components(), dataPath: 'generated', progress: false, ...options });

@@ -8,12 +8,13 @@ import { createLoader } from '../../src/data/loader.js';
 import type { ImageSource } from '../../src/data/types.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import type { TrainComponents } from '../../src/train/components.js';
-import { makeSource, TinyConvNet, tinyRecipe } from './helpers.js';
+import { makeSource, tinyRecipe } from '../support/pretraining.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
 
 export function methodComponents(source: ImageSource = makeSource(48, 12)): Partial<TrainComponents> {
   return {
     getTask,
-    createBackbone: (config, rng) => new TinyConvNet(config.inputChannels, rng),
+    createBackbone: (config, rng) => createTinyBackbone(config.inputChannels, rng),
     openSource: async () => source,
     createLoader,
   };
