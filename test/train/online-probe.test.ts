@@ -13,7 +13,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { pretrain } from '../../src/train/loop.js';
 import { createOnlineProbe, OnlineProbe } from '../../src/train/online-probe.js';
 import { createRng } from '../../src/util/rng.js';
-import { makeSource, tinyComponents, tinyRecipe } from './helpers.js';
+import { makeSource, tinyComponents, tinyRecipe } from '../support/pretraining.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-probe-'));
 const config = { enabled: true, learningRate: 0.5, weightDecay: 0 };
