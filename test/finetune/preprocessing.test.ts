@@ -1,6 +1,6 @@
 /** The backbone's recorded preprocessing is the default; a recipe that disagrees wins, with a warning. */
 import { describe, expect, it } from 'vitest';
-import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/export/manifest.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from '../../src/data/augment/presets.js';
 import { preprocessingMismatches, resolveInput } from '../../src/finetune/recipe.js';
 import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 
