@@ -28,6 +28,100 @@ export type InitMode = 'kaiming' | 'none';
 
 let instanceCounter = 0;
 
+/** A bias-free convolution followed by a BatchNorm, by torchvision module names. */
+export interface ConvNormLayout {
+  /** Module name of the convolution (`conv1`, `layer1.0.conv2`, `layer2.0.downsample.0`); its kernel is `<conv>.weight`. */
+  conv: string;
+  /** Module name of the BatchNorm after it (`bn1`, `layer1.0.bn2`, `layer2.0.downsample.1`). */
+  norm: string;
+  kernelSize: number;
+  inputChannels: number;
+  outputChannels: number;
+  stride: number;
+  /** Zeros on each side (symmetric, as PyTorch pads). */
+  padding: number;
+}
+
+/** One residual block: convs (ReLU between them), an optional projection shortcut, then add and ReLU. */
+export interface BlockLayout {
+  name: string;
+  convs: ConvNormLayout[];
+  downsample?: ConvNormLayout;
+}
+
+/**
+ * The whole network as data: the one description of the architecture that the
+ * trainable backbone, the tfjs LayersModel export and the ONNX export are built from.
+ */
+export interface ResNetLayout {
+  stem: ConvNormLayout;
+  /** ImageNet stem only: MaxPool2d(size, stride, padding) after the stem's ReLU. */
+  maxPool: { size: number; stride: number; padding: number } | null;
+  blocks: BlockLayout[];
+  /** Channels of the last block = length of the pooled feature vector. */
+  featureDim: number;
+}
+
+/** Base width of the stem and the first stage for a width multiplier. */
+export function baseWidth(widthMultiplier: number): number {
+  return Math.max(1, Math.round(64 * widthMultiplier));
+}
+
+/** The layers of a ResNet config, in torchvision's order and names. */
+export function resnetLayout(config: BackboneConfig): ResNetLayout {
+  const spec = RESNET_SPECS[config.arch];
+  const expansion = spec.block === 'bottleneck' ? 4 : 1;
+  const base = baseWidth(config.widthMultiplier);
+  const convNorm = (
+    conv: string,
+    norm: string,
+    kernelSize: number,
+    inputChannels: number,
+    outputChannels: number,
+    stride: number,
+    padding: number,
+  ): ConvNormLayout => ({ conv, norm, kernelSize, inputChannels, outputChannels, stride, padding });
+
+  const imagenet = config.stem === 'imagenet';
+  const stem = convNorm(
+    'conv1',
+    'bn1',
+    imagenet ? 7 : 3,
+    config.inputChannels,
+    base,
+    imagenet ? 2 : 1,
+    imagenet ? 3 : 1,
+  );
+  const blocks: BlockLayout[] = [];
+  let inputWidth = base;
+  spec.layers.forEach((count, stage) => {
+    const planes = base * 2 ** stage;
+    for (let index = 0; index < count; index++) {
+      const name = `layer${stage + 1}.${index}`;
+      const stride = index === 0 && stage > 0 ? 2 : 1;
+      const output = planes * expansion;
+      const convs =
+        spec.block === 'basic'
+          ? [
+              convNorm(`${name}.conv1`, `${name}.bn1`, 3, inputWidth, planes, stride, 1),
+              convNorm(`${name}.conv2`, `${name}.bn2`, 3, planes, planes, 1, 1),
+            ]
+          : [
+              convNorm(`${name}.conv1`, `${name}.bn1`, 1, inputWidth, planes, 1, 0),
+              convNorm(`${name}.conv2`, `${name}.bn2`, 3, planes, planes, stride, 1),
+              convNorm(`${name}.conv3`, `${name}.bn3`, 1, planes, output, 1, 0),
+            ];
+      const downsample =
+        stride !== 1 || inputWidth !== output
+          ? convNorm(`${name}.downsample.0`, `${name}.downsample.1`, 1, inputWidth, output, stride, 0)
+          : undefined;
+      blocks.push({ name, convs, ...(downsample ? { downsample } : {}) });
+      inputWidth = output;
+    }
+  });
+  return { stem, maxPool: imagenet ? { size: 3, stride: 2, padding: 1 } : null, blocks, featureDim: inputWidth };
+}
+
 interface ConvLayer {
   kernel: tf.Variable; // [kh, kw, in, out]
   stride: number;
@@ -40,13 +134,10 @@ interface BlockLayers {
   downsample?: { conv: ConvLayer; norm: BatchNormParameters };
 }
 
-/** Base width of the stem and the first stage for a width multiplier. */
-export function baseWidth(widthMultiplier: number): number {
-  return Math.max(1, Math.round(64 * widthMultiplier));
-}
-
 export class ResNet implements Backbone {
   readonly featureDim: number;
+  /** The architecture as data (see {@link resnetLayout}). */
+  readonly layout: ResNetLayout;
   /** torchvision's `num_batches_tracked` (the same for every BatchNorm): training forward passes so far. */
   numBatchesTracked = 0;
   private readonly named: NamedVariable[] = [];
@@ -61,53 +152,35 @@ export class ResNet implements Backbone {
     rng: Rng = createRng(0),
   ) {
     this.prefix = `${config.arch}_${++instanceCounter}`;
-    const spec = RESNET_SPECS[config.arch];
-    const expansion = spec.block === 'bottleneck' ? 4 : 1;
-    const base = baseWidth(config.widthMultiplier);
+    const layout = resnetLayout(config);
+    this.layout = layout;
     const initRng = rng.derive('init');
-    const makeConv = (name: string, size: number, input: number, output: number, stride: number, padding: number) => ({
-      kernel: this.convVariable(name, size, input, output, init === 'kaiming' ? initRng.derive(name) : undefined),
-      stride,
-      padding,
+    const makeConv = (l: ConvNormLayout): ConvLayer => ({
+      kernel: this.convVariable(
+        l.conv,
+        l.kernelSize,
+        l.inputChannels,
+        l.outputChannels,
+        init === 'kaiming' ? initRng.derive(l.conv) : undefined,
+      ),
+      stride: l.stride,
+      padding: l.padding,
     });
+    const makeNorm = (l: ConvNormLayout) => this.batchNormVariables(l.norm, l.outputChannels);
 
-    const imagenet = config.stem === 'imagenet';
-    this.stem = {
-      conv: makeConv('conv1', imagenet ? 7 : 3, config.inputChannels, base, imagenet ? 2 : 1, imagenet ? 3 : 1),
-      norm: this.batchNormVariables('bn1', base),
-    };
-    let inputWidth = base;
-    spec.layers.forEach((count, stage) => {
-      const planes = base * 2 ** stage;
-      for (let index = 0; index < count; index++) {
-        const name = `layer${stage + 1}.${index}`;
-        const stride = index === 0 && stage > 0 ? 2 : 1;
-        const output = planes * expansion;
-        const block: BlockLayers = { convs: [], norms: [] };
-        if (spec.block === 'basic') {
-          block.convs.push(makeConv(`${name}.conv1`, 3, inputWidth, planes, stride, 1));
-          block.norms.push(this.batchNormVariables(`${name}.bn1`, planes));
-          block.convs.push(makeConv(`${name}.conv2`, 3, planes, planes, 1, 1));
-          block.norms.push(this.batchNormVariables(`${name}.bn2`, planes));
-        } else {
-          block.convs.push(makeConv(`${name}.conv1`, 1, inputWidth, planes, 1, 0));
-          block.norms.push(this.batchNormVariables(`${name}.bn1`, planes));
-          block.convs.push(makeConv(`${name}.conv2`, 3, planes, planes, stride, 1));
-          block.norms.push(this.batchNormVariables(`${name}.bn2`, planes));
-          block.convs.push(makeConv(`${name}.conv3`, 1, planes, output, 1, 0));
-          block.norms.push(this.batchNormVariables(`${name}.bn3`, output));
-        }
-        if (stride !== 1 || inputWidth !== output) {
-          block.downsample = {
-            conv: makeConv(`${name}.downsample.0`, 1, inputWidth, output, stride, 0),
-            norm: this.batchNormVariables(`${name}.downsample.1`, output),
-          };
-        }
-        this.blocks.push(block);
-        inputWidth = output;
+    this.stem = { conv: makeConv(layout.stem), norm: makeNorm(layout.stem) };
+    for (const blockLayout of layout.blocks) {
+      const block: BlockLayers = { convs: [], norms: [] };
+      for (const l of blockLayout.convs) {
+        block.convs.push(makeConv(l));
+        block.norms.push(makeNorm(l));
       }
-    });
-    this.featureDim = inputWidth;
+      if (blockLayout.downsample) {
+        block.downsample = { conv: makeConv(blockLayout.downsample), norm: makeNorm(blockLayout.downsample) };
+      }
+      this.blocks.push(block);
+    }
+    this.featureDim = layout.featureDim;
   }
 
   private register(name: string, value: tf.Tensor, trainable: boolean, kind: NamedVariable['kind']): tf.Variable {
@@ -153,7 +226,8 @@ export class ResNet implements Backbone {
     const apply = (h: tf.Tensor4D, conv: ConvLayer, norm: BatchNormParameters) =>
       batchNorm(conv2d(h, conv.kernel as tf.Tensor4D, conv.stride, conv.padding), norm, training);
     let h = relu(apply(x, this.stem.conv, this.stem.norm));
-    if (this.config.stem === 'imagenet') h = maxPoolAfterRelu(h, 3, 2, 1);
+    const pool = this.layout.maxPool;
+    if (pool) h = maxPoolAfterRelu(h, pool.size, pool.stride, pool.padding);
     for (const block of this.blocks) {
       let out = h;
       const last = block.convs.length - 1;

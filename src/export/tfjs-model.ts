@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { baseWidth, RESNET_SPECS } from '../backbones/resnet.js';
+import { type ConvNormLayout, resnetLayout } from '../backbones/resnet.js';
 import type { Backbone, BackboneConfig } from '../backbones/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
@@ -25,54 +25,50 @@ type SymbolicTensor = tf.SymbolicTensor;
 
 /** Builds the inference graph of a backbone config; layer names are torchvision module names. */
 export function buildLayersModel(config: BackboneConfig, inputSize: number | null = null): tf.LayersModel {
-  const spec = RESNET_SPECS[config.arch];
-  const expansion = spec.block === 'bottleneck' ? 4 : 1;
-  const base = baseWidth(config.widthMultiplier);
+  const layout = resnetLayout(config);
   const input = tf.input({ shape: [inputSize, inputSize, config.inputChannels], name: 'image' });
-  const conv = (x: SymbolicTensor, name: string, filters: number, size: number, stride: number, padding: number) => {
+  const convNorm = (x: SymbolicTensor, l: ConvNormLayout) => {
     let h = x;
-    if (padding > 0) h = tf.layers.zeroPadding2d({ padding, name: `${name}.pad` }).apply(h) as SymbolicTensor;
+    if (l.padding > 0) {
+      h = tf.layers.zeroPadding2d({ padding: l.padding, name: `${l.conv}.pad` }).apply(h) as SymbolicTensor;
+    }
+    h = tf.layers
+      .conv2d({
+        filters: l.outputChannels,
+        kernelSize: l.kernelSize,
+        strides: l.stride,
+        padding: 'valid',
+        useBias: false,
+        name: l.conv,
+      })
+      .apply(h) as SymbolicTensor;
     return tf.layers
-      .conv2d({ filters, kernelSize: size, strides: stride, padding: 'valid', useBias: false, name })
+      .batchNormalization({ axis: -1, epsilon: 1e-5, momentum: 0.9, name: l.norm })
       .apply(h) as SymbolicTensor;
   };
-  const norm = (x: SymbolicTensor, name: string) =>
-    tf.layers.batchNormalization({ axis: -1, epsilon: 1e-5, momentum: 0.9, name }).apply(x) as SymbolicTensor;
   const relu = (x: SymbolicTensor, name: string) => tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
 
-  const imagenet = config.stem === 'imagenet';
-  let h = relu(norm(conv(input, 'conv1', base, imagenet ? 7 : 3, imagenet ? 2 : 1, imagenet ? 3 : 1), 'bn1'), 'relu');
-  if (imagenet) {
+  let h = relu(convNorm(input, layout.stem), 'relu');
+  if (layout.maxPool) {
+    const { size, stride, padding } = layout.maxPool;
     // After a ReLU, zero padding equals PyTorch's -inf padding for max pooling.
-    h = tf.layers.zeroPadding2d({ padding: 1, name: 'maxpool.pad' }).apply(h) as SymbolicTensor;
+    h = tf.layers.zeroPadding2d({ padding, name: 'maxpool.pad' }).apply(h) as SymbolicTensor;
     h = tf.layers
-      .maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid', name: 'maxpool' })
+      .maxPooling2d({ poolSize: size, strides: stride, padding: 'valid', name: 'maxpool' })
       .apply(h) as SymbolicTensor;
   }
-  let width = base;
-  spec.layers.forEach((count, stage) => {
-    const planes = base * 2 ** stage;
-    for (let index = 0; index < count; index++) {
-      const name = `layer${stage + 1}.${index}`;
-      const stride = index === 0 && stage > 0 ? 2 : 1;
-      const output = planes * expansion;
-      let out: SymbolicTensor;
-      if (spec.block === 'basic') {
-        out = relu(norm(conv(h, `${name}.conv1`, planes, 3, stride, 1), `${name}.bn1`), `${name}.relu1`);
-        out = norm(conv(out, `${name}.conv2`, planes, 3, 1, 1), `${name}.bn2`);
-      } else {
-        out = relu(norm(conv(h, `${name}.conv1`, planes, 1, 1, 0), `${name}.bn1`), `${name}.relu1`);
-        out = relu(norm(conv(out, `${name}.conv2`, planes, 3, stride, 1), `${name}.bn2`), `${name}.relu2`);
-        out = norm(conv(out, `${name}.conv3`, output, 1, 1, 0), `${name}.bn3`);
-      }
-      const shortcut =
-        stride !== 1 || width !== output
-          ? norm(conv(h, `${name}.downsample.0`, output, 1, stride, 0), `${name}.downsample.1`)
-          : h;
-      h = relu(tf.layers.add({ name: `${name}.add` }).apply([out, shortcut]) as SymbolicTensor, `${name}.relu`);
-      width = output;
-    }
-  });
+  for (const block of layout.blocks) {
+    let out = h;
+    block.convs.forEach((l, i) => {
+      out = convNorm(out, l);
+      if (i < block.convs.length - 1) out = relu(out, `${block.name}.relu${i + 1}`);
+    });
+    const shortcut = block.downsample ? convNorm(h, block.downsample) : h;
+    h = relu(
+      tf.layers.add({ name: `${block.name}.add` }).apply([out, shortcut]) as SymbolicTensor,
+      `${block.name}.relu`,
+    );
+  }
   const pooled = tf.layers.globalAveragePooling2d({ name: 'avgpool' }).apply(h) as SymbolicTensor;
   return tf.model({ inputs: input, outputs: pooled, name: `selfsup_${config.arch}` });
 }
