@@ -1,4 +1,5 @@
-/** ResNet backbones with torchvision-compatible weight names. */
+/** ResNet backbones with torchvision-compatible weight names, and heads built from block specs. */
+export * from './heads.js';
 export * from './ops.js';
 export * from './registry.js';
 export * from './resnet.js';

@@ -22,6 +22,7 @@ import {
   safetensorsMetadataToExtras,
   writeManifest,
 } from './manifest.js';
+import { backboneToOnnx, ONNX_MODEL_FILE, type OnnxGraphOptions } from './onnx.js';
 import { isTorchCheckpointPath } from './pytorch/checkpoint.js';
 import { readTorchBackbone } from './pytorch/read-backbone.js';
 import { encodeSafetensors, readSafetensors } from './safetensors.js';
@@ -119,6 +120,46 @@ export async function saveBackboneTfjs(
     });
   } finally {
     model.dispose();
+  }
+  return manifest;
+}
+
+export interface SaveOnnxOptions extends Omit<OnnxGraphOptions, 'mean' | 'std' | 'inputSize'> {
+  /** Write a directory as a user-facing output folder (marker, --overwrite rules of util/output-dir.ts) instead of replacing it. */
+  output?: OutputDirOptions;
+}
+
+/**
+ * Writes the backbone (and an optional head) as ONNX: into a directory
+ * (`model.onnx` + `manifest.json`), or to a file ending in `.onnx` with
+ * `<name>.manifest.json` beside it. Input size and mean/std come from `extras`
+ * (the manifest's); see src/export/onnx.ts for the graph.
+ */
+export async function saveBackboneOnnx(
+  backbone: Backbone,
+  out: string,
+  extras: ManifestExtras = {},
+  options: SaveOnnxOptions = {},
+): Promise<BackboneManifest> {
+  const single = out.endsWith('.onnx');
+  const manifest = manifestFor(backbone, { model: single ? path.basename(out) : ONNX_MODEL_FILE }, extras);
+  for (const block of options.head?.blocks ?? []) if ('linear' in block) manifest.fcClasses = block.linear;
+  const { output, ...graphOptions } = options;
+  const bytes = backboneToOnnx(backbone, {
+    ...graphOptions,
+    mean: manifest.mean,
+    std: manifest.std,
+    inputSize: manifest.inputSize,
+    metadata: { selfsup_manifest: JSON.stringify(manifest), ...options.metadata },
+  });
+  if (single) {
+    await writeFileAtomic(out, bytes);
+    await writeManifest(manifestBeside(out), manifest);
+  } else {
+    await writeBackboneDir(out, output, async (tmp) => {
+      await writeFileAtomic(path.join(tmp, ONNX_MODEL_FILE), bytes);
+      await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
+    });
   }
   return manifest;
 }
@@ -383,12 +424,14 @@ export async function loadWeightsInto(backbone: Backbone, weights: string): Prom
   }
 }
 
-export type ExportFormat = 'safetensors' | 'tfjs';
+export type ExportFormat = 'safetensors' | 'tfjs' | 'onnx';
 
 /**
  * Loads whatever `source` is and writes it out: `safetensors` to a backbone
  * directory (or a single file when `out` ends in `.safetensors`), `tfjs` to a
- * LayersModel directory. Manifest extras of the source are carried over.
+ * LayersModel directory, `onnx` to a directory with `model.onnx` (or a single
+ * file when `out` ends in `.onnx`; F16 stores float16 weights, BF16 is not
+ * offered for ONNX). Manifest extras of the source are carried over.
  */
 export async function exportBackbone(
   source: string,
@@ -401,17 +444,21 @@ export async function exportBackbone(
     overwrite?: boolean;
   } = {},
 ): Promise<BackboneManifest> {
+  if (format === 'onnx' && options.dtype === 'BF16') {
+    throw new UsageError('ONNX export stores F32 or F16 weights; BF16 is for safetensors only');
+  }
   const inputs = [{ path: source, option: '<source>' }];
-  const toFile = format === 'safetensors' && out.endsWith('.safetensors');
+  const toFile =
+    (format === 'safetensors' && out.endsWith('.safetensors')) || (format === 'onnx' && out.endsWith('.onnx'));
   const output: OutputDirOptions = {
-    kind: format === 'tfjs' ? 'backbone-tfjs' : 'backbone',
+    kind: format === 'tfjs' ? 'backbone-tfjs' : format === 'onnx' ? 'backbone-onnx' : 'backbone',
     overwrite: options.overwrite,
     inputs,
   };
   if (toFile) {
     checkOutputFile(out, {
-      isOwn: isSelfsupSafetensors,
-      what: 'a .safetensors export',
+      isOwn: format === 'onnx' ? isSelfsupOnnx : isSelfsupSafetensors,
+      what: format === 'onnx' ? 'an .onnx export' : 'a .safetensors export',
       overwrite: options.overwrite,
       inputs,
     });
@@ -426,6 +473,12 @@ export async function exportBackbone(
   try {
     const extras = { ...manifestExtras(loaded.manifest), ...options.extras };
     if (format === 'tfjs') return await saveBackboneTfjs(loaded.backbone, out, extras, { output });
+    if (format === 'onnx') {
+      return await saveBackboneOnnx(loaded.backbone, out, extras, {
+        weights: options.dtype === 'F16' ? 'float16' : 'float32',
+        output: toFile ? undefined : output,
+      });
+    }
     const saveOptions = { fc: loaded.fc, dtype: options.dtype };
     if (toFile) return await saveBackboneSafetensorsFile(loaded.backbone, out, extras, saveOptions);
     return await saveBackbone(loaded.backbone, out, extras, { ...saveOptions, output });
@@ -434,9 +487,28 @@ export async function exportBackbone(
   }
 }
 
-/** The manifest written beside a lone `.safetensors` export: `<name>.manifest.json`. */
+/** The manifest written beside a lone `.safetensors` or `.onnx` export: `<name>.manifest.json`. */
 export function manifestBeside(file: string): string {
-  return `${file.replace(/\.safetensors$/, '')}.manifest.json`;
+  return `${file.replace(/\.(safetensors|onnx)$/, '')}.manifest.json`;
+}
+
+/**
+ * True when `file` is an ONNX model selfsup wrote: its ModelProto starts with
+ * `ir_version` and `opset_import`, then `producer_name` "selfsup" (reads 256 bytes).
+ */
+export function isSelfsupOnnx(file: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const head = Buffer.alloc(256);
+    const read = readSync(fd, head, 0, head.length, 0);
+    // Field 2 (producer_name), wire type 2, length 7, "selfsup".
+    return head.subarray(0, read).includes(Buffer.from([0x12, 0x07, ...Buffer.from('selfsup')]));
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 /** True when `file` is a safetensors file whose `__metadata__` says selfsup wrote it (reads the header only). */
@@ -460,7 +532,7 @@ export function isSelfsupSafetensors(file: string): boolean {
 }
 
 /** True when `file` is a backbone manifest selfsup wrote (`format: selfsup-backbone`). */
-function isBackboneManifestFile(file: string): boolean {
+export function isBackboneManifestFile(file: string): boolean {
   try {
     return JSON.parse(readFileSync(file, 'utf8'))?.format === 'selfsup-backbone';
   } catch {

@@ -1,7 +1,9 @@
-/** Export and import: safetensors (torchvision names), PyTorch checkpoints (read), tfjs LayersModel, manifests, backbone folders, embeddings. */
+/** Export and import: safetensors (torchvision names), PyTorch checkpoints (read), tfjs LayersModel, ONNX, manifests, backbone folders, embeddings. */
 export * from './backbone-store.js';
 export * from './embeddings.js';
 export * from './manifest.js';
+export * from './onnx.js';
+export * from './onnx-proto.js';
 export {
   openTorchCheckpoint,
   type TorchCheckpoint,

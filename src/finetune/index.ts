@@ -4,6 +4,7 @@ export * from './classifier.js';
 export * from './data.js';
 export * from './eval-job.js';
 export * from './evaluate.js';
+export * from './export-onnx.js';
 export * from './feature-standardization.js';
 export * from './fixmatch.js';
 export * from './image-set.js';

@@ -54,6 +54,12 @@ describe('selfsup import / export', () => {
     expect(exported.stdout).toContain(`as tfjs -> ${tfjsDir}`);
     expect(readdirSync(tfjsDir).sort()).toEqual(['.selfsup-output.json', 'manifest.json', 'model.json', 'weights.bin']);
 
+    const onnxDir = path.join(work, 'onnx');
+    const onnx = await run('export', dir, '--format', 'onnx', '--out', onnxDir);
+    expect(onnx.code).toBe(0);
+    expect(onnx.stdout).toContain(`exported resnet18 (stem small, 3 channel(s)) as onnx -> ${onnxDir}`);
+    expect(readdirSync(onnxDir).sort()).toEqual(['manifest.json', 'model.onnx']);
+
     const single = path.join(work, 'r18.safetensors');
     expect((await run('export', tfjsDir, '--format', 'safetensors', '--out', single, '--dtype', 'f16')).code).toBe(0);
     expect(existsSync(path.join(work, 'r18.manifest.json'))).toBe(true);
@@ -68,9 +74,20 @@ describe('selfsup import / export', () => {
     expect(missingOut.code).toBe(2);
     expect(missingOut.stderr).toContain("required option '--out <dir>' not specified");
 
-    const badFormat = await run('export', work, '--format', 'onnx', '--out', path.join(work, 'o'));
+    const badFormat = await run('export', work, '--format', 'pt', '--out', path.join(work, 'o'));
     expect(badFormat.code).toBe(2);
-    expect(badFormat.stderr).toContain('Expected "safetensors" or "tfjs" for --format but received "onnx" (string)');
+    expect(badFormat.stderr).toContain(
+      'Expected "safetensors", "tfjs" or "onnx" for --format but received "pt" (string)',
+    );
+
+    const softmax = await run('export', work, '--format', 'onnx', '--softmax', '--out', path.join(work, 'o'));
+    expect(softmax.code).toBe(2);
+    expect(softmax.stderr).toContain(
+      '--softmax applies to --format onnx of a finetuned model folder (one with classifier.json)',
+    );
+    const bf16 = await run('export', work, '--format', 'onnx', '--dtype', 'bf16', '--out', path.join(work, 'o'));
+    expect(bf16.code).toBe(2);
+    expect(bf16.stderr).toContain('Expected "F32" or "F16" for --dtype (onnx) but received "bf16" (string)');
 
     const badChannels = await run('import', 'x.safetensors', '--channels', '2', '--out', path.join(work, 'o'));
     expect(badChannels.code).toBe(2);
