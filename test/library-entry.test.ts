@@ -18,4 +18,34 @@ describe('library entry point', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(() => selfsup.getTask('nope')).toThrow(/rotation/);
   });
+
+  it('has the journey calls top-level (docs/library.md), and a recipe resolves without passing the task registry', () => {
+    const exported = new Map(Object.entries(selfsup));
+    for (const name of [
+      'initEngine',
+      'scanFolder',
+      'loadPretrainRecipe',
+      'resolvePretrainRecipe',
+      'pretrain',
+      'exportBackbone',
+      'loadFinetuneRecipe',
+      'resolveFinetuneRecipe',
+      'runFinetune',
+      'runEvaluation',
+      'exportClassifierOnnx',
+      'runBudget',
+      'embedFolder',
+      'createBackbone',
+      'loadBackbone',
+      'saveBackbone',
+      'backboneToOnnx',
+      'loadClassifier',
+    ]) {
+      expect(typeof exported.get(name), name).toBe('function');
+    }
+    const recipe = selfsup.resolvePretrainRecipe({ task: { id: 'rotation' }, input: { channels: 1, size: 28 } });
+    expect(recipe.task.id).toBe('rotation');
+    expect(recipe.input.mean).toEqual([0.5]);
+    expect(() => selfsup.resolvePretrainRecipe({ task: { id: 'nope' } })).toThrow(/rotation/);
+  });
 });

@@ -3,6 +3,7 @@
  * checked by the task plugin, and command-line overrides.
  */
 import path from 'node:path';
+import { getTask as registeredTask } from '../../pretext-tasks/registry.js';
 import type { PretextTask } from '../../pretext-tasks/types.js';
 import { describeValue, UsageError } from '../util/errors.js';
 import { RecipeError, readRecipeTree, validateRecipe } from './load.js';
@@ -41,8 +42,15 @@ export function checkPretrainRecipe(recipe: PretrainRecipe, getTask: TaskLookup)
   return recipe;
 }
 
-/** Validates merged recipe data (e.g. parsed from YAML) into a resolved pretraining recipe. */
-export function resolvePretrainRecipe(data: unknown, getTask: TaskLookup, file?: string): PretrainRecipe {
+/**
+ * Validates merged recipe data (e.g. parsed from YAML) into a resolved pretraining
+ * recipe. `getTask` finds the task plugin (default: the built-in task registry).
+ */
+export function resolvePretrainRecipe(
+  data: unknown,
+  getTask: TaskLookup = registeredTask,
+  file?: string,
+): PretrainRecipe {
   const recipe = validateRecipe<PretrainRecipe>(PRETRAIN_SCHEMA, data, file);
   try {
     return checkPretrainRecipe(recipe, getTask);
@@ -55,7 +63,7 @@ export function resolvePretrainRecipe(data: unknown, getTask: TaskLookup, file?:
 }
 
 /** Reads a recipe file (with `extends`), validates it, and fills the run name from the file name. */
-export function loadPretrainRecipe(file: string, getTask: TaskLookup): PretrainRecipe {
+export function loadPretrainRecipe(file: string, getTask: TaskLookup = registeredTask): PretrainRecipe {
   const data = readRecipeTree(file);
   const recipe = resolvePretrainRecipe(data, getTask, file);
   recipe.name ??= path.basename(file).replace(/\.ya?ml$/, '');
