@@ -143,11 +143,6 @@ export class OnnxGraphBuilder {
     return output;
   }
 
-  /** Number of nodes so far. */
-  get nodeCount(): number {
-    return this.nodes.length;
-  }
-
   /** The GraphProto as a plain object for {@link encodeOnnxModel}. */
   graph(name: string, inputs: OnnxValueInfo[], outputs: OnnxValueInfo[], docString = ''): object {
     return {
