@@ -58,7 +58,11 @@ describe('selfsup import / export', () => {
     const onnx = await run('export', dir, '--format', 'onnx', '--out', onnxDir);
     expect(onnx.code).toBe(0);
     expect(onnx.stdout).toContain(`exported resnet18 (stem small, 3 channel(s)) as onnx -> ${onnxDir}`);
-    expect(readdirSync(onnxDir).sort()).toEqual(['manifest.json', 'model.onnx']);
+    expect(readdirSync(onnxDir).sort()).toEqual(['.selfsup-output.json', 'manifest.json', 'model.onnx']);
+    const again = await run('export', dir, '--format', 'onnx', '--out', onnxDir);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`--out ${onnxDir} already holds a selfsup backbone-onnx output; pass --overwrite`);
+    expect((await run('export', dir, '--format', 'onnx', '--out', onnxDir, '--overwrite')).code).toBe(0);
 
     const single = path.join(work, 'r18.safetensors');
     expect((await run('export', tfjsDir, '--format', 'safetensors', '--out', single, '--dtype', 'f16')).code).toBe(0);

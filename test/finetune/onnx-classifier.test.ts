@@ -105,7 +105,7 @@ describe('ONNX classifier vs selfsup eval on the demo test set', () => {
     vi.restoreAllMocks();
     expect(code).toBe(0);
     expect(writes.join('')).toContain('exported a 10-class classifier on resnet18');
-    expect(readdirSync(out).sort()).toEqual(['manifest.json', 'model.onnx']);
+    expect(readdirSync(out).sort()).toEqual(['.selfsup-output.json', 'manifest.json', 'model.onnx']);
 
     const bytes = readFileSync(path.join(out, 'model.onnx'));
     const { spec } = readClassifierFile(model);
