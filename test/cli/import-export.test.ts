@@ -60,9 +60,11 @@ describe('selfsup import / export (subprocess)', () => {
   });
 
   it('export rejects an unknown format (exit 2) and names a missing source (exit 1)', async () => {
-    const bad = await runCli(['export', weights, '--format', 'onnx', '--out', path.join(dir, 'y')]);
+    const bad = await runCli(['export', weights, '--format', 'pt', '--out', path.join(dir, 'y')]);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('selfsup: Expected "safetensors" or "tfjs" for --format but received "onnx" (string)');
+    expect(bad.stderr).toContain(
+      'selfsup: Expected "safetensors", "tfjs" or "onnx" for --format but received "pt" (string)',
+    );
     const missing = path.join(dir, 'no-run');
     const gone = await runCli(['export', missing, '--format', 'tfjs', '--out', path.join(dir, 'y')]);
     expect(gone.code).toBe(1);
