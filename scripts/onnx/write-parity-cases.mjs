@@ -19,7 +19,8 @@ import { fileURLToPath } from 'node:url';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tf = await import('@tensorflow/tfjs');
 const selfsup = await import(path.join(root, 'dist/src/index.js'));
-const { backboneToOnnx, IMAGENET_MEAN, IMAGENET_STD, writeSafetensors } = selfsup.exporting;
+const { backboneToOnnx, writeSafetensors } = selfsup.exporting;
+const { IMAGENET_MEAN, IMAGENET_STD } = selfsup.data;
 const { createHead, mlpBlocks } = selfsup.backbones;
 
 const out = process.argv[2] ?? '/tmp/selfsup-onnx';

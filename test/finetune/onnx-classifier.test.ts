@@ -21,7 +21,7 @@ import { runFinetune } from '../../src/finetune/run.js';
 import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 import { columnValues, readArrowTable } from '../../src/util/arrow.js';
 import { writeTinyBackboneExport } from '../cli/fixtures.js';
-import { DEMO_DATA, ROOT } from '../cli/helpers.js';
+import { DEMO_DATA, ROOT } from '../support/cli.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'selfsup-onnx-classifier-'));
 const model = path.join(tmp, 'model');

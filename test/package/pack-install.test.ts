@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_DATA, ensureBuilt, ROOT } from '../cli/helpers.js';
+import { DEMO_DATA, ensureBuilt, ROOT } from '../support/cli.js';
 
 /**
  * What makes the package impossible to install outside this repository, read from
