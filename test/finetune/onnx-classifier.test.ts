@@ -11,9 +11,9 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { openImageSource } from '../../src/data/open.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { decodeOnnxModel } from '../../src/export/onnx-proto.js';
-import { openImageSource } from '../../src/finetune/data.js';
 import { runEvaluation } from '../../src/finetune/eval-job.js';
 import { loadImageSet } from '../../src/finetune/image-set.js';
 import { readClassifierFile } from '../../src/finetune/model-io.js';
@@ -114,7 +114,7 @@ describe('ONNX classifier vs selfsup eval on the demo test set', () => {
     expect(metadata.input_size).toBe(String(spec.input.size));
 
     // The same pixels eval sees: decoded and resized to the classifier's input size, in [0, 1].
-    const set = await loadImageSet(await openImageSource(testSet, true, 't10k'), {
+    const set = await loadImageSet(await openImageSource(testSet, { needLabels: true, split: 't10k' }), {
       size: spec.input.size,
       channels: spec.input.channels,
     });
