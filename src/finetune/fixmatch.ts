@@ -11,8 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { invalidOption } from '../util/errors.js';
+import { type PseudoLabelOptions, THRESHOLD_SCHEDULES } from './pseudo-labels.js';
 
-export interface FixMatchOptions {
+/**
+ * With `distributionAlignment` or `thresholdSchedule: self-adaptive`, the pseudo-labels come from
+ * `selectPseudoLabels` (pseudo-labels.ts: ReMixMatch's alignment, FreeMatch's thresholds) and the
+ * loss from `pseudoLabelLoss`; with neither, `fixMatchTerms` (tau fixed) does both.
+ */
+export interface FixMatchOptions extends PseudoLabelOptions {
   /** Confidence threshold tau on the weak view's max probability. Paper: 0.95. */
   threshold: number;
   /** Unlabeled images per labeled image in a batch (mu). Paper: 7. */
@@ -23,7 +29,15 @@ export interface FixMatchOptions {
   warmupEpochs: number;
 }
 
-export const FIXMATCH_DEFAULTS: FixMatchOptions = { threshold: 0.95, ratio: 3, weight: 1, warmupEpochs: 1 };
+export const FIXMATCH_DEFAULTS: FixMatchOptions = {
+  threshold: 0.95,
+  ratio: 3,
+  weight: 1,
+  warmupEpochs: 1,
+  thresholdSchedule: 'fixed',
+  distributionAlignment: false,
+  emaMomentum: 0.999,
+};
 
 export interface FixMatchTerms {
   /** Scalar unsupervised loss (mean over all unlabeled samples, masked ones count as 0). */
@@ -50,11 +64,21 @@ export function fixMatchTerms(weakLogits: tf.Tensor2D, strongLogits: tf.Tensor2D
     const confidence = tf.max(probs, 1) as tf.Tensor1D; // [U]
     const pseudoLabels = tf.argMax(probs, 1) as tf.Tensor1D; // [U] int32
     const mask = tf.cast(tf.greaterEqual(confidence, threshold), 'float32') as tf.Tensor1D;
+    const loss = pseudoLabelLoss(strongLogits, pseudoLabels, mask);
+    return { loss, mask, pseudoLabels, confidence };
+  });
+}
+
+/**
+ * `1/U sum_b mask_b H(pseudoLabels_b, softmax(strongLogits_b))` for strong-view logits [U, K],
+ * pseudo-labels [U] (int32) and a mask [U]; masked-out images count 0. Call inside tf.tidy.
+ */
+export function pseudoLabelLoss(strongLogits: tf.Tensor2D, pseudoLabels: tf.Tensor1D, mask: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
     const numClasses = strongLogits.shape[1];
     const logProbs = tf.logSoftmax(strongLogits); // [U, K]
     const perSample = tf.neg(tf.sum(tf.mul(tf.oneHot(pseudoLabels, numClasses).toFloat(), logProbs), 1)); // [U]
-    const loss = tf.mean(tf.mul(perSample, mask)) as tf.Scalar;
-    return { loss, mask, pseudoLabels, confidence };
+    return tf.mean(tf.mul(perSample, mask)) as tf.Scalar;
   });
 }
 
@@ -85,6 +109,16 @@ export function validateFixMatch(value: unknown, prefix = 'recipe.fixmatch'): Fi
   num('ratio', 1, 64);
   num('weight', 0, 100);
   num('warmupEpochs', 0, 10_000);
+  num('emaMomentum', 0, 0.999999);
+  if (!(THRESHOLD_SCHEDULES as readonly unknown[]).includes(out.thresholdSchedule)) {
+    throw invalidOption(
+      `${prefix}.thresholdSchedule`,
+      `one of ${THRESHOLD_SCHEDULES.join(', ')}`,
+      out.thresholdSchedule,
+    );
+  }
+  if (typeof out.distributionAlignment !== 'boolean')
+    throw invalidOption(`${prefix}.distributionAlignment`, 'a boolean', out.distributionAlignment);
   if (!Number.isInteger(out.ratio)) throw invalidOption(`${prefix}.ratio`, 'an integer between 1 and 64', out.ratio);
   return out;
 }

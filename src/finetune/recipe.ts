@@ -109,6 +109,9 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
             ratio: fm.ratio,
             weight: fm.weight,
             warmupEpochs: fm.warmupEpochs,
+            thresholdSchedule: fm.thresholdSchedule,
+            distributionAlignment: fm.distributionAlignment,
+            emaMomentum: fm.emaMomentum,
             weakView: fm.weakView
               ? checkView(fm.weakView, 'recipe.fixmatch.weakView', channels)
               : weakView(size, mean, std),

@@ -25,12 +25,15 @@ import type { VariableOptimizer } from '../train/optimizers.js';
 import { type RunStatus, writeStatus } from '../train/run-dir.js';
 import { UsageError } from '../util/errors.js';
 import type { Classifier } from './classifier.js';
+import { type PseudoLabelState, restorePseudoLabelState } from './pseudo-labels.js';
 import type { EpochMetrics } from './train.js';
 
 /** TrainingState plus what only finetuning has. */
 interface FinetuneState extends TrainingState {
   /** Per-epoch rows so far (history.arrow). */
   history: EpochMetrics[];
+  /** Running statistics of FixMatch's alignment and self-adaptive thresholds. */
+  pseudoLabels?: PseudoLabelState;
 }
 
 export interface FinetuneProgress {
@@ -40,6 +43,7 @@ export interface FinetuneProgress {
   referenceLoss: number | null;
   history: EpochMetrics[];
   metrics: MetricsLog;
+  pseudoLabels?: PseudoLabelState;
 }
 
 export class FinetuneCheckpoints {
@@ -67,7 +71,7 @@ export class FinetuneCheckpoints {
    * Loads the last checkpoint into the classifier and optimizer; undefined when
    * there is none yet. The run must have the checkpoint's steps per epoch (same data, same batch size).
    */
-  async restore(stepsPerEpoch: number): Promise<FinetuneProgress | undefined> {
+  async restore(stepsPerEpoch: number, numClasses: number): Promise<FinetuneProgress | undefined> {
     await removeStaleTemporaries(this.runDir);
     const dir = lastCheckpoint(this.runDir);
     if (!dir) return undefined;
@@ -87,6 +91,7 @@ export class FinetuneCheckpoints {
       referenceLoss: state.referenceLoss,
       history: state.history,
       metrics: loaded.metrics,
+      pseudoLabels: restorePseudoLabelState(state.pseudoLabels, numClasses),
     };
   }
 
@@ -102,6 +107,7 @@ export class FinetuneCheckpoints {
       rngState: {},
       savedAt: new Date().toISOString(),
       history: progress.history,
+      pseudoLabels: progress.pseudoLabels,
     };
     this.lastGood = await saveCheckpoint(this.runDir, this.saved, state, progress.metrics, this.options.keep);
     await progress.metrics.writeArrow(path.join(this.runDir, 'metrics.arrow'));

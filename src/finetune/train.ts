@@ -32,7 +32,7 @@ import {
   type Moments,
   standardize,
 } from './feature-standardization.js';
-import { FixMatchMeter, type FixMatchOptions, fixMatchTerms, unlabeledWeight } from './fixmatch.js';
+import { FixMatchMeter, type FixMatchOptions, fixMatchTerms, pseudoLabelLoss, unlabeledWeight } from './fixmatch.js';
 import { batchPixels, type ImageSet } from './image-set.js';
 import {
   classCounts,
@@ -42,6 +42,13 @@ import {
   inverseFrequencyWeights,
 } from './losses.js';
 import { type Phase, planPhases } from './phases.js';
+import {
+  initialPseudoLabelState,
+  labeledClassPrior,
+  type PseudoLabelState,
+  selectPseudoLabels,
+  usesRunningStatistics,
+} from './pseudo-labels.js';
 import { classBalancedIndices, shuffledIndices } from './sampler.js';
 import { FinetuneCheckpoints } from './train-checkpoints.js';
 
@@ -122,6 +129,8 @@ export interface TrainResult {
   classWeights?: number[];
   /** Whether the stages trained the head on precomputed features only (the backbone did not change). */
   precomputedFeatures: boolean;
+  /** FixMatch's running statistics at the end (alignment, self-adaptive thresholds); undefined without them. */
+  pseudoLabelState?: PseudoLabelState;
 }
 
 export interface TrainContext {
@@ -217,6 +226,12 @@ export async function trainClassifier(
   let epoch = 0;
   let globalStep = 0;
   let referenceLoss: number | null = null;
+  // Running statistics of distribution alignment / self-adaptive thresholds (checkpointed).
+  let pseudoState: PseudoLabelState = initialPseudoLabelState(numClasses);
+  const labeledPrior = labeledClassPrior(
+    Array.from(positions, (i) => labeled.labels[i]),
+    numClasses,
+  );
   const progress = context.progress
     ? new Progress({ label: 'finetune', total: phases.reduce((n, p) => n + p.epochs * p.stepsPerEpoch, 0) })
     : undefined;
@@ -226,9 +241,10 @@ export async function trainClassifier(
   const stepsPerEpoch = stagePhases[0]?.stepsPerEpoch ?? 0;
   try {
     if (checkpoints && context.resume) {
-      const restored = await checkpoints.restore(stepsPerEpoch);
+      const restored = await checkpoints.restore(stepsPerEpoch, numClasses);
       if (restored) {
         ({ epoch, globalStep, referenceLoss, history, metrics } = restored);
+        if (restored.pseudoLabels) pseudoState = restored.pseudoLabels;
       }
     }
     await checkpoints?.status('running', epoch, globalStep);
@@ -272,6 +288,7 @@ export async function trainClassifier(
             referenceLoss,
             history,
             metrics,
+            pseudoLabels: pseudoState,
           });
         }
         // Let other work (progress output, signals) run between epochs.
@@ -294,6 +311,7 @@ export async function trainClassifier(
     metrics,
     classWeights,
     precomputedFeatures: stagePhases.every((p) => p.precomputed),
+    pseudoLabelState: options.fixmatch && usesRunningStatistics(options.fixmatch) ? pseudoState : undefined,
   };
 
   /** One epoch of `phase`: steps, then its history row and metrics rows. */
@@ -341,6 +359,8 @@ export async function trainClassifier(
         }
       }
       const lambda = fixmatch ? unlabeledWeight(fixmatch, local + s / stepsPerEpoch) : 0;
+      // The statistics after this step's batch; committed once the step is applied.
+      let nextPseudoState: PseudoLabelState | undefined;
       const step = lossAndGradients(
         phase.trained,
         () => {
@@ -377,9 +397,23 @@ export async function trainClassifier(
           const sup = supervisedLoss(logits, labels, options.loss, classWeights);
           const keep: Record<string, tf.Tensor> = { pred: tf.argMax(logits, 1), sup };
           if (!unlabeledLogits || !fixmatch) return { loss: sup, keep };
-          const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], fixmatch.threshold);
-          Object.assign(keep, { unsup: terms.loss, mask: terms.mask, pseudo: terms.pseudoLabels });
-          return { loss: tf.add(sup, tf.mul(terms.loss, lambda)) as tf.Scalar, keep };
+          let unsup: tf.Scalar;
+          if (usesRunningStatistics(fixmatch)) {
+            // Alignment and thresholds on the host from the weak view's probabilities (constants
+            // for the gradient), then the masked cross-entropy of the strong view.
+            const probs = tf.softmax(unlabeledLogits[0]).dataSync(); // [U * K]
+            const selection = selectPseudoLabels(probs, numClasses, pseudoState, labeledPrior, fixmatch);
+            nextPseudoState = selection.state;
+            const pseudo = tf.tensor1d(selection.labels, 'int32');
+            const mask = tf.tensor1d(selection.mask);
+            unsup = pseudoLabelLoss(unlabeledLogits[1], pseudo, mask);
+            Object.assign(keep, { unsup, mask, pseudo });
+          } else {
+            const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], fixmatch.threshold);
+            unsup = terms.loss;
+            Object.assign(keep, { unsup, mask: terms.mask, pseudo: terms.pseudoLabels });
+          }
+          return { loss: tf.add(sup, tf.mul(unsup, lambda)) as tf.Scalar, keep };
         },
         options.gradClipNorm,
       );
@@ -397,6 +431,7 @@ export async function trainClassifier(
         throw new DivergenceError(message, context.runDir ?? '', checkpoints?.lastGood);
       }
       tf.tidy(() => optimizer.apply(step.grads, lr));
+      if (nextPseudoState) pseudoState = nextPseudoState;
       referenceLoss ??= lossValue;
       globalStep++;
       const predicted = step.kept.pred.dataSync();

@@ -37,6 +37,9 @@ export interface FinetuneRecipe {
     ratio: number;
     weight: number;
     warmupEpochs: number;
+    thresholdSchedule: 'fixed' | 'self-adaptive';
+    distributionAlignment: boolean;
+    emaMomentum: number;
     weakView: PipelineSpec | null;
     strongView: PipelineSpec | null;
   };
@@ -161,6 +164,19 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
     ratio: s.integer('Unlabeled images per labeled image in a step (mu).', { min: 1, max: 64, default: 3 }),
     weight: s.number('Weight lambda_u of the unlabeled loss.', { min: 0, max: 100, default: 1 }),
     warmupEpochs: s.number('lambda_u ramps linearly from 0 over these epochs.', { min: 0, max: 10000, default: 1 }),
+    thresholdSchedule: s.oneOf(
+      '`fixed`: keep a pseudo-label when its confidence is at least `threshold`; `self-adaptive` (FreeMatch, Wang et al., 2023): class-wise thresholds from running means of the confidence, tau_t(c) = p_t(c) / max p_t x tau_t, starting at 1/K (`threshold` is then unused).',
+      ['fixed', 'self-adaptive'],
+      { default: 'fixed' },
+    ),
+    distributionAlignment: s.boolean(
+      'Distribution alignment (ReMixMatch, Berthelot et al., 2020): scale the weak-view predictions by the labeled class frequencies over the running mean of the predictions on unlabeled images, then renormalise.',
+      { default: false },
+    ),
+    emaMomentum: s.number(
+      'Momentum of the running means (alignment and self-adaptive thresholds), per step. FreeMatch: 0.999; short runs adapt faster with 0.99.',
+      { min: 0, max: 0.999999, default: 0.999 },
+    ),
     weakView: pipelineOrNull('Weak view steps (default: crop 0.8-1 + flip).'),
     strongView: pipelineOrNull(
       'Strong view steps (default: crop, flip, color jitter, grayscale, blur, solarize, Cutout).',

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import type { Classifier } from '../../src/finetune/classifier.js';
-import type { EpochMetrics } from '../../src/finetune/train.js';
+import type { EpochMetrics, TrainResult } from '../../src/finetune/train.js';
 import { trainClassifier } from '../../src/finetune/train.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { DivergenceError } from '../../src/train/step.js';
@@ -30,14 +30,27 @@ const withoutTime = (history: EpochMetrics[]) => history.map(({ seconds, ...rest
 const lastName = (runDir: string) => readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim();
 const status = (runDir: string) => JSON.parse(readFileSync(path.join(runDir, 'status.json'), 'utf8'));
 
-let reference: { weights: Record<string, number[]>; steps: Array<[number, number]>; history: EpochMetrics[] };
+let reference: {
+  weights: Record<string, number[]>;
+  steps: Array<[number, number]>;
+  history: EpochMetrics[];
+  pseudoLabels: TrainResult['pseudoLabelState'];
+};
 
 beforeAll(async () => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
   const runDir = tmp();
   const { classifier, result } = await runResumeFixture({ runDir });
-  reference = { weights: weights(classifier), steps: stepLosses(result.metrics), history: result.history };
+  reference = {
+    weights: weights(classifier),
+    steps: stepLosses(result.metrics),
+    history: result.history,
+    pseudoLabels: result.pseudoLabelState,
+  };
   classifier.dispose();
+  // FixMatch's running statistics moved once per stage step (1 + 3 epochs x 4 steps).
+  expect(reference.pseudoLabels?.updates).toBe(16);
+  expect(reference.pseudoLabels?.globalConfidence).toBeGreaterThan(0.25);
   // probe 2 epochs x 2 steps, head stage 1 x 4, all 3 x 4; checkpoints after the probe and each stage epoch.
   expect(reference.steps.map(([g]) => g)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   expect(reference.history.map((m) => m.stage)).toEqual([-1, -1, 0, 1, 1, 1]);
@@ -64,6 +77,7 @@ describe('finetuning checkpoints and resume', () => {
     expect(weights(classifier)).toEqual(reference.weights);
     expect(withoutTime(result.history)).toEqual(withoutTime(reference.history));
     expect(stepLosses(result.metrics)).toEqual(reference.steps);
+    expect(result.pseudoLabelState).toEqual(reference.pseudoLabels);
     expect(status(runDir).status).toBe('finished');
     classifier.dispose();
   }, 120_000);
@@ -105,10 +119,14 @@ describe('finetuning checkpoints and resume', () => {
     }
     expect(lastName(runDir)).toBe('ckpt-000000012');
     expect(status(runDir).status).toBe('running');
+    // The checkpoint the run resumes from holds FixMatch's running statistics after its 8 stage steps.
+    const saved = JSON.parse(readFileSync(path.join(checkpoints, 'ckpt-000000012', 'state.json'), 'utf8'));
+    expect(saved.pseudoLabels.updates).toBe(8);
 
     const { classifier, result } = await runResumeFixture({ runDir, resume: true });
     expect(weights(classifier)).toEqual(reference.weights);
     expect(stepLosses(result.metrics)).toEqual(reference.steps);
+    expect(result.pseudoLabelState).toEqual(reference.pseudoLabels);
     expect(stepLosses(MetricsLog.read(path.join(runDir, 'metrics.arrow')))).toEqual(reference.steps);
     expect(readdirSync(checkpoints).filter((n) => n.endsWith('.tmp'))).toEqual([]);
     classifier.dispose();
