@@ -281,7 +281,17 @@ describe('commands refuse an --out they would damage (exit 2, nothing touched)',
     expect(snapshot(labeled)).toEqual(before);
     const user = userFolder('select-user');
     expect((await run('select', backbone, '--data', labeled, '--budget', '2', '--out', user)).code).toBe(2);
-    const study = await run('select-study', backbone, '--pool', labeled, '--test', labeled, '--class-folders', '--out', user);
+    const study = await run(
+      'select-study',
+      backbone,
+      '--pool',
+      labeled,
+      '--test',
+      labeled,
+      '--class-folders',
+      '--out',
+      user,
+    );
     expect(study.code).toBe(2);
     expect(readdirSync(user)).toEqual(['notes.txt']);
   });
