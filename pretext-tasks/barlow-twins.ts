@@ -10,98 +10,57 @@
  * dimension over the batch; the loss is sum (1 - C_ii)² + lambda sum_{i!=j} C_ij² (eq. 1).
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead } from '../src/backbones/heads.js';
-import type { Head, HeadBlock } from '../src/backbones/types.js';
-import {
-  type SimclrAugmentationOptions,
-  simclrView,
-  TWO_VIEW_AUGMENTATION_DEFAULTS,
-  TWO_VIEW_AUGMENTATION_DOCS,
-} from './augmentations.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
+import type { HeadBlock } from '../src/backbones/types.js';
+import type { SimclrAugmentationOptions } from './augmentations.js';
 import { barlowTwinsObjective, crossCorrelation, diagonalOf } from './losses.js';
-import { checkInteger, checkNumber, checkTwoViewAugmentation, mergeOptions } from './options.js';
-import type { PretextTask } from './types.js';
+import { checkNumber, checkProjectorSizes } from './options.js';
+import { defineTwoViewTask, projectBothViews } from './two-view.js';
+import type { ProjectionHeads, ProjectorOptions } from './types.js';
 
-export interface BarlowTwinsOptions extends SimclrAugmentationOptions {
-  /** Output size of the projector (Barlow Twins: 8192). */
-  projectionDim: number;
-  /** Hidden width of the projector (Barlow Twins: 8192). */
-  hiddenDim: number;
+/** Barlow Twins' options (projector: 8192 out, 8192 hidden). */
+export interface BarlowTwinsOptions extends SimclrAugmentationOptions, ProjectorOptions {
   /** Weight of the redundancy-reduction (off-diagonal) term (Barlow Twins: 0.0051). */
   lambda: number;
 }
 
-export interface BarlowTwinsHeads {
-  projection: Head;
-}
-
-export const BARLOW_TWINS_DEFAULTS: Readonly<BarlowTwinsOptions> = Object.freeze({
-  projectionDim: 8192,
-  hiddenDim: 8192,
-  lambda: 0.0051,
-  ...TWO_VIEW_AUGMENTATION_DEFAULTS,
-});
-
 /** The Barlow Twins projector: (linear, BN, ReLU) x 2, then linear; no biases. */
 export function barlowProjectorBlocks(hiddenDim: number, projectionDim: number): HeadBlock[] {
-  return [
-    { linear: hiddenDim, bias: false },
-    { batchNorm: true },
-    { relu: true },
-    { linear: hiddenDim, bias: false },
-    { batchNorm: true },
-    { relu: true },
-    { linear: projectionDim, bias: false },
-  ];
+  return mlpBlocks([hiddenDim, hiddenDim], projectionDim, { hiddenBias: false, outputBias: false });
 }
 
-export const barlowTwinsTask: PretextTask<BarlowTwinsOptions, BarlowTwinsHeads> = {
+export const barlowTwinsTask = defineTwoViewTask<BarlowTwinsOptions, ProjectionHeads>({
   id: 'barlow-twins',
   paper:
     'Zbontar, Jing, Misra, LeCun & Deny, "Barlow Twins: Self-Supervised Learning via Redundancy Reduction", ICML 2021: ' +
     '"The objective function measures the cross-correlation matrix between the embeddings of two identical networks fed with distorted versions of a batch of samples, and tries to make this matrix close to the identity."',
-  defaults: BARLOW_TWINS_DEFAULTS,
+  defaults: { projectionDim: 8192, hiddenDim: 8192, lambda: 0.0051 },
   optionDocs: {
     projectionDim: 'Output size of the projector, integer >= 1 (default 8192; 2048 for small budgets).',
     hiddenDim: 'Hidden width of the projector, integer >= 1 (default 8192).',
     lambda: 'Weight of the off-diagonal (redundancy) term, a number in [0, 1] (default 0.0051).',
-    ...TWO_VIEW_AUGMENTATION_DOCS,
   },
-  validate(options) {
-    const merged = mergeOptions(BARLOW_TWINS_DEFAULTS, options);
-    return {
-      projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
-      hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
-      lambda: checkNumber('lambda', merged.lambda, 0, 1),
-      ...checkTwoViewAugmentation(merged),
-    };
-  },
-  views(options, input) {
-    return [simclrView(input, options), simclrView(input, options)];
-  },
+  check: (merged) => ({ ...checkProjectorSizes(merged), lambda: checkNumber('lambda', merged.lambda, 0, 1) }),
   createHeads(options, featureDim, rng) {
     return {
-      projection: createHead(
+      projection: createNamedHead(
+        'projection',
         barlowProjectorBlocks(options.hiddenDim, options.projectionDim),
         featureDim,
-        rng.derive('head', 'projection'),
-        'projection',
+        rng,
       ),
     };
   },
-  headModules(heads) {
-    return { projection: heads.projection };
-  },
   step(ctx, options) {
-    const [view1, view2] = ctx.views as tf.Tensor4D[]; // [B, H, W, C] each
-    const features1 = ctx.backbone.features(view1, ctx.training); // [B, D]
-    const z1 = ctx.heads.projection.apply(features1, ctx.training); // [B, K]
-    const z2 = ctx.heads.projection.apply(ctx.backbone.features(view2, ctx.training), ctx.training); // [B, K]
-    const c = crossCorrelation(z1, z2); // [K, K]
+    const [first, second] = projectBothViews(ctx);
+    const c = crossCorrelation(first.projection, second.projection); // [K, K]
     return {
       loss: barlowTwinsObjective(c, options.lambda),
       metrics: { meanDiagonal: tf.mean(diagonalOf(c)) as tf.Scalar },
-      embeddings: features1,
+      embeddings: first.features,
     };
   },
-};
+});
+
+/** The defaults of every option, the shared augmentation ones included. */
+export const BARLOW_TWINS_DEFAULTS: Readonly<BarlowTwinsOptions> = barlowTwinsTask.defaults;

@@ -12,43 +12,17 @@
  * and the target projection of the other, symmetrised (eq. 2, L + L~).
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead, mlpBlocks } from '../src/backbones/heads.js';
-import type { Head } from '../src/backbones/types.js';
-import {
-  type SimclrAugmentationOptions,
-  simclrView,
-  TWO_VIEW_AUGMENTATION_DEFAULTS,
-  TWO_VIEW_AUGMENTATION_DOCS,
-} from './augmentations.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
+import type { SimclrAugmentationOptions } from './augmentations.js';
 import { byolLoss, rowCosine } from './losses.js';
-import { checkInteger, checkNumber, checkTwoViewAugmentation, mergeOptions } from './options.js';
-import type { PretextTask } from './types.js';
+import { checkMomentumRange, checkProjectorSizes } from './options.js';
+import { defineTwoViewTask, projectionPredictionHeadModules, projectionTarget } from './two-view.js';
+import type { MomentumTargetOptions, ProjectionPredictionHeads, ProjectorOptions } from './types.js';
 
-export interface ByolOptions extends SimclrAugmentationOptions {
-  /** Output size of the projector and the predictor (BYOL: 256). */
-  projectionDim: number;
-  /** Hidden width of the projector and predictor MLPs (BYOL: 4096). */
-  hiddenDim: number;
-  /** Target momentum at the first step, rising to `momentumEnd` along a cosine (BYOL: 0.996). */
-  momentum: number;
-  /** Target momentum at the last step (BYOL: 1). */
-  momentumEnd: number;
-}
+/** BYOL's options: the projector's sizes serve the predictor too (BYOL: 256 out, 4096 hidden; m from 0.996 to 1). */
+export interface ByolOptions extends SimclrAugmentationOptions, ProjectorOptions, MomentumTargetOptions {}
 
-export interface ByolHeads {
-  projection: Head;
-  prediction: Head;
-}
-
-export const BYOL_DEFAULTS: Readonly<ByolOptions> = Object.freeze({
-  projectionDim: 256,
-  hiddenDim: 4096,
-  momentum: 0.996,
-  momentumEnd: 1,
-  ...TWO_VIEW_AUGMENTATION_DEFAULTS,
-});
-
-export const byolTask: PretextTask<ByolOptions, ByolHeads> = {
+export const byolTask = defineTwoViewTask<ByolOptions, ProjectionPredictionHeads>({
   id: 'byol',
   paper:
     'Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning" (BYOL), NeurIPS 2020: ' +
@@ -56,40 +30,24 @@ export const byolTask: PretextTask<ByolOptions, ByolHeads> = {
   // No negatives: collapse is this method's failure mode; warn at half the healthy spread measured
   // on Fashion-MNIST (about 0.44 x 1/sqrt(D) after 64 steps, docs/results.md).
   collapseMinRatio: 0.2,
-  defaults: BYOL_DEFAULTS,
+  defaults: { projectionDim: 256, hiddenDim: 4096, momentum: 0.996, momentumEnd: 1 },
   optionDocs: {
     projectionDim: 'Output size of the projector and the predictor, integer >= 1 (default 256).',
     hiddenDim: 'Hidden width of the projector and predictor MLPs, integer >= 1 (default 4096; 1024 for small budgets).',
     momentum: 'Target momentum at the first step, in [0, 1] (default 0.996); it rises to momentumEnd along a cosine.',
     momentumEnd: 'Target momentum at the last step, in [momentum, 1] (default 1).',
-    ...TWO_VIEW_AUGMENTATION_DOCS,
   },
-  validate(options) {
-    const merged = mergeOptions(BYOL_DEFAULTS, options);
-    const momentum = checkNumber('momentum', merged.momentum, 0, 1);
-    return {
-      projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
-      hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
-      momentum,
-      momentumEnd: checkNumber('momentumEnd', merged.momentumEnd, momentum, 1),
-      ...checkTwoViewAugmentation(merged),
-    };
-  },
-  views(options, input) {
-    return [simclrView(input, options), simclrView(input, options)];
-  },
+  check: (merged) => ({ ...checkProjectorSizes(merged), ...checkMomentumRange(merged) }),
   createHeads(options, featureDim, rng) {
     const blocks = mlpBlocks([options.hiddenDim], options.projectionDim);
     return {
-      projection: createHead(blocks, featureDim, rng.derive('head', 'projection'), 'projection'),
-      prediction: createHead(blocks, options.projectionDim, rng.derive('head', 'prediction'), 'prediction'),
+      projection: createNamedHead('projection', blocks, featureDim, rng),
+      prediction: createNamedHead('prediction', blocks, options.projectionDim, rng),
     };
   },
-  headModules(heads) {
-    return { projection: heads.projection, prediction: heads.prediction };
-  },
+  headModules: projectionPredictionHeadModules,
   state(options) {
-    return { target: { heads: ['projection'], momentumStart: options.momentum, momentumEnd: options.momentumEnd } };
+    return { target: projectionTarget(options) };
   },
   step(ctx) {
     const [view1, view2] = ctx.views as tf.Tensor4D[]; // [B, H, W, C] each
@@ -112,4 +70,7 @@ export const byolTask: PretextTask<ByolOptions, ByolHeads> = {
       embeddings: first.features,
     };
   },
-};
+});
+
+/** The defaults of every option, the shared augmentation ones included. */
+export const BYOL_DEFAULTS: Readonly<ByolOptions> = byolTask.defaults;

@@ -14,15 +14,24 @@
  * (ReLU instead of GELU in the head; the last layer is not frozen in the first epoch.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead } from '../src/backbones/heads.js';
-import type { Head, HeadBlock } from '../src/backbones/types.js';
-import { invalidOption } from '../src/util/errors.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
+import type { HeadBlock } from '../src/backbones/types.js';
 import { type SimclrAugmentationOptions, simclrView } from './augmentations.js';
 import { dinoCenter, dinoLoss } from './losses.js';
-import { checkInteger, checkNumber, checkOneOf, checkRange, mergeOptions, optionKey } from './options.js';
-import type { PretextTask, TrainingProgress } from './types.js';
+import {
+  checkColorAugmentation,
+  checkInteger,
+  checkIntegerOrWord,
+  checkMomentumRange,
+  checkNumber,
+  checkRange,
+  validatorFor,
+} from './options.js';
+import { projectionHeadModules, projectionTarget } from './two-view.js';
+import type { MomentumTargetOptions, PretextTask, ProjectionHeads, TrainingProgress } from './types.js';
 
-export interface DinoOptions {
+/** DINO's options (teacher momentum 0.996 to 1); colorJitterStrength and blur mean what they mean for the SimCLR views. */
+export interface DinoOptions extends Omit<SimclrAugmentationOptions, 'cropScale'>, MomentumTargetOptions {
   /** Output size K of the head (DINO: 65536; 4096 is plenty for small data). */
   outputDim: number;
   /** Hidden width of the head MLP (DINO: 2048). */
@@ -39,9 +48,6 @@ export interface DinoOptions {
   warmupTeacherEpochs: number;
   /** Momentum of the centre's EMA (DINO: 0.9). */
   centerMomentum: number;
-  /** Teacher momentum at the first step, rising to momentumEnd along a cosine (DINO: 0.996). */
-  momentum: number;
-  momentumEnd: number;
   /** Number of local views (DINO: 6-10). */
   localViews: number;
   /** Side of a local view in px; 'auto' = 96/224 of the input size (DINO's ratio), at least 8. */
@@ -50,12 +56,6 @@ export interface DinoOptions {
   globalCropScale: [number, number];
   /** Crop area range of the local views (DINO: [0.05, 0.4]). */
   localCropScale: [number, number];
-  colorJitterStrength: number;
-  blur: 'auto' | 'on' | 'off';
-}
-
-export interface DinoHeads {
-  projection: Head;
 }
 
 export const DINO_DEFAULTS: Readonly<DinoOptions> = Object.freeze({
@@ -80,13 +80,7 @@ export const DINO_DEFAULTS: Readonly<DinoOptions> = Object.freeze({
 /** DINO's head for ResNets: (linear, BN, ReLU) x 2, linear bottleneck, L2 norm, weight-normalised linear. */
 export function dinoHeadBlocks(hiddenDim: number, bottleneckDim: number, outputDim: number): HeadBlock[] {
   return [
-    { linear: hiddenDim },
-    { batchNorm: true },
-    { relu: true },
-    { linear: hiddenDim },
-    { batchNorm: true },
-    { relu: true },
-    { linear: bottleneckDim },
+    ...mlpBlocks([hiddenDim, hiddenDim], bottleneckDim),
     { l2normalize: true },
     { linear: outputDim, bias: false, normalizedWeight: true },
   ];
@@ -111,7 +105,7 @@ export function teacherTemperatureAt(
   return start + ((end - start) * epoch) / (warmup - 1);
 }
 
-export const dinoTask: PretextTask<DinoOptions, DinoHeads> = {
+export const dinoTask: PretextTask<DinoOptions, ProjectionHeads> = {
   id: 'dino',
   paper:
     'Caron et al., "Emerging Properties in Self-Supervised Vision Transformers" (DINO), ICCV 2021, here with ResNet backbones: ' +
@@ -139,32 +133,22 @@ export const dinoTask: PretextTask<DinoOptions, DinoHeads> = {
       'Colour distortion strength s in [0, 2]: jitter brightness/contrast/saturation 0.8s, hue 0.2s with p 0.8 (default 0.5).',
     blur: '"auto" (default: Gaussian blur with p 0.5 only for views of 96 px or more), "on" or "off".',
   },
-  validate(options) {
-    const merged = mergeOptions(DINO_DEFAULTS, options);
-    const localSize = merged.localSize;
-    if (localSize !== 'auto' && !(typeof localSize === 'number' && Number.isInteger(localSize) && localSize >= 8)) {
-      throw invalidOption(optionKey('localSize'), 'an integer >= 8 or "auto"', localSize);
-    }
-    const momentum = checkNumber('momentum', merged.momentum, 0, 1);
-    return {
-      outputDim: checkInteger('outputDim', merged.outputDim, 2, 1 << 20),
-      hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
-      bottleneckDim: checkInteger('bottleneckDim', merged.bottleneckDim, 1, 65536),
-      studentTemperature: checkNumber('studentTemperature', merged.studentTemperature, 0, 10, true),
-      teacherTemperature: checkNumber('teacherTemperature', merged.teacherTemperature, 0, 10, true),
-      warmupTeacherTemperature: checkNumber('warmupTeacherTemperature', merged.warmupTeacherTemperature, 0, 10, true),
-      warmupTeacherEpochs: checkInteger('warmupTeacherEpochs', merged.warmupTeacherEpochs, 0, 100000),
-      centerMomentum: checkNumber('centerMomentum', merged.centerMomentum, 0, 1),
-      momentum,
-      momentumEnd: checkNumber('momentumEnd', merged.momentumEnd, momentum, 1),
-      localViews: checkInteger('localViews', merged.localViews, 0, 64),
-      localSize: localSize as number | 'auto',
-      globalCropScale: checkRange('globalCropScale', merged.globalCropScale, 0.01, 1),
-      localCropScale: checkRange('localCropScale', merged.localCropScale, 0.01, 1),
-      colorJitterStrength: checkNumber('colorJitterStrength', merged.colorJitterStrength, 0, 2),
-      blur: checkOneOf('blur', merged.blur, ['auto', 'on', 'off'] as const),
-    };
-  },
+  validate: validatorFor(DINO_DEFAULTS, (merged) => ({
+    outputDim: checkInteger('outputDim', merged.outputDim, 2, 1 << 20),
+    hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
+    bottleneckDim: checkInteger('bottleneckDim', merged.bottleneckDim, 1, 65536),
+    studentTemperature: checkNumber('studentTemperature', merged.studentTemperature, 0, 10, true),
+    teacherTemperature: checkNumber('teacherTemperature', merged.teacherTemperature, 0, 10, true),
+    warmupTeacherTemperature: checkNumber('warmupTeacherTemperature', merged.warmupTeacherTemperature, 0, 10, true),
+    warmupTeacherEpochs: checkInteger('warmupTeacherEpochs', merged.warmupTeacherEpochs, 0, 100000),
+    centerMomentum: checkNumber('centerMomentum', merged.centerMomentum, 0, 1),
+    ...checkMomentumRange(merged),
+    localViews: checkInteger('localViews', merged.localViews, 0, 64),
+    localSize: checkIntegerOrWord('localSize', merged.localSize, 8, 'auto'),
+    globalCropScale: checkRange('globalCropScale', merged.globalCropScale, 0.01, 1),
+    localCropScale: checkRange('localCropScale', merged.localCropScale, 0.01, 1),
+    ...checkColorAugmentation(merged),
+  })),
   views(options, input) {
     const augmentation = (cropScale: [number, number]): SimclrAugmentationOptions => ({
       cropScale,
@@ -184,14 +168,12 @@ export const dinoTask: PretextTask<DinoOptions, DinoHeads> = {
   },
   createHeads(options, featureDim, rng) {
     const blocks = dinoHeadBlocks(options.hiddenDim, options.bottleneckDim, options.outputDim);
-    return { projection: createHead(blocks, featureDim, rng.derive('head', 'projection'), 'projection') };
+    return { projection: createNamedHead('projection', blocks, featureDim, rng) };
   },
-  headModules(heads) {
-    return { projection: heads.projection };
-  },
+  headModules: projectionHeadModules,
   state(options) {
     return {
-      target: { heads: ['projection'], momentumStart: options.momentum, momentumEnd: options.momentumEnd },
+      target: projectionTarget(options),
       buffers: { center: { shape: [1, options.outputDim], init: 'zeros' } },
     };
   },

@@ -12,5 +12,6 @@ export * from './permutations.js';
 export * from './registry.js';
 export * from './rotation.js';
 export * from './simsiam.js';
+export * from './two-view.js';
 export type * from './types.js';
 export * from './vicreg.js';

@@ -14,13 +14,13 @@
  * the backbone (every tile is encoded on its own), and cheaper.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead, mlpBlocks } from '../src/backbones/heads.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { Head } from '../src/backbones/types.js';
 import type { PipelineSpec } from '../src/data/types.js';
 import { invalidOption, UsageError } from '../src/util/errors.js';
 import { normalizeStep } from './augmentations.js';
 import { accuracyFromLogits, crossEntropyFromLogits } from './losses.js';
-import { checkBoolean, checkInteger, checkOneOf, checkRange, mergeOptions, optionKey } from './options.js';
+import { checkBoolean, checkInteger, checkOneOf, checkRange, optionKey, validatorFor } from './options.js';
 import { maximalHammingPermutations, maxPermutationCount } from './permutations.js';
 import type { InputSpec, PretextTask } from './types.js';
 
@@ -107,8 +107,7 @@ export const jigsawTask: PretextTask<JigsawOptions, JigsawHeads> = {
     normalizeTiles: 'Normalise every tile to zero mean, unit variance (default true).',
     cropScale: 'Area range [low, high] within [0.05, 1] of the random resized crop before tiling (default [0.6, 1]).',
   },
-  validate(options) {
-    const merged = mergeOptions(JIGSAW_DEFAULTS, options);
+  validate: validatorFor(JIGSAW_DEFAULTS, (merged) => {
     const grid = checkOneOf('grid', merged.grid, [2, 3] as const);
     const tiles = grid * grid;
     const tileSize = merged.tileSize;
@@ -124,7 +123,7 @@ export const jigsawTask: PretextTask<JigsawOptions, JigsawHeads> = {
       normalizeTiles: checkBoolean('normalizeTiles', merged.normalizeTiles),
       cropScale: checkRange('cropScale', merged.cropScale, 0.05, 1),
     };
-  },
+  }),
   views(options, input: InputSpec): PipelineSpec[] {
     const { cell, tileSize } = jigsawGeometry(options, input.size);
     const slack = cell - tileSize;
@@ -139,7 +138,7 @@ export const jigsawTask: PretextTask<JigsawOptions, JigsawHeads> = {
   createHeads(options, featureDim, rng) {
     const tiles = options.grid * options.grid;
     const blocks = mlpBlocks([options.hiddenDim], options.permutationCount);
-    return { classifier: createHead(blocks, tiles * featureDim, rng.derive('head', 'classifier'), 'classifier') };
+    return { classifier: createNamedHead('classifier', blocks, tiles * featureDim, rng) };
   },
   headModules(heads) {
     return { classifier: heads.classifier };

@@ -12,54 +12,33 @@
  * (eq. 1); after the step the keys replace the oldest rows of the queue.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead } from '../src/backbones/heads.js';
-import type { Head } from '../src/backbones/types.js';
+import { createNamedHead } from '../src/backbones/heads.js';
 import { invalidOption } from '../src/util/errors.js';
-import {
-  type SimclrAugmentationOptions,
-  simclrView,
-  TWO_VIEW_AUGMENTATION_DEFAULTS,
-  TWO_VIEW_AUGMENTATION_DOCS,
-} from './augmentations.js';
+import type { SimclrAugmentationOptions } from './augmentations.js';
 import { accuracyFromLogits, crossEntropyFromLogits, enqueue, infoNceLogits, stopGradient } from './losses.js';
-import { checkInteger, checkNumber, checkTwoViewAugmentation, mergeOptions, optionKey } from './options.js';
-import type { PretextTask } from './types.js';
+import { checkContrastiveHead, checkInteger, checkMomentumRange, optionKey } from './options.js';
+import { defineTwoViewTask, projectionTarget } from './two-view.js';
+import type { ContrastiveHeadOptions, MomentumTargetOptions, ProjectionHeads } from './types.js';
 
-export interface MocoOptions extends SimclrAugmentationOptions {
-  /** Temperature of InfoNCE (MoCo v2: 0.2). */
-  temperature: number;
-  /** Output size of the MLP head (MoCo: 128). */
-  projectionDim: number;
-  /** Hidden width of the MLP head; 'featureDim' uses the backbone's feature size (MoCo v2). */
-  hiddenDim: number | 'featureDim';
+/** MoCo v2's options (temperature 0.2, head 128 out, hidden featureDim); the key encoder is the momentum target (MoCo: m 0.999, constant; 1 as momentumEnd gives BYOL's cosine rise). */
+export interface MocoOptions extends SimclrAugmentationOptions, ContrastiveHeadOptions, MomentumTargetOptions {
   /** Negatives kept in the queue, K (MoCo: 65536; must be a multiple of the batch size for whole-batch slots). */
   queueSize: number;
-  /** Key-encoder momentum at the first step (MoCo: 0.999, constant). */
-  momentum: number;
-  /** Key-encoder momentum at the last step (MoCo: equal to momentum; 1 gives BYOL's cosine rise). */
-  momentumEnd: number;
 }
 
-export interface MocoHeads {
-  projection: Head;
-}
-
-export const MOCO_DEFAULTS: Readonly<MocoOptions> = Object.freeze({
-  temperature: 0.2,
-  projectionDim: 128,
-  hiddenDim: 'featureDim' as const,
-  queueSize: 65536,
-  momentum: 0.999,
-  momentumEnd: 0.999,
-  ...TWO_VIEW_AUGMENTATION_DEFAULTS,
-});
-
-export const mocoTask: PretextTask<MocoOptions, MocoHeads> = {
+export const mocoTask = defineTwoViewTask<MocoOptions, ProjectionHeads>({
   id: 'moco',
   paper:
     'He, Fan, Wu, Xie & Girshick, "Momentum Contrast for Unsupervised Visual Representation Learning" (MoCo), CVPR 2020, with the v2 changes of Chen, Fan, Girshick & He, "Improved Baselines with Momentum Contrastive Learning", 2020: ' +
     '"We maintain the dictionary as a queue of data samples: the encoded representations of the current mini-batch are enqueued, and the oldest are dequeued."',
-  defaults: MOCO_DEFAULTS,
+  defaults: {
+    temperature: 0.2,
+    projectionDim: 128,
+    hiddenDim: 'featureDim' as const,
+    queueSize: 65536,
+    momentum: 0.999,
+    momentumEnd: 0.999,
+  },
   optionDocs: {
     temperature: 'Temperature of InfoNCE, a number > 0 and <= 10 (default 0.2).',
     projectionDim: 'Output size of the MLP head, integer >= 1 (default 128).',
@@ -67,39 +46,20 @@ export const mocoTask: PretextTask<MocoOptions, MocoHeads> = {
     queueSize: 'Negatives in the queue, integer >= 1 and at least the batch size (default 65536; 4096 for small data).',
     momentum: 'Key-encoder momentum at the first step, in [0, 1] (default 0.999).',
     momentumEnd: 'Key-encoder momentum at the last step, in [momentum, 1] (default 0.999: constant, as MoCo).',
-    ...TWO_VIEW_AUGMENTATION_DOCS,
   },
-  validate(options) {
-    const merged = mergeOptions(MOCO_DEFAULTS, options);
-    const hidden = merged.hiddenDim;
-    if (hidden !== 'featureDim' && !(typeof hidden === 'number' && Number.isInteger(hidden) && hidden >= 1)) {
-      throw invalidOption(optionKey('hiddenDim'), 'an integer >= 1 or "featureDim"', hidden);
-    }
-    const momentum = checkNumber('momentum', merged.momentum, 0, 1);
-    return {
-      temperature: checkNumber('temperature', merged.temperature, 0, 10, true),
-      projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
-      hiddenDim: hidden as number | 'featureDim',
-      queueSize: checkInteger('queueSize', merged.queueSize, 1, 1 << 20),
-      momentum,
-      momentumEnd: checkNumber('momentumEnd', merged.momentumEnd, momentum, 1),
-      ...checkTwoViewAugmentation(merged),
-    };
-  },
-  views(options, input) {
-    return [simclrView(input, options), simclrView(input, options)];
-  },
+  check: (merged) => ({
+    ...checkContrastiveHead(merged),
+    queueSize: checkInteger('queueSize', merged.queueSize, 1, 1 << 20),
+    ...checkMomentumRange(merged),
+  }),
   createHeads(options, featureDim, rng) {
     const hidden = options.hiddenDim === 'featureDim' ? featureDim : options.hiddenDim;
     const blocks = [{ linear: hidden }, { relu: true as const }, { linear: options.projectionDim }];
-    return { projection: createHead(blocks, featureDim, rng.derive('head', 'projection'), 'projection') };
-  },
-  headModules(heads) {
-    return { projection: heads.projection };
+    return { projection: createNamedHead('projection', blocks, featureDim, rng) };
   },
   state(options) {
     return {
-      target: { heads: ['projection'], momentumStart: options.momentum, momentumEnd: options.momentumEnd },
+      target: projectionTarget(options),
       buffers: {
         queue: { shape: [options.queueSize, options.projectionDim], init: 'unit-rows' },
         pointer: { shape: [1], dtype: 'int32', init: 'zeros' },
@@ -131,4 +91,7 @@ export const mocoTask: PretextTask<MocoOptions, MocoHeads> = {
       bufferUpdates: { queue: next.queue, pointer: next.pointer },
     };
   },
-};
+});
+
+/** The defaults of every option, the shared augmentation ones included. */
+export const MOCO_DEFAULTS: Readonly<MocoOptions> = mocoTask.defaults;

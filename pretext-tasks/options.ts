@@ -92,9 +92,68 @@ export function checkTwoViewAugmentation(merged: Record<string, unknown>): {
   colorJitterStrength: number;
   blur: 'auto' | 'on' | 'off';
 } {
+  return { cropScale: checkRange('cropScale', merged.cropScale, 0.01, 1), ...checkColorAugmentation(merged) };
+}
+
+/** The colour options of the SimCLR views (`colorJitterStrength`, `blur`), which DINO shares too. */
+export function checkColorAugmentation(merged: Record<string, unknown>): {
+  colorJitterStrength: number;
+  blur: 'auto' | 'on' | 'off';
+} {
   return {
-    cropScale: checkRange('cropScale', merged.cropScale, 0.01, 1),
     colorJitterStrength: checkNumber('colorJitterStrength', merged.colorJitterStrength, 0, 2),
     blur: checkOneOf('blur', merged.blur, ['auto', 'on', 'off'] as const),
+  };
+}
+
+/** An integer >= min, or the one word that stands for a size chosen later (`"featureDim"`, `"auto"`). */
+export function checkIntegerOrWord<Word extends string>(
+  key: string,
+  value: unknown,
+  min: number,
+  word: Word,
+): number | Word {
+  if (value === word) return word;
+  if (!(typeof value === 'number' && Number.isInteger(value) && value >= min)) {
+    throw invalidOption(optionKey(key), `an integer >= ${min} or "${word}"`, value);
+  }
+  return value;
+}
+
+/** `momentum` in [0, 1] and `momentumEnd` in [momentum, 1]: a momentum target's cosine rise. */
+export function checkMomentumRange(merged: Record<string, unknown>): { momentum: number; momentumEnd: number } {
+  const momentum = checkNumber('momentum', merged.momentum, 0, 1);
+  return { momentum, momentumEnd: checkNumber('momentumEnd', merged.momentumEnd, momentum, 1) };
+}
+
+/** `projectionDim` and `hiddenDim` of a projector MLP, integers in [1, 65536]. */
+export function checkProjectorSizes(merged: Record<string, unknown>): { projectionDim: number; hiddenDim: number } {
+  return {
+    projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
+    hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
+  };
+}
+
+/**
+ * A task's `validate()`: merges the user's options over `defaults` (an unknown key
+ * is an error naming it), then resolves and checks every value with `check`.
+ */
+export function validatorFor<Options extends object>(
+  defaults: Options,
+  check: (merged: Record<string, unknown>) => Options,
+): (options: unknown) => Options {
+  return (options) => check(mergeOptions(defaults, options));
+}
+
+/** The options SimCLR and MoCo share: the InfoNCE temperature and the projector's sizes (hidden may be "featureDim"). */
+export function checkContrastiveHead(merged: Record<string, unknown>): {
+  temperature: number;
+  projectionDim: number;
+  hiddenDim: number | 'featureDim';
+} {
+  return {
+    temperature: checkNumber('temperature', merged.temperature, 0, 10, true),
+    projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
+    hiddenDim: checkIntegerOrWord('hiddenDim', merged.hiddenDim, 1, 'featureDim'),
   };
 }

@@ -13,12 +13,12 @@
  * step's seeded rng.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead, mlpBlocks } from '../src/backbones/heads.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { Head } from '../src/backbones/types.js';
 import { UsageError } from '../src/util/errors.js';
 import { mildView } from './augmentations.js';
 import { accuracyFromLogits, crossEntropyFromLogits } from './losses.js';
-import { checkBoolean, checkInteger, checkOneOf, checkRange, mergeOptions } from './options.js';
+import { checkBoolean, checkInteger, checkOneOf, checkRange, validatorFor } from './options.js';
 import type { PretextTask } from './types.js';
 
 export interface RotationOptions {
@@ -111,23 +111,20 @@ export const rotationTask: PretextTask<RotationOptions, RotationHeads> = {
     cropScale: 'Area range [low, high] within [0.05, 1] of the random resized crop of the view (default [0.6, 1]).',
     horizontalFlip: 'Random horizontal flip with p 0.5 before rotating (default true).',
   },
-  validate(options) {
-    const merged = mergeOptions(ROTATION_DEFAULTS, options);
-    return {
-      mode: checkOneOf('mode', merged.mode, ['all-four', 'random-one'] as const),
-      head: checkOneOf('head', merged.head, ['linear', 'mlp'] as const),
-      hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
-      cropScale: checkRange('cropScale', merged.cropScale, 0.05, 1),
-      horizontalFlip: checkBoolean('horizontalFlip', merged.horizontalFlip),
-    };
-  },
+  validate: validatorFor(ROTATION_DEFAULTS, (merged) => ({
+    mode: checkOneOf('mode', merged.mode, ['all-four', 'random-one'] as const),
+    head: checkOneOf('head', merged.head, ['linear', 'mlp'] as const),
+    hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
+    cropScale: checkRange('cropScale', merged.cropScale, 0.05, 1),
+    horizontalFlip: checkBoolean('horizontalFlip', merged.horizontalFlip),
+  })),
   views(options, input) {
     return [mildView(input, options.cropScale, options.horizontalFlip)];
   },
   createHeads(options, featureDim, rng) {
     const blocks =
       options.head === 'mlp' ? mlpBlocks([options.hiddenDim], ROTATION_CLASSES) : [{ linear: ROTATION_CLASSES }];
-    return { classifier: createHead(blocks, featureDim, rng.derive('head', 'classifier'), 'classifier') };
+    return { classifier: createNamedHead('classifier', blocks, featureDim, rng) };
   },
   headModules(heads) {
     return { classifier: heads.classifier };

@@ -11,54 +11,30 @@
  * affine parameters; here it has them, initialised to the identity.)
  */
 import * as tf from '@tensorflow/tfjs';
-import { createHead } from '../src/backbones/heads.js';
-import type { Head, HeadBlock } from '../src/backbones/types.js';
-import {
-  type SimclrAugmentationOptions,
-  simclrView,
-  TWO_VIEW_AUGMENTATION_DEFAULTS,
-  TWO_VIEW_AUGMENTATION_DOCS,
-} from './augmentations.js';
+import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
+import type { HeadBlock } from '../src/backbones/types.js';
+import type { SimclrAugmentationOptions } from './augmentations.js';
 import { rowCosine, simsiamLoss } from './losses.js';
-import { checkInteger, checkTwoViewAugmentation, mergeOptions } from './options.js';
-import type { PretextTask } from './types.js';
+import { checkInteger, checkProjectorSizes } from './options.js';
+import { defineTwoViewTask, projectBothViews, projectionPredictionHeadModules } from './two-view.js';
+import type { ProjectionPredictionHeads, ProjectorOptions } from './types.js';
 
-export interface SimsiamOptions extends SimclrAugmentationOptions {
-  /** Output size of the projector and the predictor (SimSiam: 2048). */
-  projectionDim: number;
-  /** Hidden width of the projector (SimSiam: 2048). */
-  hiddenDim: number;
+/** SimSiam's options: the projector's output size is the predictor's too (SimSiam: 2048 out, 2048 hidden). */
+export interface SimsiamOptions extends SimclrAugmentationOptions, ProjectorOptions {
   /** Bottleneck width of the predictor (SimSiam: 512, a quarter of projectionDim). */
   predictorHiddenDim: number;
 }
 
-export interface SimsiamHeads {
-  projection: Head;
-  prediction: Head;
-}
-
-export const SIMSIAM_DEFAULTS: Readonly<SimsiamOptions> = Object.freeze({
-  projectionDim: 2048,
-  hiddenDim: 2048,
-  predictorHiddenDim: 512,
-  ...TWO_VIEW_AUGMENTATION_DEFAULTS,
-});
-
 /** SimSiam's projector: (linear, BN, ReLU) x 2, linear, BN; linear layers without bias (BN follows). */
 export function simsiamProjectorBlocks(hiddenDim: number, projectionDim: number): HeadBlock[] {
-  return [
-    { linear: hiddenDim, bias: false },
-    { batchNorm: true },
-    { relu: true },
-    { linear: hiddenDim, bias: false },
-    { batchNorm: true },
-    { relu: true },
-    { linear: projectionDim, bias: false },
-    { batchNorm: true },
-  ];
+  return mlpBlocks([hiddenDim, hiddenDim], projectionDim, {
+    hiddenBias: false,
+    outputBias: false,
+    outputBatchNorm: true,
+  });
 }
 
-export const simsiamTask: PretextTask<SimsiamOptions, SimsiamHeads> = {
+export const simsiamTask = defineTwoViewTask<SimsiamOptions, ProjectionPredictionHeads>({
   id: 'simsiam',
   paper:
     'Chen & He, "Exploring Simple Siamese Representation Learning" (SimSiam), CVPR 2021: ' +
@@ -66,58 +42,40 @@ export const simsiamTask: PretextTask<SimsiamOptions, SimsiamHeads> = {
   // No negatives: collapse is this method's failure mode; warn at half the healthy spread measured
   // on Fashion-MNIST (about 0.44 x 1/sqrt(D) after 64 steps, docs/results.md).
   collapseMinRatio: 0.2,
-  defaults: SIMSIAM_DEFAULTS,
+  defaults: { projectionDim: 2048, hiddenDim: 2048, predictorHiddenDim: 512 },
   optionDocs: {
     projectionDim: 'Output size of the projector and the predictor, integer >= 1 (default 2048).',
     hiddenDim: 'Hidden width of the projector, integer >= 1 (default 2048).',
     predictorHiddenDim: 'Bottleneck width of the predictor, integer >= 1 (default 512).',
-    ...TWO_VIEW_AUGMENTATION_DOCS,
   },
-  validate(options) {
-    const merged = mergeOptions(SIMSIAM_DEFAULTS, options);
-    return {
-      projectionDim: checkInteger('projectionDim', merged.projectionDim, 1, 65536),
-      hiddenDim: checkInteger('hiddenDim', merged.hiddenDim, 1, 65536),
-      predictorHiddenDim: checkInteger('predictorHiddenDim', merged.predictorHiddenDim, 1, 65536),
-      ...checkTwoViewAugmentation(merged),
-    };
-  },
-  views(options, input) {
-    return [simclrView(input, options), simclrView(input, options)];
-  },
+  check: (merged) => ({
+    ...checkProjectorSizes(merged),
+    predictorHiddenDim: checkInteger('predictorHiddenDim', merged.predictorHiddenDim, 1, 65536),
+  }),
   createHeads(options, featureDim, rng) {
-    const predictor: HeadBlock[] = [
-      { linear: options.predictorHiddenDim, bias: false },
-      { batchNorm: true },
-      { relu: true },
-      { linear: options.projectionDim },
-    ];
+    const predictor = mlpBlocks([options.predictorHiddenDim], options.projectionDim, { hiddenBias: false });
     return {
-      projection: createHead(
+      projection: createNamedHead(
+        'projection',
         simsiamProjectorBlocks(options.hiddenDim, options.projectionDim),
         featureDim,
-        rng.derive('head', 'projection'),
-        'projection',
+        rng,
       ),
-      prediction: createHead(predictor, options.projectionDim, rng.derive('head', 'prediction'), 'prediction'),
+      prediction: createNamedHead('prediction', predictor, options.projectionDim, rng),
     };
   },
-  headModules(heads) {
-    return { projection: heads.projection, prediction: heads.prediction };
-  },
+  headModules: projectionPredictionHeadModules,
   step(ctx) {
-    const [view1, view2] = ctx.views as tf.Tensor4D[]; // [B, H, W, C] each
-    const branch = (view: tf.Tensor4D) => {
-      const features = ctx.backbone.features(view, ctx.training); // [B, D]
-      const z = ctx.heads.projection.apply(features, ctx.training); // [B, K]
-      return { features, z, p: ctx.heads.prediction.apply(z, ctx.training) }; // p [B, K]
-    };
-    const first = branch(view1);
-    const second = branch(view2);
+    const [first, second] = projectBothViews(ctx); // z = projection [B, K]
+    const p1 = ctx.heads.prediction.apply(first.projection, ctx.training); // [B, K]
+    const p2 = ctx.heads.prediction.apply(second.projection, ctx.training); // [B, K]
     return {
-      loss: simsiamLoss(first.p, second.p, first.z, second.z),
-      metrics: { viewCosine: tf.mean(rowCosine(first.z, second.z)) as tf.Scalar },
+      loss: simsiamLoss(p1, p2, first.projection, second.projection),
+      metrics: { viewCosine: tf.mean(rowCosine(first.projection, second.projection)) as tf.Scalar },
       embeddings: first.features,
     };
   },
-};
+});
+
+/** The defaults of every option, the shared augmentation ones included. */
+export const SIMSIAM_DEFAULTS: Readonly<SimsiamOptions> = simsiamTask.defaults;

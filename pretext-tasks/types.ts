@@ -125,3 +125,37 @@ export interface PretextTask<Options extends object = object, Heads = Record<str
   /** One step's forward pass: runs inside tf.tidy, must not await. */
   step(ctx: StepContext<Heads>, options: Options): StepOutput;
 }
+
+/** The heads of a method with one projector (SimCLR, MoCo, Barlow Twins, VICReg, DINO). */
+export interface ProjectionHeads {
+  projection: Head;
+}
+
+/** The heads of a method with a projector and a predictor on top of it (BYOL, SimSiam). */
+export interface ProjectionPredictionHeads extends ProjectionHeads {
+  prediction: Head;
+}
+
+/** The sizes of a projector MLP (each method documents its own defaults in `optionDocs`). */
+export interface ProjectorOptions {
+  /** Output size of the projector. */
+  projectionDim: number;
+  /** Hidden width of the projector. */
+  hiddenDim: number;
+}
+
+/** The options of an InfoNCE method's projector (SimCLR, MoCo); each documents its own defaults in `optionDocs`. */
+export interface ContrastiveHeadOptions {
+  /** Temperature of the InfoNCE / NT-Xent softmax. */
+  temperature: number;
+  /** Output size of the projector. */
+  projectionDim: number;
+  /** Hidden width of the projector; 'featureDim' uses the backbone's feature size. */
+  hiddenDim: number | 'featureDim';
+}
+
+/** A momentum target whose m rises from `momentum` at the first step to `momentumEnd` at the last along a cosine. */
+export interface MomentumTargetOptions {
+  momentum: number;
+  momentumEnd: number;
+}

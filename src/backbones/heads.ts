@@ -209,10 +209,36 @@ export function createHead(blocks: HeadBlock[], inputDim: number, rng: Rng, name
   };
 }
 
-/** A common MLP: linear -> BatchNorm -> ReLU, repeated per hidden size, then a linear output. */
-export function mlpBlocks(hiddenDims: number[], outputDim: number): HeadBlock[] {
+/**
+ * A pretext task's head `name` (`projection`, `prediction`, `classifier`): its
+ * variables are `head.<name>.*` and its weights come from the run's generator
+ * derived for ('head', name), so adding a head never changes another's weights.
+ */
+export function createNamedHead(name: string, blocks: HeadBlock[], inputDim: number, rng: Rng): BlockHead {
+  return createHead(blocks, inputDim, rng.derive('head', name), name);
+}
+
+/** How `mlpBlocks` builds its layers; every field defaults to the plain MLP. */
+export interface MlpBlockOptions {
+  /** Biases on the hidden linear layers (default true; false where a BatchNorm follows). */
+  hiddenBias?: boolean;
+  /** A bias on the output linear layer (default true). */
+  outputBias?: boolean;
+  /** A BatchNorm after the output linear layer (default false; SimSiam's projector). */
+  outputBatchNorm?: boolean;
+}
+
+/**
+ * A common MLP: linear -> BatchNorm -> ReLU, repeated per hidden size, then a linear output.
+ * SimCLR's projector is `mlpBlocks([h], k, { hiddenBias: false })`; Barlow Twins' is
+ * `mlpBlocks([h, h], k, { hiddenBias: false, outputBias: false })`.
+ */
+export function mlpBlocks(hiddenDims: number[], outputDim: number, options: MlpBlockOptions = {}): HeadBlock[] {
+  const { hiddenBias = true, outputBias = true, outputBatchNorm = false } = options;
+  const linear = (size: number, bias: boolean): HeadBlock => (bias ? { linear: size } : { linear: size, bias: false });
   const blocks: HeadBlock[] = [];
-  for (const hidden of hiddenDims) blocks.push({ linear: hidden }, { batchNorm: true }, { relu: true });
-  blocks.push({ linear: outputDim });
+  for (const hidden of hiddenDims) blocks.push(linear(hidden, hiddenBias), { batchNorm: true }, { relu: true });
+  blocks.push(linear(outputDim, outputBias));
+  if (outputBatchNorm) blocks.push({ batchNorm: true });
   return blocks;
 }
