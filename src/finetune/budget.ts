@@ -27,8 +27,15 @@ import {
   type PreparedData,
   prepareData,
 } from './run.js';
+import { type SelfTrainingOutcome, selfTrainOnData } from './self-training.js';
 
-export const BUDGET_ARMS = ['scratch', 'pretrained', 'pretrained+fixmatch'] as const;
+export const BUDGET_ARMS = [
+  'scratch',
+  'pretrained',
+  'pretrained+fixmatch',
+  'pretrained+self-training',
+  'pretrained+fixmatch+self-training',
+] as const;
 /** A named arm, or `init:<weights>`: finetune like `pretrained` but from those weights. */
 export type BudgetArm = (typeof BUDGET_ARMS)[number] | `init:${string}`;
 
@@ -169,7 +176,10 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
       }
     }
   }
-  const wantsFixMatch = options.arms.includes('pretrained+fixmatch');
+  // Arms that use the unlabeled images: FixMatch, self-training, or both (round 0 with FixMatch).
+  const usesFixMatch = (arm: BudgetArm) => arm === 'pretrained+fixmatch' || arm === 'pretrained+fixmatch+self-training';
+  const usesSelfTraining = (arm: BudgetArm) => arm.endsWith('+self-training');
+  const wantsFixMatch = options.arms.some((arm) => usesFixMatch(arm) || usesSelfTraining(arm));
   const data = await prepareData(
     {
       labels: options.labels,
@@ -212,23 +222,38 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           // start: on Fashion-MNIST it cost the scratch arm 6.7 points at 100 labels/class).
           train: arm === 'scratch' ? { ...recipe.train, backboneLrMultiplier: 1 } : recipe.train,
           probe: arm === 'scratch' ? { ...recipe.probe, epochs: 0 } : recipe.probe,
-          fixmatch: { ...recipe.fixmatch, enabled: arm === 'pretrained+fixmatch' },
+          fixmatch: { ...recipe.fixmatch, enabled: usesFixMatch(arm) },
+          // The self-training arms run the recipe's rounds (at least one); the others none.
+          selfTraining: {
+            ...recipe.selfTraining,
+            rounds: usesSelfTraining(arm) ? Math.max(1, recipe.selfTraining.rounds) : 0,
+          },
           labelProblems: { ...recipe.labelProblems, enabled: false },
         };
         const initWeights = initWeightsOf(arm);
-        const { backbone } = await openBackbone(initWeights ?? options.backbone, arm === 'scratch', seed);
-        const outcome = await finetuneOnData(
-          backbone,
-          input,
-          armRecipe,
-          { ...data, train, unlabeled: arm === 'pretrained+fixmatch' ? unlabeled : undefined },
+        const armData = {
+          ...data,
+          train,
+          unlabeled: usesFixMatch(arm) || usesSelfTraining(arm) ? unlabeled : undefined,
+        };
+        const finetuneOptions = {
+          recipeFile: options.recipeFile,
+          featureCache,
           // A scratch backbone depends on the seed; the pretrained one does not.
-          {
-            recipeFile: options.recipeFile,
-            featureCache,
-            featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',
-          },
-        );
+          featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',
+        };
+        const open = async () =>
+          (await openBackbone(initWeights ?? options.backbone, arm === 'scratch', seed)).backbone;
+        const outcome = usesSelfTraining(arm)
+          ? await selfTrainOnData(open, input, armRecipe, armData, {
+              ...finetuneOptions,
+              onRound: (r) =>
+                options.log?.(
+                  `${arm} ${perClass}/class seed ${seed} round ${r.round}: ${r.pseudoLabeled} pseudo-labels (${(100 * r.coverage).toFixed(1)}% of the unlabeled images, ${r.pseudoLabelAccuracy === undefined ? 'accuracy unknown' : `${(100 * r.pseudoLabelAccuracy).toFixed(1)}% right`}), student accuracy ${(100 * r.accuracy).toFixed(1)}%`,
+                ),
+            })
+          : await finetuneOnData(await open(), input, armRecipe, armData, finetuneOptions);
+        const lastRound = 'rounds' in outcome ? (outcome as SelfTrainingOutcome).rounds.at(-1) : undefined;
         const last = outcome.training.history[outcome.training.history.length - 1];
         const row: BudgetRow = {
           arm,
@@ -239,8 +264,9 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           accuracy: outcome.evaluation.metrics.accuracy,
           macroF1: outcome.evaluation.metrics.macroF1,
           ece: outcome.evaluation.calibration.ece,
-          maskRate: last?.maskRate ?? Number.NaN,
-          pseudoLabelAccuracy: last?.pseudoLabelAccuracy ?? Number.NaN,
+          // Self-training arms: the share of unlabeled images the last teacher pseudo-labeled, and how many were right.
+          maskRate: lastRound?.coverage ?? last?.maskRate ?? Number.NaN,
+          pseudoLabelAccuracy: lastRound?.pseudoLabelAccuracy ?? last?.pseudoLabelAccuracy ?? Number.NaN,
           seconds: outcome.seconds,
         };
         outcome.classifier.dispose();

@@ -155,6 +155,37 @@ export function subsetImageSet(set: ImageSet, indices: ArrayLike<number>): Image
   };
 }
 
+/** The images of `a`, then those of `b` (same size, channels and classes), as a new set. */
+export function concatImageSets(a: ImageSet, b: ImageSet): ImageSet {
+  if (a.height !== b.height || a.width !== b.width || a.channels !== b.channels) {
+    throw invalidOption(
+      'images',
+      `${a.height}x${a.width}x${a.channels} images`,
+      `${b.height}x${b.width}x${b.channels}`,
+    );
+  }
+  if (a.classNames.join('\n') !== b.classNames.join('\n'))
+    throw invalidOption('classNames', a.classNames.join(', '), b.classNames.join(', '));
+  const pixels = new Float32Array(a.pixels.length + b.pixels.length);
+  pixels.set(a.pixels, 0);
+  pixels.set(b.pixels, a.pixels.length);
+  const labels = new Int32Array(a.count + b.count);
+  labels.set(a.labels, 0);
+  labels.set(b.labels, a.count);
+  const sourceIndices = new Int32Array(a.count + b.count);
+  sourceIndices.set(a.sourceIndices, 0);
+  sourceIndices.set(b.sourceIndices, a.count);
+  return {
+    ...a,
+    pixels,
+    count: a.count + b.count,
+    labels,
+    sourceIndices,
+    describe: (i) => (i < a.count ? a.describe(i) : b.describe(i - a.count)),
+    skipped: undefined,
+  };
+}
+
 /** The set with different labels (e.g. flipped for an experiment, or hidden). */
 export function withLabels(set: ImageSet, labels: Int32Array): ImageSet {
   if (labels.length !== set.count) throw invalidOption('labels', `${set.count} labels`, labels.length);

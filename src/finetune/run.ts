@@ -52,6 +52,7 @@ import {
 import { saveClassifier } from './model-io.js';
 import { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
 import { preprocessingMismatches, resolveInput, trainOptionsOf } from './recipe.js';
+import { type SelfTrainingOutcome, type SelfTrainingRound, selfTrainOnData } from './self-training.js';
 import { type EpochMetrics, type TrainResult, trainClassifier } from './train.js';
 
 /**
@@ -196,6 +197,8 @@ export interface FinetuneJob extends DataSpec {
   onStep?: (row: MetricsRow) => void;
   /** Continue the interrupted run whose checkpoints are in `<out>.training/`. */
   resume?: boolean;
+  /** After each self-training student round (recipe selfTraining.rounds). */
+  onRound?: (round: SelfTrainingRound) => void;
   /** Told when the recipe's input disagrees with the backbone's recorded preprocessing. */
   onWarning?: (message: string) => void;
 }
@@ -270,6 +273,8 @@ export interface FinetuneSummary {
   flippedPrecisionAtK?: number;
   imbalanceRatio: number;
   seconds: number;
+  /** Self-training: round 0's accuracy and each student round (pseudo-labels, their accuracy, the student's accuracy). */
+  selfTraining?: { firstAccuracy: number; rounds: SelfTrainingRound[] };
 }
 
 /** The whole `selfsup finetune` job; returns the headline numbers. */
@@ -279,6 +284,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
   checkOutputDir(job.out, output);
   const { backbone, manifest } = await openBackbone(job.backbone, job.fromScratch, recipe.seed);
   let outcome: FinetuneOutcome | undefined;
+  let selfTraining: SelfTrainingOutcome | undefined;
   // Until finetuneOnData takes it over (its classifier owns and disposes it), the backbone is ours.
   let backboneOwned = true;
   try {
@@ -287,22 +293,36 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
     trainOptionsOf(recipe, input, job.recipeFile); // check views before decoding anything
     const data = await prepareData(job, input, recipe, job.subsets, {
       progress: job.progress,
-      needUnlabeled: recipe.fixmatch.enabled,
+      needUnlabeled: recipe.fixmatch.enabled || recipe.selfTraining.rounds > 0,
     });
     const trainingDir = await prepareTrainingDir(job);
     backboneOwned = false;
     try {
-      outcome = await finetuneOnData(backbone, input, recipe, data, {
+      const trainOptions = {
         progress: job.progress,
         onEpoch: job.onEpoch,
         onStep: job.onStep,
         recipeFile: job.recipeFile,
         runDir: trainingDir,
         resume: job.resume,
-      });
+      };
+      if (recipe.selfTraining.rounds > 0) {
+        // Round 0 takes the backbone opened above; each student starts from a new copy of it.
+        let first: Backbone | undefined = backbone;
+        const makeBackbone = async () => {
+          const next = first ?? (await openBackbone(job.backbone, job.fromScratch, recipe.seed)).backbone;
+          first = undefined;
+          return next;
+        };
+        selfTraining = await selfTrainOnData(makeBackbone, input, recipe, data, {
+          ...trainOptions,
+          onRound: job.onRound,
+        });
+        outcome = selfTraining;
+      } else outcome = await finetuneOnData(backbone, input, recipe, data, trainOptions);
     } catch (e) {
       // Nothing worth resuming (no checkpoint yet): leave no folder that would block the next run.
-      if (!existsSync(path.join(trainingDir, 'checkpoints', 'last')))
+      if (!existsSync(path.join(trainingDir, 'checkpoints', 'last')) && !existsSync(path.join(trainingDir, 'round-0')))
         await fsp.rm(trainingDir, { recursive: true, force: true });
       throw e;
     }
@@ -326,6 +346,9 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
       flippedPrecisionAtK: o.flippedPrecisionAtK,
       imbalanceRatio: o.imbalance.imbalanceRatio,
       seconds: o.seconds,
+      ...(selfTraining
+        ? { selfTraining: { firstAccuracy: selfTraining.firstAccuracy, rounds: selfTraining.rounds } }
+        : {}),
     };
     const info = {
       recipe,

@@ -43,6 +43,7 @@ export interface FinetuneRecipe {
     weakView: PipelineSpec | null;
     strongView: PipelineSpec | null;
   };
+  selfTraining: { rounds: number; threshold: number; maxPerClass: number | null };
   probe: { epochs: number; lr: number; batchSize: number };
   eval: { holdout: number; batchSize: number; calibrationBins: number };
   labelProblems: { enabled: boolean; k: number; folds: number };
@@ -182,6 +183,25 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       'Strong view steps (default: crop, flip, color jitter, grayscale, blur, solarize, Cutout).',
     ),
   }),
+  selfTraining: s.object(
+    'Self-training rounds on `--unlabeled` (a teacher pseudo-labels the unlabeled images, a student trains on labeled + pseudo-labeled): round 0 finetunes by this recipe; each of `rounds` rounds then takes the last model as teacher, keeps the unlabeled images it predicts with at least `threshold` confidence (at most `maxPerClass` per predicted class, most confident first) and finetunes a new classifier from the same backbone on the labeled and those pseudo-labeled images, by this recipe.',
+    {
+      rounds: s.integer('Student rounds after the first finetune (0 = no self-training).', {
+        min: 0,
+        max: 20,
+        default: 0,
+      }),
+      threshold: s.number("Keep a pseudo-label when the teacher's probability is at least this.", {
+        min: 0,
+        max: 1,
+        default: 0.9,
+      }),
+      maxPerClass: s.integer(
+        'At most this many pseudo-labeled images per predicted class, most confident first (unset = no cap; a cap keeps the classes balanced).',
+        { min: 1, optional: true },
+      ),
+    },
+  ),
   probe: s.object(
     'A linear probe before the stages (LP-FT, Kumar et al., 2022): the head trains on features of the un-augmented labeled images computed once, with its own cosine schedule and one pass over the labeled images per epoch; the stages then start from a trained head instead of a random one.',
     {

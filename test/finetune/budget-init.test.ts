@@ -46,9 +46,34 @@ describe('budget init:<weights> arms', () => {
     expect(result.cells.map((c) => c.arm)).toEqual(arms);
   });
 
+  it('a self-training arm pseudo-labels the pool (labels hidden) and reports its coverage and accuracy', async () => {
+    const out = path.join(tmp, 'self-training');
+    const arms = ['pretrained', 'pretrained+self-training'].map(checkBudgetArm);
+    const lines: string[] = [];
+    const result = await runBudget({
+      // threshold 0 and no cap: every pool image gets a pseudo-label.
+      recipe: { ...recipe, selfTraining: { rounds: 0, threshold: 0, maxPerClass: null } },
+      backbone,
+      labels: labeled,
+      perClass: [2],
+      seeds: [0],
+      arms,
+      out,
+      log: (line) => lines.push(line),
+    });
+    const [plain, selfTrained] = result.rows;
+    expect(plain.maskRate).toBeNaN();
+    expect(selfTrained.maskRate).toBe(1);
+    expect(selfTrained.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
+    expect(selfTrained.pseudoLabelAccuracy).toBeLessThanOrEqual(1);
+    // Rounds 0 in the recipe: the arm still runs one.
+    expect(lines.filter((l) => / round 1: /.test(l))).toHaveLength(1);
+    expect(lines.filter((l) => / round 2: /.test(l))).toHaveLength(0);
+  });
+
   it('rejects an empty init: arm and weights with other input channels', async () => {
     expect(() => checkBudgetArm('init:')).toThrow(
-      'Expected names from scratch, pretrained, pretrained+fixmatch or init:<weights> for --arms but received "init:" (string)',
+      'Expected names from scratch, pretrained, pretrained+fixmatch, pretrained+self-training, pretrained+fixmatch+self-training or init:<weights> for --arms but received "init:" (string)',
     );
     const threeChannels = path.join('test', 'fixtures', 'torch', 'checkpoints', 'r18-zip.pth');
     await expect(

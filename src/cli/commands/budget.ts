@@ -68,13 +68,15 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         )
         .option(
           '--unlabeled <path>',
-          'unlabeled images for pretrained+fixmatch (default: the labeled pool, labels hidden)',
+          'unlabeled images for the +fixmatch and +self-training arms (default: the labeled pool, labels hidden)',
         )
         .addHelpText(
           'after',
           `
 Every arm runs the same recipe; the scratch arm starts from a random initialisation, trains every
-layer at the head's learning rate and skips the recipe's linear probe (probe:).
+layer at the head's learning rate and skips the recipe's linear probe (probe:). The +fixmatch arms
+turn the recipe's fixmatch: on; the +self-training arms run its selfTraining: rounds (at least one;
+with +fixmatch, round 0 is the FixMatch finetune); the other arms run neither.
 Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mean ± std per arm and N),
 budget.png (bars with error bars), budget.json.
 

@@ -1,6 +1,7 @@
 /** `selfsup finetune`: argument parsing only; the work is `runFinetune` in src/finetune. */
 import type { Command } from 'commander';
 import { type FinetuneSummary, runFinetune } from '../../finetune/run.js';
+import type { SelfTrainingRound } from '../../finetune/self-training.js';
 import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
 import {
@@ -44,6 +45,15 @@ export function parseClassList(value: string, option: string): number[] {
   return out;
 }
 
+/** One line per self-training round. */
+export function formatSelfTrainingRound(r: SelfTrainingRound): string {
+  const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+  return (
+    `round ${r.round}: ${r.pseudoLabeled} pseudo-labels (${pct(r.coverage)} of the unlabeled images` +
+    `${r.pseudoLabelAccuracy !== undefined ? `, ${pct(r.pseudoLabelAccuracy)} right` : ''}), student accuracy ${pct(r.accuracy)} (${r.seconds.toFixed(0)} s)`
+  );
+}
+
 export function formatFinetuneSummary(s: FinetuneSummary): string {
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   const lines = [
@@ -54,6 +64,10 @@ export function formatFinetuneSummary(s: FinetuneSummary): string {
     lines.push(
       `  FixMatch last epoch: mask rate ${pct(s.maskRate)}${s.pseudoLabelAccuracy !== undefined ? `, pseudo-label accuracy ${pct(s.pseudoLabelAccuracy)}` : ''}`,
     );
+  }
+  if (s.selfTraining) {
+    lines.push(`  self-training: round 0 accuracy ${pct(s.selfTraining.firstAccuracy)}`);
+    for (const r of s.selfTraining.rounds) lines.push(`    ${formatSelfTrainingRound(r)}`);
   }
   if (s.flippedPrecisionAtK !== undefined)
     lines.push(`  label review: precision at k of the flipped labels ${pct(s.flippedPrecisionAtK)}`);
@@ -93,7 +107,7 @@ export function registerFinetune(program: Command, setResult: (p: Promise<number
         )
         .option(
           '--unlabeled <path>',
-          'unlabeled images for FixMatch (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
+          'unlabeled images for FixMatch and self-training (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
         )
         .option(
           '--test <path>',
@@ -171,6 +185,7 @@ Examples:
           resume: opts.resume,
           progress: !opts.quiet && !opts.json,
           onWarning: (message) => process.stderr.write(`selfsup: warning: ${message}\n`),
+          onRound: (r) => note(opts, `self-training ${formatSelfTrainingRound(r)}`),
           onEpoch: (m) =>
             note(
               opts,

@@ -1,0 +1,120 @@
+/**
+ * Self-training rounds: the pseudo-label pick against a plain loop, and real
+ * rounds (teacher, pseudo-labels, student) on generated images with a tiny backbone.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../src/engine/backend.js';
+import { withLabels } from '../../src/finetune/image-set.js';
+import { pickPseudoLabels, selfTrainOnData } from '../../src/finetune/self-training.js';
+import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
+import { createRng } from '../../src/util/rng.js';
+import { INPUT, quadrantSet } from '../support/labeled-sets.js';
+import { createTinyBackbone } from '../support/tiny-backbone.js';
+
+/** Plain version: every row's argmax and max; keep >= threshold; per class the top `cap` by confidence. */
+function referencePick(probs: number[][], threshold: number, cap: number | null) {
+  const rows = probs.map((row, i) => ({ i, label: row.indexOf(Math.max(...row)), p: Math.max(...row) }));
+  const kept: typeof rows = [];
+  for (let c = 0; c < probs[0].length; c++) {
+    const members = rows.filter((r) => r.label === c && r.p >= threshold).sort((a, b) => b.p - a.p || a.i - b.i);
+    kept.push(...(cap === null ? members : members.slice(0, cap)));
+  }
+  kept.sort((a, b) => a.i - b.i);
+  return { positions: kept.map((r) => r.i), labels: kept.map((r) => r.label) };
+}
+
+describe('self-training', () => {
+  beforeAll(() => {
+    expect(initEngine().backend).toBe('tensorflow');
+  });
+
+  it('picks confident predictions, at most maxPerClass per class, as a plain loop does', () => {
+    const rng = createRng(3);
+    const probs = Array.from({ length: 200 }, () => {
+      const e = Array.from({ length: 4 }, () => Math.exp(4 * rng.next()));
+      const s = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / s);
+    });
+    for (const [threshold, cap] of [
+      [0.5, null],
+      [0.5, 7],
+      [0.3, 20],
+      [0.99, null],
+    ] as Array<[number, number | null]>) {
+      const got = pickPseudoLabels(probs.flat(), 4, { threshold, maxPerClass: cap });
+      const want = referencePick(probs, threshold, cap);
+      expect(Array.from(got.positions)).toEqual(want.positions);
+      expect(Array.from(got.labels)).toEqual(want.labels);
+      if (cap !== null)
+        for (let c = 0; c < 4; c++) expect(want.labels.filter((l) => l === c).length).toBeLessThanOrEqual(cap);
+    }
+    expect(pickPseudoLabels(probs.flat(), 4, { threshold: 0.5, maxPerClass: 7 }).positions.length).toBe(28);
+    expect(() => pickPseudoLabels([0.5, 0.5, 0.1], 2, { threshold: 0.5, maxPerClass: null })).toThrow(
+      'Expected a length that is a multiple of 2 for probs but received 3 (number)',
+    );
+  });
+
+  it('a teacher pseudo-labels the unlabeled images and a student trains on both; tensors are released', async () => {
+    const recipe = resolveFinetuneRecipe({
+      seed: 4,
+      stages: [{ epochs: 4, trainable: ['all'] }],
+      train: { batchSize: 8, stepsPerEpoch: 10, optimizer: { name: 'adam', lr: 0.01 } },
+      selfTraining: { rounds: 2, threshold: 0.5, maxPerClass: 10 },
+      labelProblems: { enabled: false },
+    });
+    const truth = quadrantSet(64, 6);
+    const data = {
+      train: quadrantSet(12, 5),
+      test: quadrantSet(32, 7),
+      testSource: 'test' as const,
+      // Hidden labels: never trained on, they only measure the pseudo-labels.
+      unlabeled: truth,
+      skipped: [],
+    };
+    const before = tf.memory().numTensors;
+    let made = 0;
+    const makeBackbone = async () => {
+      made++;
+      return createTinyBackbone(1, createRng('backbone'));
+    };
+    const rounds: number[] = [];
+    const outcome = await selfTrainOnData(makeBackbone, INPUT, recipe, data, {
+      onRound: (r) => rounds.push(r.round),
+    });
+    expect(made).toBe(3);
+    expect(rounds).toEqual([1, 2]);
+    for (const r of outcome.rounds) {
+      expect(r.pseudoLabeled).toBeGreaterThan(0);
+      // maxPerClass 10 over 4 classes.
+      expect(r.pseudoLabeled).toBeLessThanOrEqual(40);
+      expect(r.coverage).toBeCloseTo(r.pseudoLabeled / 64, 12);
+      expect(r.pseudoLabelAccuracy).toBeGreaterThanOrEqual(0);
+      expect(r.pseudoLabelAccuracy).toBeLessThanOrEqual(1);
+      expect(r.teacherUnlabeledAccuracy).toBeGreaterThan(0.25);
+    }
+    // The last student trained on the 12 labeled images plus its round's pseudo-labels.
+    const last = outcome.rounds[1];
+    expect(outcome.imbalance.total).toBe(12 + last.pseudoLabeled);
+    expect(outcome.evaluation.metrics.accuracy).toBe(last.accuracy);
+    outcome.classifier.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+
+    // Without hidden labels the pick still happens; its accuracy is unknown.
+    const hidden = await selfTrainOnData(
+      makeBackbone,
+      INPUT,
+      { ...recipe, selfTraining: { ...recipe.selfTraining, rounds: 1 } },
+      {
+        ...data,
+        unlabeled: withLabels(truth, new Int32Array(64).fill(-1)),
+      },
+    );
+    expect(hidden.rounds[0].pseudoLabelAccuracy).toBeUndefined();
+    expect(hidden.rounds[0].pseudoLabeled).toBeGreaterThan(0);
+    hidden.classifier.dispose();
+    await expect(selfTrainOnData(makeBackbone, INPUT, recipe, { ...data, unlabeled: undefined })).rejects.toThrow(
+      'self-training needs an unlabeled set (--unlabeled) with at least one image',
+    );
+  }, 120_000);
+});
