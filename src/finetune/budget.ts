@@ -5,9 +5,15 @@
  * pretrained backbone with FixMatch on unlabeled images ("pretrained+fixmatch"),
  * and from other weights ("init:<weights>": imported ImageNet weights, a
  * continued pretraining, anything --backbone accepts); evaluate each on the
- * same test set. Output: every run (Arrow), mean and
- * spread per (arm, N) (Arrow + Markdown), and a bar chart with error bars.
+ * same test set. Output: every run (Arrow), mean, spread and cost in minutes
+ * per (arm, N) (Arrow + Markdown), the label subsets drawn (JSON), and a bar
+ * chart with error bars.
+ *
+ * With `valPerClass`, a validation split of the labeled pool is held out first
+ * (stratified, seeded, never in a label subset nor in the unlabeled images) and
+ * every run is also evaluated on it: recipes are chosen on it, not on the test set.
  */
+import os from 'node:os';
 import path from 'node:path';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { barChartSvg, writePng } from '../report/plot.js';
@@ -15,9 +21,9 @@ import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
-import { createRng } from '../util/rng.js';
+import { createRng, type Rng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
-import { subsetImageSet } from './image-set.js';
+import { type ImageSet, subsetImageSet } from './image-set.js';
 import { preprocessingMismatches, resolveInput } from './recipe.js';
 import {
   type FeatureCache,
@@ -63,6 +69,12 @@ export interface BudgetOptions {
   perClass: number[];
   seeds: number[];
   arms: BudgetArm[];
+  /**
+   * Hold out this many images per class of `labels` as a validation split before the label
+   * subsets are drawn; every run reports its accuracy on them. Without `test`, they are the
+   * only evaluation (the recipe's eval.holdout is not used).
+   */
+  valPerClass?: number;
   out: string;
   /** Replace an earlier budget study in `out` (only the files selfsup wrote). */
   overwrite?: boolean;
@@ -79,10 +91,13 @@ export interface BudgetRow {
   /** Epochs run, the recipe's linear probe included (the scratch arm skips it). */
   epochs: number;
   accuracy: number;
+  /** Accuracy on the validation split (NaN without one). */
+  valAccuracy: number;
   macroF1: number;
   ece: number;
   maskRate: number;
   pseudoLabelAccuracy: number;
+  /** Wall seconds of the run: training and the test evaluation. */
   seconds: number;
 }
 
@@ -94,13 +109,30 @@ export interface BudgetCell {
   accuracyStd: number;
   macroF1Mean: number;
   macroF1Std: number;
+  /** NaN without a validation split. */
+  valAccuracyMean: number;
+  valAccuracyStd: number;
+  /** Mean wall minutes per run, and the sum over the runs. */
+  minutesMean: number;
+  minutesTotal: number;
+}
+
+/** The label subsets a study drew: source indices into --labels, for other tools to reuse. */
+export interface BudgetSubsets {
+  labels: string;
+  /** Source indices of the validation split (empty without one). */
+  validation: number[];
+  subsets: Array<{ perClass: number; seed: number; indices: number[] }>;
 }
 
 export interface BudgetResult {
   rows: BudgetRow[];
   cells: BudgetCell[];
   testImages: number;
+  valImages: number;
   evaluatedOn: PreparedData['testSource'];
+  /** What was evaluated, with which recipe, and what the study cost (the line under the table). */
+  note: string;
   out: string;
 }
 
@@ -121,25 +153,63 @@ export function summariseBudget(rows: BudgetRow[]): BudgetCell[] {
       if (group.length === 0) continue;
       const [accuracyMean, accuracyStd] = meanStd(group.map((r) => r.accuracy));
       const [macroF1Mean, macroF1Std] = meanStd(group.map((r) => r.macroF1));
-      cells.push({ arm, perClass, runs: group.length, accuracyMean, accuracyStd, macroF1Mean, macroF1Std });
+      const [valAccuracyMean, valAccuracyStd] = meanStd(group.map((r) => r.valAccuracy));
+      const minutes = group.map((r) => r.seconds / 60);
+      cells.push({
+        arm,
+        perClass,
+        runs: group.length,
+        accuracyMean,
+        accuracyStd,
+        macroF1Mean,
+        macroF1Std,
+        valAccuracyMean,
+        valAccuracyStd,
+        minutesMean: meanStd(minutes)[0],
+        minutesTotal: minutes.reduce((a, b) => a + b, 0),
+      });
     }
   }
   return cells;
 }
 
-/** The Markdown table of a study: accuracy and macro-F1, mean ± std over seeds. */
+/**
+ * The Markdown table of a study: per label count and arm, accuracy and macro-F1
+ * (mean ± std over seeds), validation accuracy when there is a split, and the
+ * cost: mean wall minutes per run and their total.
+ */
 export function budgetMarkdown(cells: BudgetCell[], note = ''): string {
   const pct = (v: number) => (100 * v).toFixed(1);
+  const withVal = cells.some((c) => !Number.isNaN(c.valAccuracyMean));
+  const minutes = (v: number) => (v < 10 ? v.toFixed(2) : v.toFixed(1));
   const lines = [
-    '| labels/class | arm | runs | accuracy % (mean ± std) | macro-F1 (mean ± std) |',
-    '|---:|---|---:|---:|---:|',
+    `| labels/class | arm | runs | accuracy % (mean ± std) |${withVal ? ' val accuracy % (mean ± std) |' : ''} macro-F1 (mean ± std) | minutes/run | minutes total |`,
+    `|---:|---|---:|---:|${withVal ? '---:|' : ''}---:|---:|---:|`,
     ...cells.map(
       (c) =>
-        `| ${c.perClass} | ${c.arm} | ${c.runs} | ${pct(c.accuracyMean)} ± ${pct(c.accuracyStd)} | ${c.macroF1Mean.toFixed(3)} ± ${c.macroF1Std.toFixed(3)} |`,
+        `| ${c.perClass} | ${c.arm} | ${c.runs} | ${pct(c.accuracyMean)} ± ${pct(c.accuracyStd)} |` +
+        (withVal ? ` ${pct(c.valAccuracyMean)} ± ${pct(c.valAccuracyStd)} |` : '') +
+        ` ${c.macroF1Mean.toFixed(3)} ± ${c.macroF1Std.toFixed(3)} | ${minutes(c.minutesMean)} | ${minutes(c.minutesTotal)} |`,
     ),
   ];
   if (note) lines.push('', note);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Splits `labels` (positions of a pool) into a stratified validation split of
+ * `valPerClass` per class, drawn with `rng`, and the rest (both sorted).
+ */
+export function validationSplit(
+  labels: Int32Array,
+  numClasses: number,
+  valPerClass: number,
+  rng: Rng,
+): { validation: Int32Array; rest: Int32Array } {
+  const validation = perClassSubset(labels, numClasses, valPerClass, rng);
+  const held = new Set(validation);
+  const rest = Int32Array.from({ length: labels.length }, (_, i) => i).filter((i) => !held.has(i));
+  return { validation, rest };
 }
 
 /** Runs the study and writes `<out>/{runs.arrow, summary.arrow, budget.md, budget.png, budget.json}`. */
@@ -147,6 +217,11 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
   if (options.perClass.length === 0)
     throw invalidOption('--per-class', 'a list of label counts per class', options.perClass);
   if (options.seeds.length === 0) throw invalidOption('--seeds', 'a list of seeds', options.seeds);
+  const valPerClass = options.valPerClass ?? 0;
+  if (!Number.isInteger(valPerClass) || valPerClass < 0)
+    throw invalidOption('--val-per-class', 'an integer >= 1', options.valPerClass);
+  const loadAtStart = os.loadavg()[0];
+  const started = Date.now();
   for (const arm of options.arms) checkBudgetArm(arm);
   const output: OutputDirOptions = { kind: 'budget', overwrite: options.overwrite, inputs: finetuneInputs(options) };
   checkOutputDir(options.out, output);
@@ -189,30 +264,52 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
       unlabeledLimit: options.unlabeledLimit,
     },
     input,
-    { ...recipe, fixmatch: { ...recipe.fixmatch, enabled: false } },
+    {
+      ...recipe,
+      fixmatch: { ...recipe.fixmatch, enabled: false },
+      // With a validation split and no --test, the split is the evaluation: no second holdout.
+      eval: valPerClass > 0 && !options.test ? { ...recipe.eval, holdout: 0 } : recipe.eval,
+    },
     {},
     { progress: options.progress },
   );
+  const numClasses = data.train.classNames.length;
+  // The pool the label subsets (and the default unlabeled images) come from: positions in data.train.
+  let pool: Int32Array = Int32Array.from({ length: data.train.count }, (_, i) => i);
+  let validation: ImageSet | undefined;
+  if (valPerClass > 0) {
+    const split = validationSplit(data.train.labels, numClasses, valPerClass, createRng('budget-validation'));
+    validation = subsetImageSet(data.train, split.validation);
+    pool = split.rest;
+    if (!options.test) {
+      data.test = validation;
+      data.testSource = 'holdout';
+    }
+  }
   let unlabeled = data.unlabeled;
   if (wantsFixMatch && !unlabeled) {
     // FixMatch's own protocol: all training images serve as unlabeled data; labels stay hidden
-    // from the loss and only measure pseudo-label accuracy.
-    const limit = options.unlabeledLimit ?? data.train.count;
-    const order = createRng(recipe.seed).derive('budget-unlabeled').permutation(data.train.count).subarray(0, limit);
-    unlabeled = subsetImageSet(data.train, Int32Array.from(order).sort());
+    // from the loss and only measure pseudo-label accuracy. The validation split stays out.
+    const limit = Math.min(options.unlabeledLimit ?? pool.length, pool.length);
+    const order = createRng(recipe.seed).derive('budget-unlabeled').permutation(pool.length).subarray(0, limit);
+    unlabeled = subsetImageSet(data.train, Int32Array.from(order, (j) => pool[j]).sort());
   }
-  const numClasses = data.train.classNames.length;
+  const poolLabels = Int32Array.from(pool, (p) => data.train.labels[p]);
   const rows: BudgetRow[] = [];
+  const subsets: BudgetSubsets = {
+    labels: options.labels,
+    validation: Array.from(validation?.sourceIndices ?? []),
+    subsets: [],
+  };
   const featureCache: FeatureCache = new Map();
   for (const perClass of options.perClass) {
     for (const seed of options.seeds) {
-      const positions = perClassSubset(
-        data.train.labels,
-        numClasses,
-        perClass,
-        createRng(seed).derive('budget', perClass),
+      const drawn = perClassSubset(poolLabels, numClasses, perClass, createRng(seed).derive('budget', perClass));
+      const train = subsetImageSet(
+        data.train,
+        Int32Array.from(drawn, (j) => pool[j]),
       );
-      const train = subsetImageSet(data.train, positions);
+      subsets.subsets.push({ perClass, seed, indices: Array.from(train.sourceIndices) });
       for (const arm of options.arms) {
         const armRecipe: FinetuneRecipe = {
           ...recipe,
@@ -255,6 +352,17 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           : await finetuneOnData(await open(), input, armRecipe, armData, finetuneOptions);
         const lastRound = 'rounds' in outcome ? (outcome as SelfTrainingOutcome).rounds.at(-1) : undefined;
         const last = outcome.training.history[outcome.training.history.length - 1];
+        let valAccuracy = Number.NaN;
+        if (validation) {
+          valAccuracy =
+            data.test === validation
+              ? outcome.evaluation.metrics.accuracy
+              : accuracyOf(
+                  outcome.classifier.predictProbabilities(validation, recipe.eval.batchSize),
+                  validation.labels,
+                  numClasses,
+                );
+        }
         const row: BudgetRow = {
           arm,
           perClass,
@@ -262,6 +370,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           trainImages: train.count,
           epochs: outcome.training.history.length,
           accuracy: outcome.evaluation.metrics.accuracy,
+          valAccuracy,
           macroF1: outcome.evaluation.metrics.macroF1,
           ece: outcome.evaluation.calibration.ece,
           // Self-training arms: the share of unlabeled images the last teacher pseudo-labeled, and how many were right.
@@ -272,13 +381,22 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
         outcome.classifier.dispose();
         rows.push(row);
         options.log?.(
-          `${arm.padEnd(20)} ${String(perClass).padStart(5)}/class seed ${seed}: accuracy ${(100 * row.accuracy).toFixed(1)}%, macro-F1 ${row.macroF1.toFixed(3)} (${row.seconds.toFixed(0)} s)`,
+          `${arm.padEnd(20)} ${String(perClass).padStart(5)}/class seed ${seed}: accuracy ${(100 * row.accuracy).toFixed(1)}%${validation ? `, val ${(100 * valAccuracy).toFixed(1)}%` : ''}, macro-F1 ${row.macroF1.toFixed(3)} (${row.seconds.toFixed(0)} s)`,
         );
       }
     }
   }
   const cells = summariseBudget(rows);
-  const note = `Evaluated on ${data.test.count} ${data.testSource} images; recipe ${options.recipeFile ?? recipe.name ?? ''}; seeds ${options.seeds.join(', ')}.`;
+  const minutes = (Date.now() - started) / 60000;
+  const loadAtEnd = os.loadavg()[0];
+  const note =
+    `Evaluated on ${data.test.count} ${data.testSource} images` +
+    (validation && data.test !== validation
+      ? ` and ${validation.count} validation images (${valPerClass}/class of the labeled pool, in no label subset)`
+      : '') +
+    `; recipe ${options.recipeFile ?? recipe.name ?? ''}; seeds ${options.seeds.join(', ')}. ` +
+    `Minutes are wall time per run (training and test evaluation); the whole study took ${minutes.toFixed(1)} min, ` +
+    `1-minute load average ${loadAtStart.toFixed(2)} at the start and ${loadAtEnd.toFixed(2)} at the end on ${os.cpus().length} cores.`;
   await writeOutputDir(options.out, output, async (dir) => {
     await writeArrowTable(path.join(dir, 'runs.arrow'), {
       arm: rows.map((r) => r.arm),
@@ -287,6 +405,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
       train_images: Int32Array.from(rows, (r) => r.trainImages),
       epochs: Int32Array.from(rows, (r) => r.epochs),
       accuracy: Float64Array.from(rows, (r) => r.accuracy),
+      val_accuracy: Float64Array.from(rows, (r) => r.valAccuracy),
       macro_f1: Float64Array.from(rows, (r) => r.macroF1),
       ece: Float64Array.from(rows, (r) => r.ece),
       mask_rate: Float64Array.from(rows, (r) => r.maskRate),
@@ -301,9 +420,15 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
       accuracy_std: Float64Array.from(cells, (c) => c.accuracyStd),
       macro_f1_mean: Float64Array.from(cells, (c) => c.macroF1Mean),
       macro_f1_std: Float64Array.from(cells, (c) => c.macroF1Std),
+      val_accuracy_mean: Float64Array.from(cells, (c) => c.valAccuracyMean),
+      val_accuracy_std: Float64Array.from(cells, (c) => c.valAccuracyStd),
+      minutes_mean: Float64Array.from(cells, (c) => c.minutesMean),
+      minutes_total: Float64Array.from(cells, (c) => c.minutesTotal),
     });
+    await writeFileAtomic(path.join(dir, 'subsets.json'), `${JSON.stringify(subsets)}\n`);
     await writeFileAtomic(path.join(dir, 'budget.md'), budgetMarkdown(cells, note));
-    await writeFileAtomic(path.join(dir, 'budget.json'), `${JSON.stringify({ rows, cells, note }, null, 2)}\n`);
+    const cost = { minutes, loadAtStart, loadAtEnd, cores: os.cpus().length };
+    await writeFileAtomic(path.join(dir, 'budget.json'), `${JSON.stringify({ rows, cells, note, cost }, null, 2)}\n`);
     const arms = [...new Set(rows.map((r) => r.arm))];
     const sizes = [...new Set(rows.map((r) => r.perClass))].sort((a, b) => a - b);
     const groups = sizes.map((n) => ({
@@ -322,5 +447,25 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     );
   });
   if (rows.length === 0) throw new UsageError('the study ran no configurations');
-  return { rows, cells, testImages: data.test.count, evaluatedOn: data.testSource, out: options.out };
+  return {
+    rows,
+    cells,
+    testImages: data.test.count,
+    valImages: validation?.count ?? 0,
+    evaluatedOn: data.testSource,
+    note,
+    out: options.out,
+  };
+}
+
+function accuracyOf(probabilities: Float32Array, labels: Int32Array, numClasses: number): number {
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let k = 1; k < numClasses; k++) {
+      if (probabilities[i * numClasses + k] > probabilities[i * numClasses + best]) best = k;
+    }
+    if (best === labels[i]) correct++;
+  }
+  return correct / Math.max(1, labels.length);
 }

@@ -3,7 +3,13 @@
  * to what the finetuning loop takes: the resolved input and TrainOptions.
  */
 import { validatePipeline } from '../data/augment/pipeline.js';
-import { strongView, weakView } from '../data/augment/presets.js';
+import {
+  LABELED_VIEW_NAMES,
+  type LabeledViewName,
+  labeledView,
+  strongView,
+  weakView,
+} from '../data/augment/presets.js';
 import type { InputSpec, PipelineSpec } from '../data/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { RecipeError } from '../recipes/load.js';
@@ -79,13 +85,14 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
   try {
     const augment = recipe.augment.train;
     let trainView: PipelineSpec;
-    if (augment === 'none') trainView = [];
-    else if (augment === 'weak') trainView = weakView(size, mean, std);
-    else if (typeof augment === 'string') {
-      throw new SchemaError(
-        'recipe.augment.train',
-        `Expected "none", "weak" or a list of augmentation steps but received "${augment}" (string)`,
-      );
+    if (typeof augment === 'string') {
+      if (!(LABELED_VIEW_NAMES as readonly string[]).includes(augment)) {
+        throw new SchemaError(
+          'recipe.augment.train',
+          `Expected one of ${LABELED_VIEW_NAMES.map((n) => `"${n}"`).join(', ')} or a list of augmentation steps but received "${augment}" (string)`,
+        );
+      }
+      trainView = labeledView(augment as LabeledViewName, input);
     } else trainView = checkView(augment, 'recipe.augment.train', channels);
     const fm = recipe.fixmatch;
     return {

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { describeValue } from '../util/errors.js';
 import { FINETUNE_SCHEMA, type FinetuneRecipe } from './finetune-schema.js';
-import { loadRecipeFile, RecipeError, validateRecipe } from './load.js';
+import { loadRecipeFile, RecipeError, shippedRecipesDir, validateRecipe } from './load.js';
 import { defaultsOf, isPlainObject, SchemaError } from './schema.js';
 
 /** Old finetuning keys (before one dialect for every recipe) and how to write them now. */
@@ -71,4 +71,15 @@ export function loadFinetuneRecipe(file: string): FinetuneRecipe {
 /** The recipe every key of which is its default. */
 export function finetuneDefaults(): FinetuneRecipe {
   return defaultsOf(FINETUNE_SCHEMA) as unknown as FinetuneRecipe;
+}
+
+/**
+ * The recipe `selfsup finetune` and `selfsup budget` use when none is given: the
+ * few-labels default, chosen on a validation split (see the recipe's comment).
+ */
+export const DEFAULT_FINETUNE_RECIPE = 'finetune-few-labels.yaml';
+
+/** The path of the default finetuning recipe among the shipped recipes. */
+export function defaultFinetuneRecipeFile(): string {
+  return path.join(shippedRecipesDir(), DEFAULT_FINETUNE_RECIPE);
 }

@@ -46,9 +46,9 @@ describe('finetune recipes', () => {
     expect(() => resolveFinetuneRecipe({ stages: [{ epochs: 0, trainable: ['head'] }] })).toThrow(
       /recipe\.stages\[0\]\.epochs/,
     );
-    const recipe = resolveFinetuneRecipe({ augment: { train: 'strong' } });
+    const recipe = resolveFinetuneRecipe({ augment: { train: 'extreme' } });
     expect(() => trainOptionsOf(recipe, resolveInput(recipe, 1, manifest))).toThrow(
-      'recipe.augment.train: Expected "none", "weak" or a list of augmentation steps but received "strong" (string)',
+      'recipe.augment.train: Expected one of "none", "weak", "medium", "strong" or a list of augmentation steps but received "extreme" (string)',
     );
     const bad = resolveFinetuneRecipe({ augment: { train: [{ op: 'twirl' }] } });
     expect(() => trainOptionsOf(bad, resolveInput(bad, 1, manifest))).toThrow(/recipe\.augment\.train\[0\]/);

@@ -1,11 +1,16 @@
 /** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
 import type { Command } from 'commander';
 import { BUDGET_ARMS, type BudgetResult, budgetMarkdown, checkBudgetArm, runBudget } from '../../finetune/budget.js';
-import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
+import {
+  DEFAULT_FINETUNE_RECIPE,
+  defaultFinetuneRecipeFile,
+  loadFinetuneRecipe,
+} from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
 import {
   type GlobalOptions,
   note,
+  numberArg,
   output,
   overwriteOption,
   requireExists,
@@ -24,6 +29,7 @@ interface BudgetCliOptions extends GlobalOptions {
   perClass: string;
   seeds: string;
   arms: string;
+  valPerClass?: number;
   out: string;
   overwrite?: boolean;
 }
@@ -46,7 +52,10 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
         .description(
           'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
         )
-        .argument('<recipe>', 'the finetuning recipe every run uses (recipes/finetune-*.yaml)')
+        .argument(
+          '[recipe]',
+          `the finetuning recipe every run uses (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
+        )
         .requiredOption(
           '--backbone <path>',
           'the pretrained backbone: a run folder, an export folder, a .safetensors file or a PyTorch .pth/.ckpt (file.pth#key)',
@@ -70,27 +79,37 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
           '--unlabeled <path>',
           'unlabeled images for the +fixmatch and +self-training arms (default: the labeled pool, labels hidden)',
         )
+        .option(
+          '--val-per-class <n>',
+          'hold out n images per class of --labels as a validation split (in no label subset, not unlabeled); every ' +
+            'run reports its accuracy on it; without --test it is the only evaluation. Choose recipes on it.',
+          numberArg({ integer: true, min: 1 }),
+        )
         .addHelpText(
           'after',
           `
-Every arm runs the same recipe; the scratch arm starts from a random initialisation, trains every
-layer at the head's learning rate and skips the recipe's linear probe (probe:). The +fixmatch arms
-turn the recipe's fixmatch: on; the +self-training arms run its selfTraining: rounds (at least one;
-with +fixmatch, round 0 is the FixMatch finetune); the other arms run neither.
-Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (mean ± std per arm and N),
-budget.png (bars with error bars), budget.json.
+Every arm runs the same recipe (default: recipes/${DEFAULT_FINETUNE_RECIPE}); the scratch arm starts from a
+random initialisation, trains every layer at the head's learning rate and skips the recipe's linear probe
+(probe:). The +fixmatch arms turn the recipe's fixmatch: on; the +self-training arms run its selfTraining:
+rounds (at least one; with +fixmatch, round 0 is the FixMatch finetune); the other arms run neither.
+Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (accuracy mean ± std per arm
+and N, and the cost: wall minutes per run and in total), budget.png (bars with error bars), budget.json,
+subsets.json (the source indices of every label subset and of the validation split).
 
 Examples:
+  $ selfsup budget --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
+      --test /usr/share/datasets/fashion-mnist --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
   $ selfsup budget recipes/finetune-budget-lpft.yaml --backbone runs/simclr --labels /usr/share/datasets/fashion-mnist \\
-      --test /usr/share/datasets/fashion-mnist --test-limit 2000 --per-class 10,100 --seeds 0,1,2 --out studies/fmnist-budget
+      --val-per-class 200 --per-class 10 --seeds 0,1,2 --out studies/choose-lpft
   $ selfsup budget recipes/finetune-fixmatch-budget.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
         ),
     ),
-  ).action((recipeFile: string, opts: BudgetCliOptions) => {
+  ).action((recipeArg: string | undefined, opts: BudgetCliOptions) => {
     setResult(
       (async () => {
-        requireExists(recipeFile, '<recipe>');
+        const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
+        requireExists(recipeFile, '[recipe]');
         requireExists(opts.backbone, '--backbone');
         const perClass = parseIntegerList(opts.perClass, '--per-class', 1);
         const seeds = parseIntegerList(opts.seeds, '--seeds', 0);
@@ -109,6 +128,7 @@ Examples:
           perClass,
           seeds,
           arms,
+          valPerClass: opts.valPerClass,
           out: opts.out,
           overwrite: opts.overwrite,
           progress: !opts.quiet && !opts.json,
@@ -117,7 +137,7 @@ Examples:
         output(
           opts,
           result,
-          `${budgetMarkdown(result.cells)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png`,
+          `${budgetMarkdown(result.cells, result.note)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png, subsets.json`,
         );
         return 0;
       })(),
