@@ -23,6 +23,7 @@ import { MetricsLog, type MetricsRow, summarizeEpoch } from '../train/metrics.js
 import { createOptimizer, type TrainableParam } from '../train/optimizers.js';
 import { DivergenceError, divergence, lossAndGradients } from '../train/step.js';
 import { UsageError } from '../util/errors.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
 import type { Classifier } from './classifier.js';
 import {
@@ -292,7 +293,7 @@ export async function trainClassifier(
           });
         }
         // Let other work (progress output, signals) run between epochs.
-        await new Promise((resolve) => setImmediate(resolve));
+        await yieldToEventLoop();
       }
     }
   } catch (error) {

@@ -18,6 +18,7 @@ import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
 import type { ManifestExtras } from '../export/manifest.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { UsageError } from '../util/errors.js';
+import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
 import { createRng } from '../util/rng.js';
 import {
@@ -323,6 +324,8 @@ async function pretrainLocked(
       const iterator = loader[Symbol.asyncIterator]();
       try {
         while (position.step < stepsPerEpoch) {
+          // Signal handlers (Ctrl-C, SIGTERM) run only when the event loop turns; cached batches never let it.
+          await yieldToEventLoop();
           const stop = options.signal?.aborted
             ? 'interrupted'
             : options.maxSteps !== undefined && stepsThisCall >= options.maxSteps

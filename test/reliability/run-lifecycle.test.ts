@@ -280,4 +280,56 @@ describe('the CLI: signals and --max-steps stop with exit 3 and a usable checkpo
       if (signal === 'SIGTERM') await expectUsable(runDir, 'sigterm');
     }, 120_000);
   }
+
+  it('SIGTERM mid-epoch on cached in-memory images stops within a few steps, not at the epoch end', async () => {
+    // 2,000 generated 16x16 images in one IDX file, decoded once and cached: no await in the loop
+    // ever waits for I/O, so the signal handler runs only if the loop lets the event loop turn.
+    const count = 2000;
+    const idx = Buffer.alloc(16 + count * 256);
+    idx.writeUInt32BE(0x00000803, 0);
+    idx.writeUInt32BE(count, 4);
+    idx.writeUInt32BE(16, 8);
+    idx.writeUInt32BE(16, 12);
+    for (let i = 16; i < idx.length; i++) idx[i] = (i * 2654435761) >>> 24;
+    const idxFile = path.join(work, 'cached-images-idx3-ubyte');
+    writeFileSync(idxFile, idx);
+    const cachedRecipe = path.join(work, 'tiny-rotation-cached.yaml');
+    writeFileSync(
+      cachedRecipe,
+      readFileSync(recipeFile, 'utf8').replace('data: {batchSize: 4}', 'data: {batchSize: 4, cacheSize: 4096}'),
+    );
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin/selfsup.js'),
+        'pretrain',
+        cachedRecipe,
+        '--data',
+        idxFile,
+        '--out',
+        runs,
+        '--run-id',
+        'cached',
+      ],
+      { cwd: ROOT, env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    let sent = false;
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      // A progress line with a step count above 0: the loop is running on cached batches.
+      if (!sent && /pretrain [1-9]\d*\//.test(stderr)) {
+        sent = true;
+        child.kill('SIGTERM');
+      }
+    });
+    const code = await exit;
+    expect(code).toBe(3);
+    const status = JSON.parse(readFileSync(path.join(runs, 'cached', 'status.json'), 'utf8'));
+    expect(status).toMatchObject({ status: 'stopped', message: 'interrupted', epoch: 0 });
+    // 500 steps per epoch; the stop came long before the epoch's end.
+    expect(status.step).toBeGreaterThan(0);
+    expect(status.step).toBeLessThan(500);
+  }, 240_000);
 });
