@@ -55,16 +55,19 @@ def main():
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
         return
     times = []
+    cpu_start = time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    cpu_seconds = time.process_time() - cpu_start
     seconds = sum(times)
     print(json.dumps({
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "steps": args.steps,
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "step_times": times,
         "images_per_second": args.batch * args.steps / seconds,
     }))

@@ -17,6 +17,7 @@ import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { Head } from '../src/backbones/types.js';
 import { UsageError } from '../src/util/errors.js';
 import { mildView } from './augmentations.js';
+import { accuracyGraph, crossEntropyGraph } from './graph-losses.js';
 import { accuracyFromLogits, crossEntropyFromLogits } from './losses.js';
 import { checkBoolean, checkInteger, checkOneOf, checkRange, validatorFor } from './options.js';
 import type { PretextTask } from './types.js';
@@ -130,13 +131,7 @@ export const rotationTask: PretextTask<RotationOptions, RotationHeads> = {
     return { classifier: heads.classifier };
   },
   step(ctx, options) {
-    const images = ctx.views[0] as tf.Tensor4D; // [B, H, W, C]
-    let turns: Int32Array | 'all-four' = 'all-four';
-    if (options.mode === 'random-one') {
-      turns = new Int32Array(images.shape[0]);
-      for (let b = 0; b < turns.length; b++) turns[b] = ctx.rng.int(ROTATION_CLASSES);
-    }
-    const { inputs, labels } = rotateBatch(images, turns); // [N, H, W, C], [N]
+    const { inputs, labels } = rotatedInputs(ctx.views[0] as tf.Tensor4D, ctx.rng, options); // [N, H, W, C], [N]
     const features = ctx.backbone.features(inputs, ctx.training); // [N, D]
     const logits = ctx.heads.classifier.apply(features, ctx.training); // [N, 4]
     return {
@@ -145,4 +140,29 @@ export const rotationTask: PretextTask<RotationOptions, RotationHeads> = {
       embeddings: features,
     };
   },
+  compiled: {
+    problem: (options) => (options.head === 'linear' ? undefined : 'only the linear head is compiled'),
+    targetShape: () => [ROTATION_CLASSES],
+    inputs(ctx, options) {
+      const { inputs, labels } = rotatedInputs(ctx.views[0] as tf.Tensor4D, ctx.rng, options);
+      return { images: inputs, targets: tf.oneHot(labels, ROTATION_CLASSES).toFloat() }; // [N, H, W, C], [N, 4]
+    },
+    graph(g, features, targets, head) {
+      const logits = head('classifier', features); // [N, 4]
+      return {
+        loss: crossEntropyGraph(g, logits, targets),
+        metrics: { accuracy: accuracyGraph(g, logits, targets) },
+      };
+    },
+  },
 };
+
+/** The rotated batch of the step: the same rng draws for the eager and the compiled step. */
+function rotatedInputs(images: tf.Tensor4D, rng: { int(n: number): number }, options: RotationOptions) {
+  let turns: Int32Array | 'all-four' = 'all-four';
+  if (options.mode === 'random-one') {
+    turns = new Int32Array(images.shape[0]);
+    for (let b = 0; b < turns.length; b++) turns[b] = rng.int(ROTATION_CLASSES);
+  }
+  return rotateBatch(images, turns);
+}

@@ -9,6 +9,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Backbone, Head } from '../src/backbones/types.js';
 import type { InputSpec, PipelineSpec } from '../src/data/types.js';
+import type { GraphBuilder } from '../src/engine/graph-runtime.js';
 import type { Rng } from '../src/util/rng.js';
 
 export type { InputSpec };
@@ -124,6 +125,36 @@ export interface PretextTask<Options extends object = object, Heads = Record<str
   state?(options: Options, featureDim: number): TaskStateSpec;
   /** One step's forward pass: runs inside tf.tidy, must not await. */
   step(ctx: StepContext<Heads>, options: Options): StepOutput;
+  /**
+   * Optional: the same step as a compiled TensorFlow graph (src/train/compiled-step.ts).
+   * Tasks without it train eagerly.
+   */
+  compiled?: CompiledTaskStep<Options>;
+}
+
+/**
+ * A task's step split for a compiled graph: the host prepares the images the
+ * backbone sees and the targets (inside tf.tidy, from the step's views and rng),
+ * and the graph computes the loss from the backbone's features.
+ */
+export interface CompiledTaskStep<Options> {
+  /** Why these options cannot be compiled (e.g. an unsupported head), or undefined. */
+  problem(options: Options): string | undefined;
+  /** Per-example shape of the targets fed to the graph (e.g. [4] for one-hot rotation labels). */
+  targetShape(options: Options): number[];
+  /** Host side, inside tf.tidy: backbone input images [N, H, W, C] and float32 targets [N, ...targetShape]. */
+  inputs(ctx: { views: tf.Tensor[]; rng: Rng }, options: Options): { images: tf.Tensor4D; targets: tf.Tensor };
+  /**
+   * Graph side: the loss (a scalar output) and scalar metric outputs from `features` [N, D]
+   * and `targets`; `head(name, x)` applies the task's head `name` to x.
+   */
+  graph(
+    g: GraphBuilder,
+    features: string,
+    targets: string,
+    head: (name: string, x: string) => string,
+    options: Options,
+  ): { loss: string; metrics: Record<string, string> };
 }
 
 /** The heads of a method with one projector (SimCLR, MoCo, Barlow Twins, VICReg, DINO). */

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { type EngineInfo, type EngineOptions, initEngine } from './backend.js';
+import { cpuBfloat16Features, type GraphRuntimeStatus, graphRuntimeStatus } from './graph-runtime.js';
 import { describeNativePackage, GPU_PACKAGE, gpuSystemProblem, listedGpus, type NativeRuntime } from './native.js';
 
 const require = createRequire(import.meta.url);
@@ -35,6 +36,13 @@ export interface DoctorReport {
     package?: NativeRuntime;
   };
   speed?: SpeedCheck;
+  /** The compiled training step (graph addon) and the precision it would run in. */
+  graph: GraphRuntimeStatus & {
+    /** CPU features that make bfloat16 pay (avx512_bf16, amx_bf16). */
+    bfloat16Features: string[];
+    /** What `train.precision: auto` resolves to on this machine when the step is compiled. */
+    autoPrecision: 'float32' | 'bfloat16';
+  };
 }
 
 /**
@@ -87,6 +95,13 @@ export async function runDoctor(
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
     totalMemoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     sharp: sharpInfo,
+    graph: (() => {
+      const bfloat16Features = cpuBfloat16Features();
+      const status = engine.native
+        ? graphRuntimeStatus()
+        : ({ available: false, reason: 'it needs native TensorFlow' } as const);
+      return { ...status, bfloat16Features, autoPrecision: bfloat16Features.length ? 'bfloat16' : 'float32' } as const;
+    })(),
     gpu: {
       listed: listedGpus(),
       ...(engine.gpu ? {} : { problem: engine.gpuProblem ?? gpuSystemProblem() ?? 'the GPU package is not installed' }),
@@ -110,6 +125,16 @@ function describeCuda(rt: NativeRuntime): string {
   return `yes${parts.length ? `: ${parts.join(', ')}` : ' (CUDA and cuDNN from the system)'}`;
 }
 
+function describeGraph(g: DoctorReport['graph']): string {
+  const precision =
+    g.autoPrecision === 'bfloat16'
+      ? `train.precision auto -> bfloat16 (the CPU has ${g.bfloat16Features.join(', ')})`
+      : 'train.precision auto -> float32 (the CPU has neither AVX512-BF16 nor AMX)';
+  return g.available
+    ? `available (graph addon on TensorFlow ${g.version}): runs with train.compile auto|on use it where they can; ${precision}`
+    : `unavailable, runs use the eager step in float32: ${g.reason}`;
+}
+
 export function formatDoctorReport(r: DoctorReport): string {
   const e = r.engine;
   const rt = e.runtime;
@@ -131,6 +156,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   lines.push(
     `threads            intra-op ${e.intraOpThreads}, inter-op ${e.interOpThreads} (cpus: ${e.cpus})`,
     `oneDNN kernels     ${e.native ? (e.oneDnn ? 'on (TF_ENABLE_ONEDNN_OPTS=1)' : 'off (TF_ENABLE_ONEDNN_OPTS=0)') : 'n/a'}`,
+    `compiled step      ${describeGraph(r.graph)}`,
     `sharp / libvips    ${r.sharp ? `${r.sharp.version} / ${r.sharp.libvips}` : 'not installed'}`,
     `node               ${r.node} on ${r.platform}`,
     `cpu                ${r.cpuModel}, ${r.totalMemoryGiB} GiB`,

@@ -108,3 +108,10 @@ export function divergenceSchema(): ObjectField {
     }),
   });
 }
+
+/** `train.compile`: the compiled graph step where it can run (auto), always (on) or never (off). */
+export type CompileSetting = 'auto' | 'on' | 'off';
+/** `train.precision`: bfloat16 where the CPU has AVX512-BF16 or AMX and the step is compiled (auto). */
+export type PrecisionSetting = 'auto' | 'float32' | 'bfloat16';
+export const COMPILE_SETTINGS: readonly CompileSetting[] = ['auto', 'on', 'off'];
+export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'float32', 'bfloat16'];

@@ -20,7 +20,7 @@ import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { UsageError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
-import { createRng } from '../util/rng.js';
+import { createRng, type Rng } from '../util/rng.js';
 import {
   checkpointName,
   lastCheckpoint,
@@ -32,6 +32,7 @@ import {
   writeModuleTensors,
 } from './checkpoint.js';
 import { isCollapsed } from './collapse.js';
+import { CompiledTrainingStep, compiledStepProblem } from './compiled-step.js';
 import { defaultComponents, type TrainComponents } from './components.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
 import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
@@ -50,11 +51,20 @@ import {
 import { learningRateAt } from './schedules.js';
 import { computeStep, DivergenceError, divergence } from './step.js';
 import { TaskState } from './task-state.js';
+import { chooseTrainingPath } from './training-path.js';
 
 export { DivergenceError, divergence };
 
 export type TrainEvent =
-  | { type: 'start'; runDir: string; epochs: number; stepsPerEpoch: number; resumedFrom?: string }
+  | {
+      type: 'start';
+      runDir: string;
+      epochs: number;
+      stepsPerEpoch: number;
+      resumedFrom?: string;
+      /** Which training step runs and why (training-path.ts): `compiled graph, bfloat16 (...)` or `eager step, float32 (...)`. */
+      trainingStep: string;
+    }
   | { type: 'step'; row: MetricsRow }
   | { type: 'epoch'; row: MetricsRow }
   | { type: 'checkpoint'; dir: string }
@@ -220,6 +230,23 @@ async function pretrainLocked(
   const collapseMinRatio = recipe.monitor.collapse.minRatio ?? task.collapseMinRatio ?? 0.1;
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
+  // The step: one compiled graph where the run allows it (training-path.ts), else the eager step.
+  const loopProblem = task.state
+    ? 'the task keeps state across steps (momentum target or buffers)'
+    : probe
+      ? "the online linear probe (recipe.monitor.onlineProbe) needs each step's embeddings"
+      : recipe.init.weights !== null && recipe.init.warmEpochs > 0
+        ? 'the backbone has its own learning rate while the heads warm up (recipe.init.warmEpochs)'
+        : undefined;
+  const trainingPath = chooseTrainingPath(
+    train.compile,
+    train.precision,
+    train.compile === 'off'
+      ? undefined
+      : (loopProblem ??
+          compiledStepProblem({ task, taskOptions, backbone, heads: headModules, optimizer: train.optimizer })),
+  );
+  let compiledStep: CompiledTrainingStep | undefined;
   // Continued pretraining: the backbone is a parameter group at a lower rate while the random heads settle.
   const backboneParams = params.filter((p) => p.name.startsWith('backbone.'));
   const setBackboneGroupFor = (epoch: number) => {
@@ -260,6 +287,7 @@ async function pretrainLocked(
     numBatchesTracked: (backbone as { numBatchesTracked?: number }).numBatchesTracked,
   });
   const checkpoint = async () => {
+    compiledStep?.pull();
     const exportInto = parts.saveBackbone
       ? (dir: string) => parts.saveBackbone!(backbone, path.join(dir, 'backbone'), exportMetadata)
       : undefined;
@@ -309,7 +337,37 @@ async function pretrainLocked(
         }
       }
     }
-    emit({ type: 'start', runDir, epochs: train.epochs, stepsPerEpoch, resumedFrom: resumeDir });
+    if (trainingPath.compiled) {
+      // Built once; the weights (just initialised, loaded or resumed) are copied into its session.
+      const momentum = new Map(optimizer.stateVariables().map((v) => [v.name, v.variable]));
+      const mirrored = [
+        ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
+        ...Object.entries(headModules).flatMap(([key, head]) =>
+          head.variables().map((v) => ({ ...v, name: `heads.${key}.${v.name}` })),
+        ),
+      ].map((v) => ({ ...v, momentum: momentum.get(`optimizer.momentum.${v.name}`) }));
+      compiledStep = new CompiledTrainingStep({
+        task,
+        taskOptions,
+        backbone,
+        heads: headModules,
+        variables: mirrored,
+        optimizer: train.optimizer,
+        gradClipNorm: train.gradClipNorm,
+        imageShape: [input.size, input.size, input.channels],
+        precision: trainingPath.precision,
+        intraOpThreads: Number(process.env.TF_NUM_INTRAOP_THREADS) || 0,
+        interOpThreads: Number(process.env.TF_NUM_INTEROP_THREADS) || 0,
+      });
+    }
+    emit({
+      type: 'start',
+      runDir,
+      epochs: train.epochs,
+      stepsPerEpoch,
+      resumedFrom: resumeDir,
+      trainingStep: trainingPath.reason,
+    });
     await writeStatus(runDir, { status: 'running', ...position });
     progress.update(position.globalStep);
     let stepsThisCall = 0;
@@ -361,19 +419,22 @@ async function pretrainLocked(
           const measureSpread =
             recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
 
-          const computed = await computeStep({
-            task,
-            taskOptions,
-            backbone,
-            heads,
-            params,
-            batch,
-            rng: root.derive('step', epoch, position.step),
-            gradClipNorm: train.gradClipNorm,
-            measureSpread,
-            context: taskState.context(stepPosition),
-            keepEmbeddings: probe !== undefined,
-          });
+          const stepRng = root.derive('step', epoch, position.step);
+          const computed = compiledStep
+            ? runCompiledStep(compiledStep, batch, stepRng, lr, measureSpread)
+            : await computeStep({
+                task,
+                taskOptions,
+                backbone,
+                heads,
+                params,
+                batch,
+                rng: stepRng,
+                gradClipNorm: train.gradClipNorm,
+                measureSpread,
+                context: taskState.context(stepPosition),
+                keepEmbeddings: probe !== undefined,
+              });
           const {
             loss: lossValue,
             gradNorm: normValue,
@@ -393,7 +454,14 @@ async function pretrainLocked(
             throw new DivergenceError(message, runDir, lastGood);
           }
           setBackboneGroupFor(epoch);
-          tf.tidy(() => optimizer.apply(computed.grads, lr));
+          if (compiledStep) {
+            // The session applied the update; count it where the eager step counts it.
+            optimizer.restoreHostState({ steps: optimizer.hostState().steps + 1 });
+            const tracked = backbone as { numBatchesTracked?: number };
+            if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked++;
+          } else {
+            tf.tidy(() => optimizer.apply(computed.grads, lr));
+          }
           taskState.update(computed.bufferUpdates, stepPosition);
           const probeAccuracy =
             probe && computed.embeddings && batch.labels
@@ -469,6 +537,7 @@ async function pretrainLocked(
       const summary = summarizeEpoch(epochRows, epoch, position.globalStep, epochSeconds);
       const lastEpoch = epoch + 1 === train.epochs;
       if (validation && ((epoch + 1) % recipe.monitor.knn.everyEpochs === 0 || lastEpoch)) {
+        compiledStep?.pull();
         const evalViews = [evalView(input)];
         summary.knnAccuracy = await knnAccuracy(
           backbone,
@@ -495,6 +564,7 @@ async function pretrainLocked(
 
     // The finished run: backbone export, curves, status.
     const exportDir = path.join(runDir, 'backbone');
+    compiledStep?.pull();
     if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, exportMetadata);
     else await writeModuleTensors(exportDir, backbone, { config: backbone.config, ...exportMetadata });
     await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
@@ -510,12 +580,30 @@ async function pretrainLocked(
     }
     throw error;
   } finally {
+    compiledStep?.dispose();
     optimizer.dispose();
     taskState.dispose();
     probe?.dispose();
     for (const head of Object.values(headModules)) head.dispose();
     backbone.dispose();
     if (validationSource && !options.validationSource) await closeSource(validationSource);
+  }
+}
+
+/** A compiled step in the shape of step.ts's ComputedStep (no gradients leave the session). */
+function runCompiledStep(step: CompiledTrainingStep, batch: Batch, rng: Rng, lr: number, measureSpread: boolean) {
+  const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
+  try {
+    const result = step.run(views, rng, lr, measureSpread);
+    return {
+      ...result,
+      grads: {} as Record<string, tf.Tensor>,
+      bufferUpdates: {} as Record<string, tf.Tensor>,
+      embeddings: undefined as tf.Tensor2D | undefined,
+      dispose: () => {},
+    };
+  } finally {
+    tf.dispose(views);
   }
 }
 

@@ -73,7 +73,7 @@ describe('schema framework', () => {
 
   it('unknown key: names it, lists the known keys and suggests the closest', () => {
     expect(errorOf(() => resolve({ ...minimal, train: { optimiser: {} } }))).toBe(
-      'recipe.train.optimiser: Unknown key (known keys here: epochs, maxStepsPerEpoch, optimizer, schedule, lrOverrides, gradClipNorm, checkpointEveryEpochs, checkpointEverySteps, keepCheckpoints, divergence); did you mean "optimizer"?',
+      'recipe.train.optimiser: Unknown key (known keys here: epochs, maxStepsPerEpoch, optimizer, schedule, lrOverrides, gradClipNorm, checkpointEveryEpochs, checkpointEverySteps, keepCheckpoints, divergence, compile, precision); did you mean "optimizer"?',
     );
     expect(errorOf(() => resolve({ ...minimal, colour: 1 }))).toMatch(
       /^recipe\.colour: Unknown key \(known keys here: name, seed, /,

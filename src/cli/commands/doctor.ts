@@ -9,7 +9,7 @@ export function registerDoctor(program: Command, setResult: (p: Promise<number>)
       .command('doctor')
       .description(
         'show the backend, the native package and whether it is a CUDA build (CUDA/cuDNN versions), GPUs or why none, ' +
-          'TensorFlow version, threads, sharp/libvips, and a quick convolution speed check on the device in use',
+          'TensorFlow version, threads, whether the compiled training step (graph addon) is available and in which precision it would run, sharp/libvips, and a quick convolution speed check on the device in use',
       )
       .option('--seconds <n>', 'length of the speed check in seconds (0.1-60)', numberArg({ min: 0.1, max: 60 }), 3)
       .option('--no-speed', 'skip the speed check')

@@ -157,6 +157,7 @@ Examples:
                 opts,
                 `${event.resumedFrom ? 'Resuming' : 'Starting'} ${event.runDir}: ${event.epochs} epochs of ${event.stepsPerEpoch} steps${event.resumedFrom ? ` from ${event.resumedFrom}` : ''}`,
               );
+              note(opts, `training step: ${event.trainingStep}`);
             } else if (event.type === 'warning') {
               process.stderr.write(`selfsup: warning: ${event.message}\n`);
             } else if (event.type === 'epoch') {

@@ -1,0 +1,260 @@
+#!/usr/bin/env node
+/**
+ * Training-step throughput of the compiled step (src/train/compiled-step.ts:
+ * one TensorFlow graph in a session, float32 and bfloat16) against selfsup's
+ * eager step (step.ts's lossAndGradients + optimizers.ts's SGD) and PyTorch
+ * (bench/torch_train_step.py, channels_last), interleaved in rounds, same
+ * threads for all. The task is rotation (random-one: the batch stays B images,
+ * 4-way linear head) with SGD momentum 0.9, Nesterov, weight decay 5e-4.
+ *
+ *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
+ *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] \
+ *     [--python /path/to/python-with-torch] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *
+ * Prints one line per measurement with the load average, then per case the
+ * median ratios over rounds. CPU seconds per wall second show how many threads
+ * each side really used.
+ */
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const steps = Number(option('steps', '3'));
+const rounds = Number(option('rounds', '3'));
+const threads = Number(option('threads', '2'));
+const only = option('only', undefined);
+const python = option('python', '/usr/bin/python3');
+const useTorch = !args.includes('--no-torch');
+const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',');
+
+process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
+process.env.TF_NUM_INTRAOP_THREADS = String(threads);
+process.env.TF_NUM_INTEROP_THREADS = '1';
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tf = await import('@tensorflow/tfjs');
+const { initEngine } = await import(path.join(root, 'dist/src/engine/index.js'));
+const { graphRuntimeStatus, cpuBfloat16Features } = await import(path.join(root, 'dist/src/engine/graph-runtime.js'));
+const { ResNet } = await import(path.join(root, 'dist/src/backbones/resnet.js'));
+const { rotationTask } = await import(path.join(root, 'dist/pretext-tasks/rotation.js'));
+const { CompiledTrainingStep } = await import(path.join(root, 'dist/src/train/compiled-step.js'));
+const { createOptimizer } = await import(path.join(root, 'dist/src/train/optimizers.js'));
+const { lossAndGradients } = await import(path.join(root, 'dist/src/train/step.js'));
+const { createRng } = await import(path.join(root, 'dist/src/util/rng.js'));
+const { forwardFlops } = await import('./resnet-flops.mjs');
+
+const CASES = [
+  { arch: 'resnet18', stem: 'small', size: 32, batch: 128 },
+  { arch: 'resnet50', stem: 'imagenet', size: 224, batch: 16 },
+].filter((c) => !only || c.arch === only);
+
+const optimizer = {
+  name: 'sgd',
+  lr: 0.01,
+  momentum: 0.9,
+  nesterov: true,
+  weightDecay: 5e-4,
+  betas: [0.9, 0.999],
+  eps: 1e-8,
+  trustCoefficient: 0.001,
+};
+const taskOptions = rotationTask.validate({ mode: 'random-one', head: 'linear' });
+
+function model(c) {
+  const backbone = new ResNet(
+    { arch: c.arch, inputChannels: 3, widthMultiplier: 1, stem: c.stem },
+    'kaiming',
+    createRng(1),
+  );
+  const heads = rotationTask.createHeads(taskOptions, backbone.featureDim, createRng(2));
+  const modules = rotationTask.headModules(heads);
+  const all = [
+    ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
+    ...Object.entries(modules).flatMap(([key, head]) =>
+      head.variables().map((v) => ({ ...v, name: `heads.${key}.${v.name}` })),
+    ),
+  ];
+  const params = all.filter((v) => v.trainable).map((v) => ({ name: v.name, variable: v.variable, kind: v.kind }));
+  const sgd = createOptimizer(optimizer, params);
+  const momentum = new Map(sgd.stateVariables().map((s) => [s.name.slice('optimizer.momentum.'.length), s.variable]));
+  const rng = createRng(3);
+  const images = tf.tensor4d(
+    Float32Array.from({ length: c.batch * c.size * c.size * 3 }, () => rng.uniform(-1, 1)),
+    [c.batch, c.size, c.size, 3],
+  );
+  return {
+    backbone,
+    heads,
+    modules,
+    params,
+    sgd,
+    images,
+    mirrored: all.map((v) => ({ ...v, momentum: momentum.get(v.name) })),
+    dispose() {
+      backbone.dispose();
+      for (const h of Object.values(modules)) h.dispose();
+      sgd.dispose();
+      images.dispose();
+    },
+  };
+}
+
+/** Seconds and CPU seconds of `steps` calls of `step` after one warm-up call. */
+function timeSteps(step) {
+  step();
+  const times = [];
+  let cpu = 0;
+  for (let i = 0; i < steps; i++) {
+    const start = process.hrtime.bigint();
+    const cpuStart = process.cpuUsage();
+    step();
+    const used = process.cpuUsage(cpuStart);
+    cpu += (used.user + used.system) / 1e6;
+    times.push(Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  const seconds = times.reduce((a, b) => a + b, 0);
+  return { seconds, cpuPerWall: cpu / seconds, stepTimes: times.map((t) => +t.toFixed(3)) };
+}
+
+function measureEager(c) {
+  const m = model(c);
+  try {
+    const before = tf.memory().numTensors;
+    const result = timeSteps(() => {
+      const grads = lossAndGradients(
+        m.params,
+        () => ({
+          loss: rotationTask.step(
+            { backbone: m.backbone, heads: m.heads, views: [m.images], training: true, rng: createRng(5) },
+            taskOptions,
+          ).loss,
+        }),
+        0,
+      );
+      grads.loss.dataSync();
+      tf.tidy(() => m.sgd.apply(grads.grads, optimizer.lr));
+      grads.dispose();
+    });
+    return { ...result, leaked: tf.memory().numTensors - before };
+  } finally {
+    m.dispose();
+  }
+}
+
+function measureCompiled(c, precision) {
+  const m = model(c);
+  const buildStart = process.hrtime.bigint();
+  const step = new CompiledTrainingStep({
+    task: rotationTask,
+    taskOptions,
+    backbone: m.backbone,
+    heads: m.modules,
+    variables: m.mirrored,
+    optimizer,
+    gradClipNorm: 0,
+    imageShape: [c.size, c.size, 3],
+    precision,
+    intraOpThreads: threads,
+    interOpThreads: 1,
+  });
+  const buildSeconds = Number(process.hrtime.bigint() - buildStart) / 1e9;
+  try {
+    const before = tf.memory().numTensors;
+    const result = timeSteps(() => step.run([m.images], createRng(5), optimizer.lr));
+    return { ...result, buildSeconds, leaked: tf.memory().numTensors - before };
+  } finally {
+    step.dispose();
+    m.dispose();
+  }
+}
+
+function measureTorch(c) {
+  const r = spawnSync(
+    python,
+    [
+      path.join(root, 'bench/torch_train_step.py'),
+      ...['--arch', c.arch, '--stem', c.stem, '--size', String(c.size), '--batch', String(c.batch)],
+      ...['--steps', String(steps), '--threads', String(threads), '--classes', '4', '--channels-last'],
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop() };
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const load = () =>
+  os
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ');
+const engine = initEngine({ quiet: true });
+const graph = graphRuntimeStatus();
+const torchVersion = useTorch
+  ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim()
+  : undefined;
+console.log(
+  `engine ${engine.backend} (TensorFlow ${engine.tensorflowVersion}), graph addon ${graph.available ? graph.version : graph.reason}, ` +
+    `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torchVersion || 'n/a'} (${python}); cpus ${os.cpus().length}`,
+);
+console.log(`load average at start: ${load()}`);
+const results = [];
+for (let round = 0; round < rounds; round++) {
+  for (const c of CASES) {
+    const flops = 3 * forwardFlops(c, 4);
+    const name = `${c.arch} ${c.size}px batch ${c.batch}`;
+    const row = { round, case: name, imagesPerSecond: {}, imagesPerCpuSecond: {} };
+    const record = (variant, r) => {
+      if (r.error) {
+        console.log(`  ${name} ${variant}: ${r.error}`);
+        return;
+      }
+      const ips = r.images_per_second ?? (c.batch * steps) / r.seconds;
+      const cpuPerWall = r.cpuPerWall ?? r.cpu_seconds / r.seconds;
+      row.imagesPerSecond[variant] = ips;
+      row.imagesPerCpuSecond[variant] = ips / cpuPerWall;
+      const extra = ` cpu/wall ${cpuPerWall.toFixed(2)} (${(ips / cpuPerWall).toFixed(1)} img per CPU-s)`;
+      const build = r.buildSeconds ? ` build ${r.buildSeconds.toFixed(1)} s` : '';
+      const leak = r.leaked ? ` LEAKED ${r.leaked} tensors` : '';
+      console.log(
+        `round ${round} ${name} ${variant.padEnd(13)} ${ips.toFixed(1).padStart(6)} img/s ${((flops * ips) / 1e9).toFixed(0).padStart(4)} GFLOP/s` +
+          ` steps ${(r.stepTimes ?? r.step_times.map((t) => +t.toFixed(3))).join(' ')}${extra}${build}${leak} [load ${load()}]`,
+      );
+    };
+    if (torchVersion) record(`torch-${torchVersion}`, measureTorch(c));
+    for (const v of variants) {
+      if (v === 'eager') record(v, measureEager(c));
+      else if (v === 'compiled-f32') record(v, measureCompiled(c, 'float32'));
+      else if (v === 'compiled-bf16') record(v, measureCompiled(c, 'bfloat16'));
+    }
+    results.push(row);
+  }
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+console.log(`load average at end: ${load()}`);
+for (const c of CASES) {
+  const name = `${c.arch} ${c.size}px batch ${c.batch}`;
+  const rows = results.filter((r) => r.case === name);
+  const keys = Object.keys(rows[0]?.imagesPerSecond ?? {});
+  const base = keys.find((k) => k.startsWith('torch')) ?? 'eager';
+  for (const k of keys) {
+    if (k === base) continue;
+    for (const [what, field] of [
+      ['img/s', 'imagesPerSecond'],
+      ['img per CPU-s', 'imagesPerCpuSecond'],
+    ]) {
+      const ratios = rows.filter((r) => r[field][k] && r[field][base]).map((r) => r[field][k] / r[field][base]);
+      if (ratios.length)
+        console.log(
+          `${name}: ${k} / ${base} (${what}) per round ${ratios.map((x) => x.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}`,
+        );
+    }
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * The training step as one compiled TensorFlow graph: the backbone's forward
+ * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet), the
+ * task's loss (its `compiled` hook), the gradients (TensorFlow's gradient
+ * registry), global-norm clipping and the SGD update, built once and run per
+ * step in a session with the batch fed in. The grappler remapper fuses ops; with
+ * `precision: 'bfloat16'` oneDNN's auto mixed precision runs convolutions and
+ * matrix products in bfloat16 while weights, BatchNorm statistics and the loss
+ * stay float32.
+ *
+ * The weights live in the session while training. `push()` copies the tfjs
+ * variables (weights, BatchNorm statistics, momentum buffers) in; `pull()` copies
+ * them back out, for checkpoints, exports and evaluation. Steps touch no tfjs
+ * tensors beyond the task's host-side input preparation (inside tf.tidy).
+ *
+ * The update is torch.optim.SGD's, as optimizers.ts's Sgd: g += wd * p (not for
+ * BatchNorm parameters and biases); buf = momentum * buf + g;
+ * p -= lr * (nesterov ? g + momentum * buf : buf) — TensorFlow's
+ * ResourceApplyMomentum computes exactly this.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { CompiledTaskStep, PretextTask } from '../../pretext-tasks/types.js';
+import type { ResNetLayout } from '../backbones/resnet.js';
+import { type GraphWeights, headGraph, headGraphProblem, resnetGraph } from '../backbones/resnet-graph.js';
+import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
+import {
+  DT_FLOAT,
+  GraphBuilder,
+  GraphSession,
+  type GraphVariableOps,
+  graphRuntimeStatus,
+  type HostTensor,
+  opName,
+} from '../engine/graph-runtime.js';
+import type { OptimizerConfig } from '../recipes/optimizer-schema.js';
+import type { Rng } from '../util/rng.js';
+import { embeddingSpread } from './collapse.js';
+import { isDecayExempt } from './optimizers.js';
+
+const FLOAT = { type: DT_FLOAT };
+
+export type Precision = 'float32' | 'bfloat16';
+
+/** A variable mirrored in the session: its tfjs variable and how the optimizer treats it. */
+export interface MirroredVariable {
+  /** Unique name (`backbone.conv1.weight`, `heads.classifier.head.classifier.0.weight`). */
+  name: string;
+  variable: tf.Variable;
+  trainable: boolean;
+  kind: NamedVariable['kind'];
+  /** Learning-rate multiplier (parameter groups), fixed when the graph is built. */
+  lrScale?: number;
+  /** The optimizer's momentum buffer of this parameter, when it has one. */
+  momentum?: tf.Variable;
+}
+
+export interface CompiledStepSpec {
+  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option and head types
+  task: PretextTask<any, any>;
+  taskOptions: object;
+  backbone: Backbone;
+  /** The task's head modules by name (task.headModules(heads)). */
+  heads: Record<string, Head>;
+  /** Every variable of the backbone and heads, with the trained ones' momentum buffers. */
+  variables: MirroredVariable[];
+  optimizer: OptimizerConfig;
+  gradClipNorm: number;
+  /** Image size [H, W, C] of the backbone's input. */
+  imageShape: [number, number, number];
+  precision: Precision;
+  intraOpThreads: number;
+  interOpThreads: number;
+}
+
+/** What one compiled step returns. */
+export interface CompiledStepResult {
+  loss: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  metrics: Record<string, number>;
+  /** Embedding spread of the pooled features (collapse alarm), NaN when not asked for. */
+  spread: number;
+  /** Feature size D (0 when the spread was not asked for). */
+  embeddingDim: number;
+}
+
+interface HeadWithBlocks extends Head {
+  name: string;
+  blocks: HeadBlock[];
+}
+
+function layoutOf(backbone: Backbone): ResNetLayout | undefined {
+  return (backbone as Partial<{ layout: ResNetLayout }>).layout;
+}
+
+/**
+ * Why this run cannot use a compiled step, or undefined when it can: the graph
+ * addon, the backbone (a ResNet), the task's `compiled` hook, its heads and the optimizer.
+ */
+export function compiledStepProblem(
+  spec: Pick<CompiledStepSpec, 'task' | 'taskOptions' | 'backbone' | 'heads' | 'optimizer'>,
+): string | undefined {
+  const status = graphRuntimeStatus();
+  if (!status.available) return status.reason;
+  if (!layoutOf(spec.backbone)) return 'the backbone is not a ResNet';
+  const compiled = spec.task.compiled as CompiledTaskStep<object> | undefined;
+  if (!compiled) return `task ${spec.task.id} has no compiled step`;
+  const taskProblem = compiled.problem(spec.taskOptions);
+  if (taskProblem) return `task ${spec.task.id}: ${taskProblem}`;
+  for (const [name, head] of Object.entries(spec.heads)) {
+    const blocks = (head as Partial<HeadWithBlocks>).blocks;
+    if (!blocks) return `head ${name} is not built from block specs`;
+    const problem = headGraphProblem(blocks);
+    if (problem) return `head ${name}: ${problem}`;
+  }
+  if (spec.optimizer.name !== 'sgd') return `optimizer ${spec.optimizer.name} is not compiled yet (sgd is)`;
+  return undefined;
+}
+
+function hostTensor(values: Float32Array, shape: number[]): HostTensor {
+  return { dtype: DT_FLOAT, shape, data: values };
+}
+
+export class CompiledTrainingStep {
+  private readonly graph: GraphBuilder;
+  private readonly session: GraphSession;
+  private readonly vars = new Map<string, GraphVariableOps>();
+  private readonly slots = new Map<string, GraphVariableOps>();
+  private readonly images: string;
+  private readonly targets: string;
+  private readonly lr: string;
+  private readonly fetches: string[];
+  private readonly features: string;
+  private readonly metricNames: string[];
+  private readonly targetsRun: string[];
+  private readonly compiled: CompiledTaskStep<object>;
+  private disposed = false;
+
+  constructor(private readonly spec: CompiledStepSpec) {
+    const problem = compiledStepProblem(spec);
+    if (problem) throw new Error(`cannot compile the training step: ${problem}`);
+    this.compiled = spec.task.compiled as CompiledTaskStep<object>;
+    const layout = layoutOf(spec.backbone)!;
+    const g = new GraphBuilder();
+    this.graph = g;
+    try {
+      for (const v of spec.variables) {
+        this.vars.set(v.name, g.variable(v.name, v.variable.shape));
+        if (v.momentum) this.slots.set(v.name, g.variable(`optimizer.momentum.${v.name}`, v.variable.shape));
+      }
+      const [height, width, channels] = spec.imageShape;
+      this.images = g.placeholder('images', DT_FLOAT, [-1, height, width, channels]);
+      this.targets = g.placeholder('targets', DT_FLOAT, [-1, ...this.compiled.targetShape(spec.taskOptions)]);
+      this.lr = g.placeholder('learning_rate', DT_FLOAT, []);
+      const weights = (prefix: string): GraphWeights => ({
+        read: (name) => this.variable(`${prefix}${name}`).read,
+        handle: (name) => this.variable(`${prefix}${name}`).handle,
+      });
+      const forward = resnetGraph(g, layout, this.images, weights('backbone.'), true);
+      this.features = forward.output;
+      const heads = spec.heads as Record<string, HeadWithBlocks>;
+      const head = (name: string, x: string) => {
+        const module = heads[name];
+        if (!module) throw new Error(`task ${spec.task.id} asked for head "${name}", which it did not build`);
+        return headGraph(g, module.blocks, `head.${module.name}`, x, weights(`heads.${name}.`));
+      };
+      const { loss, metrics } = this.compiled.graph(g, forward.output, this.targets, head, spec.taskOptions);
+      this.metricNames = Object.keys(metrics);
+
+      const trained = spec.variables.filter((v) => v.trainable);
+      const grads = g.gradients(
+        [loss],
+        trained.map((v) => this.variable(v.name).read),
+      );
+      // Global norm (torch.nn.utils.clip_grad_norm_), over the parameters the loss reaches.
+      const reached = trained.flatMap((v, i) => (grads[i] ? [{ v, grad: grads[i] as string }] : []));
+      const squares = reached.map(({ v, grad }) => {
+        const rank = v.variable.shape.length;
+        const axes = g.constInt([...Array(rank).keys()], [rank], 'norm_axes');
+        return g.op('Sum', [g.op('Square', [grad], { T: FLOAT }), axes], {
+          T: FLOAT,
+          Tidx: { type: 3 },
+          keep_dims: { bool: false },
+        });
+      });
+      const norm = g.op('Sqrt', [g.op('AddN', [squares], { N: { int: squares.length }, T: FLOAT })], { T: FLOAT });
+      let scale: string | undefined;
+      if (spec.gradClipNorm > 0) {
+        const limit = g.op(
+          'RealDiv',
+          [g.constFloat([spec.gradClipNorm], []), g.op('AddV2', [norm, g.constFloat([1e-6], [])], { T: FLOAT })],
+          { T: FLOAT },
+        );
+        scale = g.op('Minimum', [g.constFloat([1], []), limit], { T: FLOAT });
+      }
+      const { momentum, nesterov, weightDecay } = spec.optimizer;
+      const momentumValue = g.constFloat([momentum], [], 'momentum');
+      const updates: string[] = [];
+      for (const { v, grad } of reached) {
+        const ops = this.variable(v.name);
+        let g2 = scale ? g.op('Mul', [grad, scale], { T: FLOAT }) : grad;
+        if (weightDecay > 0 && !isDecayExempt(v.kind)) {
+          g2 = g.op('AddV2', [g2, g.op('Mul', [ops.read, g.constFloat([weightDecay], [])], { T: FLOAT })], {
+            T: FLOAT,
+          });
+        }
+        const lr =
+          (v.lrScale ?? 1) === 1 ? this.lr : g.op('Mul', [this.lr, g.constFloat([v.lrScale ?? 1], [])], { T: FLOAT });
+        // Every update waits for the global norm, i.e. for every gradient: no weight changes under a read.
+        const control = [opName(norm)];
+        const slot = this.slots.get(v.name);
+        const update =
+          momentum > 0 && slot
+            ? g.op(
+                'ResourceApplyMomentum',
+                [ops.handle, slot.handle, lr, g2, momentumValue],
+                { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
+                { name: `update/${v.name}`, control },
+              )
+            : g.op(
+                'ResourceApplyGradientDescent',
+                [ops.handle, lr, g2],
+                { T: FLOAT, use_locking: { bool: false } },
+                { name: `update/${v.name}`, control },
+              );
+        updates.push(opName(update));
+      }
+      this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
+      this.targetsRun = [...updates, ...forward.updates];
+      this.session = new GraphSession(g, {
+        intraOpThreads: spec.intraOpThreads,
+        interOpThreads: spec.interOpThreads,
+        bfloat16: spec.precision === 'bfloat16',
+      });
+    } catch (error) {
+      g.dispose();
+      throw error;
+    }
+    this.push();
+  }
+
+  private variable(name: string): GraphVariableOps {
+    const ops = this.vars.get(name);
+    if (!ops) throw new Error(`the compiled step has no variable named ${name}`);
+    return ops;
+  }
+
+  /** Copies the tfjs variables (and momentum buffers) into the session. */
+  push(): void {
+    const feeds: Record<string, HostTensor> = {};
+    const targets: string[] = [];
+    const add = (ops: GraphVariableOps, variable: tf.Variable) => {
+      feeds[ops.initValue] = hostTensor(variable.dataSync() as Float32Array, ops.shape);
+      targets.push(ops.init);
+    };
+    for (const v of this.spec.variables) {
+      add(this.variable(v.name), v.variable);
+      const slot = this.slots.get(v.name);
+      if (slot && v.momentum) add(slot, v.momentum);
+    }
+    this.session.run(feeds, [], targets);
+  }
+
+  /** Copies the session's values back into the tfjs variables (and momentum buffers). */
+  pull(): void {
+    const pairs: Array<[GraphVariableOps, tf.Variable]> = [];
+    for (const v of this.spec.variables) {
+      pairs.push([this.variable(v.name), v.variable]);
+      const slot = this.slots.get(v.name);
+      if (slot && v.momentum) pairs.push([slot, v.momentum]);
+    }
+    const values = this.session.run(
+      {},
+      pairs.map(([ops]) => ops.snapshot),
+    );
+    tf.tidy(() => {
+      pairs.forEach(([, variable], i) => {
+        variable.assign(tf.tensor(values[i].data as Float32Array, variable.shape));
+      });
+    });
+  }
+
+  /**
+   * One training step on the task's views: forward, backward, update, in the
+   * session. With `measureSpread` the pooled features are fetched too and their
+   * spread measured as the eager step does.
+   */
+  run(views: tf.Tensor[], rng: Rng, lr: number, measureSpread = false): CompiledStepResult {
+    if (this.disposed) throw new Error('this compiled step was disposed');
+    const { images, targets } = tf.tidy(() => {
+      const out = this.compiled.inputs({ views, rng }, this.spec.taskOptions);
+      return { images: out.images, targets: out.targets };
+    });
+    let feeds: Record<string, HostTensor>;
+    try {
+      feeds = {
+        [this.images]: hostTensor(images.dataSync() as Float32Array, images.shape),
+        [this.targets]: hostTensor(targets.dataSync() as Float32Array, targets.shape),
+        [this.lr]: hostTensor(Float32Array.of(lr), []),
+      };
+    } finally {
+      tf.dispose([images, targets]);
+    }
+    const fetches = measureSpread ? [...this.fetches, this.features] : this.fetches;
+    const out = this.session.run(feeds, fetches, this.targetsRun);
+    const metrics: Record<string, number> = {};
+    this.metricNames.forEach((name, i) => {
+      metrics[name] = (out[2 + i].data as Float32Array)[0];
+    });
+    let spread = Number.NaN;
+    let embeddingDim = 0;
+    if (measureSpread) {
+      const features = out[out.length - 1];
+      embeddingDim = features.shape[1];
+      spread = tf.tidy(
+        () =>
+          embeddingSpread(tf.tensor2d(features.data as Float32Array, [features.shape[0], embeddingDim])).dataSync()[0],
+      );
+    }
+    return {
+      loss: (out[0].data as Float32Array)[0],
+      gradNorm: (out[1].data as Float32Array)[0],
+      metrics,
+      spread,
+      embeddingDim,
+    };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.session.close();
+    this.graph.dispose();
+  }
+}
