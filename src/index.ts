@@ -22,6 +22,7 @@ export { createLoader } from './data/loader.js';
 export { type ScanOptions, type ScanSummary, scanFolder } from './data/scan.js';
 export type { ImageSource, PipelineSpec, RawImage } from './data/types.js';
 export { type DemoOptions, type DemoOutputs, type DemoResult, formatDemoResult, runDemo } from './demo/demo.js';
+export { type FewShotOptions, type FewShotResult, runFewShot } from './demo/fewshot.js';
 export * from './embed/index.js';
 export * from './engine/index.js';
 export {

@@ -10,6 +10,7 @@ import { registerDoctor } from './commands/doctor.js';
 import { registerEmbed } from './commands/embed.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
+import { registerFewShot } from './commands/fewshot.js';
 import { registerFinetune } from './commands/finetune.js';
 import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
@@ -34,6 +35,7 @@ const COMMANDS: Register[] = [
   registerFinetune,
   registerEval,
   registerBudget,
+  registerFewShot,
   registerEmbed,
   registerSelect,
   registerSelectStudy,

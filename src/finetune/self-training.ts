@@ -147,7 +147,11 @@ export async function selfTrainOnData(
       if (best === unlabeled.labels[i]) teacherRight++;
     }
     outcome.classifier.dispose();
-    const pseudo = withLabels(subsetImageSet(unlabeled, pick.positions), pick.labels);
+    // The unlabeled set may carry no class names (a plain folder): the pseudo-labels are the labeled set's classes.
+    const pseudo = {
+      ...withLabels(subsetImageSet(unlabeled, pick.positions), pick.labels),
+      classNames: data.train.classNames,
+    };
     const train = concatImageSets(data.train, pseudo);
     outcome = await finetuneOnData(
       await makeBackbone(),
