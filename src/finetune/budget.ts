@@ -346,7 +346,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
               ...finetuneOptions,
               onRound: (r) =>
                 options.log?.(
-                  `${arm} ${perClass}/class seed ${seed} round ${r.round}: ${r.pseudoLabeled} pseudo-labels (${(100 * r.coverage).toFixed(1)}% of the unlabeled images, ${r.pseudoLabelAccuracy === undefined ? 'accuracy unknown' : `${(100 * r.pseudoLabelAccuracy).toFixed(1)}% right`}), student accuracy ${(100 * r.accuracy).toFixed(1)}%`,
+                  `${arm} ${perClass}/class seed ${seed} round ${r.round}: teacher accuracy ${(100 * r.teacherAccuracy).toFixed(1)}%, ${r.pseudoLabeled} pseudo-labels (${(100 * r.coverage).toFixed(1)}% of the unlabeled images, ${r.pseudoLabelAccuracy === undefined ? 'accuracy unknown' : `${(100 * r.pseudoLabelAccuracy).toFixed(1)}% right`}), student accuracy ${(100 * r.accuracy).toFixed(1)}%`,
                 ),
             })
           : await finetuneOnData(await open(), input, armRecipe, armData, finetuneOptions);

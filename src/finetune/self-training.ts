@@ -83,6 +83,8 @@ export interface SelfTrainingRound {
   pseudoLabelAccuracy?: number;
   /** The teacher's accuracy on every unlabeled image with a hidden label. */
   teacherUnlabeledAccuracy?: number;
+  /** The teacher's accuracy on the evaluation set (round 1: the plain finetune's). */
+  teacherAccuracy: number;
   /** The student's accuracy on the evaluation set. */
   accuracy: number;
   seconds: number;
@@ -128,6 +130,7 @@ export async function selfTrainOnData(
   const studentRecipe: FinetuneRecipe = { ...recipe, labelProblems: { ...recipe.labelProblems, enabled: false } };
   for (let round = 1; round <= recipe.selfTraining.rounds; round++) {
     const roundStart = Date.now();
+    const teacherAccuracy = outcome.evaluation.metrics.accuracy;
     const probs = outcome.classifier.predictProbabilities(unlabeled, recipe.eval.batchSize);
     const pick = pickPseudoLabels(probs, k, recipe.selfTraining);
     let right = 0;
@@ -166,6 +169,7 @@ export async function selfTrainOnData(
       coverage: pick.positions.length / unlabeled.count,
       pseudoLabelAccuracy: checked > 0 ? right / checked : undefined,
       teacherUnlabeledAccuracy: teacherChecked > 0 ? teacherRight / teacherChecked : undefined,
+      teacherAccuracy,
       accuracy: outcome.evaluation.metrics.accuracy,
       seconds: (Date.now() - roundStart) / 1000,
     };

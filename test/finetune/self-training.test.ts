@@ -93,6 +93,8 @@ describe('self-training', () => {
       expect(r.pseudoLabelAccuracy).toBeLessThanOrEqual(1);
       expect(r.teacherUnlabeledAccuracy).toBeGreaterThan(0.25);
     }
+    expect(outcome.rounds[0].teacherAccuracy).toBe(outcome.firstAccuracy);
+    expect(outcome.rounds[1].teacherAccuracy).toBe(outcome.rounds[0].accuracy);
     // The last student trained on the 12 labeled images plus its round's pseudo-labels.
     const last = outcome.rounds[1];
     expect(outcome.imbalance.total).toBe(12 + last.pseudoLabeled);
