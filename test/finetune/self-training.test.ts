@@ -2,13 +2,18 @@
  * Self-training rounds: the pseudo-label pick against a plain loop, and real
  * rounds (teacher, pseudo-labels, student) on generated images with a tiny backbone.
  */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.js';
 import { withLabels } from '../../src/finetune/image-set.js';
+import { runFinetune, trainingDirOf } from '../../src/finetune/run.js';
 import { pickPseudoLabels, selfTrainOnData } from '../../src/finetune/self-training.js';
 import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 import { createRng } from '../../src/util/rng.js';
+import { writeClassFolders, writeTinyBackboneExport } from '../cli/fixtures.js';
 import { INPUT, quadrantSet } from '../support/labeled-sets.js';
 import { createTinyBackbone } from '../support/tiny-backbone.js';
 
@@ -119,4 +124,58 @@ describe('self-training', () => {
       'self-training needs an unlabeled set (--unlabeled) with at least one image',
     );
   }, 120_000);
+});
+
+describe('self-training in selfsup finetune', () => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'selfsup-self-training-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('a crash in round 1, then --resume: the finished round is restored and the result is the uninterrupted one', async () => {
+    const labeled = path.join(tmp, 'labeled');
+    const dump = path.join(tmp, 'dump');
+    const backbone = path.join(tmp, 'backbone');
+    await writeClassFolders(labeled, 6, 1);
+    await writeClassFolders(dump, 8, 2);
+    await writeTinyBackboneExport(backbone, 16);
+    // 2 epochs of 3 steps per round; a checkpoint after every epoch.
+    const recipe = resolveFinetuneRecipe({
+      stages: [{ epochs: 2, trainable: ['all'] }],
+      train: { batchSize: 4, stepsPerEpoch: 3, optimizer: { name: 'adam', lr: 0.01 } },
+      augment: { train: 'weak' },
+      selfTraining: { rounds: 1, threshold: 0, maxPerClass: 4 },
+      eval: { holdout: 0.25 },
+      labelProblems: { enabled: false },
+    });
+    const job = { recipe, backbone, labels: labeled, unlabeled: dump };
+    const reference = await runFinetune({ ...job, out: path.join(tmp, 'reference') });
+    expect(reference.selfTraining?.rounds).toHaveLength(1);
+
+    const out = path.join(tmp, 'resumed');
+    let steps = 0;
+    await expect(
+      runFinetune({
+        ...job,
+        out,
+        onStep: () => {
+          // Round 0: steps 1-6; round 1 crashes in its second epoch (after its first checkpoint).
+          if (++steps === 11) throw new Error('crash in round 1');
+        },
+      }),
+    ).rejects.toThrow('crash in round 1');
+    const training = trainingDirOf(out);
+    expect(existsSync(path.join(training, 'round-0', 'checkpoints', 'last'))).toBe(true);
+    expect(existsSync(path.join(training, 'round-1', 'checkpoints', 'last'))).toBe(true);
+    let resumedSteps = 0;
+    const resumed = await runFinetune({ ...job, out, resume: true, onStep: () => resumedSteps++ });
+    // Round 0 restored from its last checkpoint (no steps), round 1 continued at its second epoch.
+    expect(resumedSteps).toBe(3);
+    const withoutTime = (s: typeof reference) => ({
+      accuracy: s.accuracy,
+      finalLoss: s.finalLoss,
+      rounds: s.selfTraining?.rounds.map(({ seconds, ...rest }) => rest),
+      first: s.selfTraining?.firstAccuracy,
+    });
+    expect(withoutTime(resumed)).toEqual(withoutTime(reference));
+    expect(existsSync(training)).toBe(false);
+  }, 180_000);
 });
