@@ -34,8 +34,53 @@ export interface GlobalOptions {
   allowSlowBackend?: boolean;
 }
 
-/** Options common to every command; call on each subcommand. */
-export function withGlobalOptions(cmd: Command): Command {
+/** The options several commands share; a command names those it takes when it calls `withGlobalOptions`. */
+export interface SharedOptions {
+  /** `--out <dir>` (required: a new or empty folder) and `--overwrite`, which may replace `outputFolder` (`an earlier study`). */
+  outputFolder?: string;
+  /** `--input-size` and `--batch-size`, for the commands that run a backbone over images (embed, select, select-study). */
+  forwardPass?: { batchSize: number; inputSize: string };
+  /** `--unlabeled-limit` and `--test-limit`, for the commands that finetune (finetune, budget). */
+  subsetLimits?: boolean;
+}
+
+/**
+ * Options common to every command, after the shared ones the command takes
+ * (`shared`); call on each subcommand once its own options are declared.
+ */
+export function withGlobalOptions(cmd: Command, shared: SharedOptions = {}): Command {
+  if (shared.outputFolder !== undefined) {
+    cmd
+      .requiredOption('--out <dir>', `output folder: new or empty (or ${shared.outputFolder}, with --overwrite)`)
+      .addOption(overwriteOption());
+  }
+  if (shared.forwardPass) {
+    cmd
+      .option(
+        '--input-size <px>',
+        `input side in px (default: ${shared.forwardPass.inputSize})`,
+        numberArg({ min: 8, max: 1024, integer: true }),
+      )
+      .option(
+        '--batch-size <n>',
+        'images per forward pass',
+        numberArg({ min: 1, max: 4096, integer: true }),
+        shared.forwardPass.batchSize,
+      );
+  }
+  if (shared.subsetLimits) {
+    cmd
+      .option(
+        '--unlabeled-limit <n>',
+        'use a seeded sample of at most n unlabeled images',
+        numberArg({ integer: true, min: 1 }),
+      )
+      .option(
+        '--test-limit <n>',
+        'evaluate on a stratified seeded sample of at most n --test images',
+        numberArg({ integer: true, min: 1 }),
+      );
+  }
   return cmd
     .option('--json', 'print the result as JSON on stdout (for scripts)')
     .option('--quiet', 'no progress output on stderr')
@@ -143,17 +188,118 @@ export function overwriteOption(): Option {
   );
 }
 
-/** `--unlabeled-limit` and `--test-limit`, shared by the commands that finetune (finetune, budget). */
-export function withSubsetLimitOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--unlabeled-limit <n>',
-      'use a seeded sample of at most n unlabeled images',
-      numberArg({ integer: true, min: 1 }),
-    )
-    .option(
-      '--test-limit <n>',
-      'evaluate on a stratified seeded sample of at most n --test images',
-      numberArg({ integer: true, min: 1 }),
-    );
+/**
+ * What every option that takes images accepts: the sources `openImageSource`
+ * (src/data/open.ts) opens. Each such option's help is `imagesHelp(what)`, so
+ * every command lists the same sources.
+ */
+export const IMAGE_SOURCES =
+  'a folder of images or of class subfolders, a folder of IDX files, a scan manifest.arrow, a .csv/.arrow label ' +
+  'table (path,label), an IDX images file, or images,labels IDX files';
+
+/** The help of an option that takes images: what they are for, then every source it accepts. */
+export function imagesHelp(what: string): string {
+  return `${what}: ${IMAGE_SOURCES}`;
+}
+
+/** What every option that takes a backbone accepts: the locations `loadBackbone` (src/export) opens. */
+export const BACKBONE_SOURCES =
+  'a run folder, a backbone folder (manifest.json + backbone.safetensors), a torchvision .safetensors file, ' +
+  'a PyTorch .pth/.ckpt (file.pth#key picks one of several) or a tfjs model.json';
+
+/** The help of an option that takes a backbone: what it is for, then every location it accepts. */
+export function backboneHelp(what: string): string {
+  return `${what}: ${BACKBONE_SOURCES}`;
+}
+
+/**
+ * Throws an InputError naming the file (and the option it came from) when an
+ * input does not exist; an `images,labels` IDX pair is checked file by file, a
+ * `file.pth#key` checkpoint by its file.
+ */
+export function requireInput(spec: string, from: string): string {
+  const hash = spec.lastIndexOf('#');
+  if (existsSync(spec) || (hash > 0 && existsSync(spec.slice(0, hash)))) return spec;
+  for (const file of spec.split(',')) requireExists(file, from);
+  return spec;
+}
+
+/** How a job talks to the person at the terminal: on stderr, as --quiet and --json allow. */
+export interface JobConsole {
+  /** A status line (hidden by --quiet and --json). */
+  note(text: string): void;
+  /** A warning, `selfsup: warning: ...` (always shown). */
+  warn(message: string): void;
+  /** Progress of a named stage (`embed`, `predict`): one bar per stage, finished when done. */
+  progress(stage: string, done: number, total: number): void;
+  /** Whether the library's own progress output should show (not with --quiet or --json). */
+  showProgress: boolean;
+}
+
+/** The console of a command run with `opts`. */
+export function jobConsole(opts: GlobalOptions): JobConsole {
+  const bars = new Map<string, Progress>();
+  return {
+    note: (text) => note(opts, text),
+    warn: (message) => process.stderr.write(`selfsup: warning: ${message}\n`),
+    progress(stage, done, total) {
+      let bar = bars.get(stage);
+      if (!bar) {
+        bar = progressFor(opts, stage, total);
+        bars.set(stage, bar);
+      }
+      bar.update(done);
+      if (done === total) bar.finish();
+    },
+    showProgress: !opts.quiet && !opts.json,
+  };
+}
+
+/** What a command's library call is given: what `prepare` returned, the console, and the command's own options. */
+export interface JobRun<Prepared, Own> {
+  prepared: Prepared;
+  io: JobConsole;
+  /** The parsed options without the global ones (--json, --quiet, --backend, ...). */
+  options: Own;
+}
+
+/** A command's work: the files it reads, the library call, and how its result reads for a human. */
+export interface Job<Result, Prepared, Options extends GlobalOptions> {
+  /** Inputs by the option or argument that names them (`'--data': opts.data`); each must exist. */
+  inputs?: Record<string, string | undefined>;
+  /** Checks that need no engine (lists, the recipe), after the inputs are found and before the engine starts. */
+  prepare?: () => Prepared;
+  /** The library call; it runs after the engine has started. */
+  work: (run: JobRun<Prepared, Omit<Options, keyof GlobalOptions>>) => Promise<Result>;
+  /** The result for a human (the JSON output is the result itself). */
+  format: (result: Result) => string;
+}
+
+/**
+ * The end of a command's action: checks that the inputs exist, runs `prepare`,
+ * starts the TensorFlow engine (refusing a slow backend for long work), runs the
+ * library call and prints its result as JSON (--json) or text; exit 0. Every
+ * error goes to the command's promise, so it is printed and mapped to its exit code.
+ */
+export function runJob<Result, Options extends GlobalOptions, Prepared = undefined>(
+  setResult: (p: Promise<number>) => void,
+  opts: Options,
+  job: Job<Result, Prepared, Options>,
+): void {
+  setResult(
+    (async () => {
+      for (const [from, file] of Object.entries(job.inputs ?? {})) if (file !== undefined) requireInput(file, from);
+      const prepared = job.prepare?.() as Prepared;
+      startEngine(opts);
+      const result = await job.work({ prepared, io: jobConsole(opts), options: commandOptions(opts) });
+      output(opts, result, job.format(result));
+      return EXIT_OK;
+    })(),
+  );
+}
+
+/** A command's own options, without the global ones: what it passes on to its library call. */
+export function commandOptions<Options extends GlobalOptions>(opts: Options): Omit<Options, keyof GlobalOptions> {
+  const { json: _json, quiet: _quiet, backend: _backend, allowSlowBackend: _allowSlowBackend, ...own } = opts;
+  return own;
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { type OpenSourceOptions, openImageSource } from '../data/open.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { assertInteger } from '../util/errors.js';
-import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
+import { checkOutputDir, namedInputs, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import { type AnalyseOptions, analyseEmbeddings, type EmbedSummary } from './analyse.js';
 import { type EmbedFailure, embedImages } from './embed-images.js';
@@ -56,11 +56,7 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
   const output: OutputDirOptions = {
     kind: 'embed',
     overwrite: options.overwrite,
-    inputs: [
-      { path: options.model, option: '<model>' },
-      { path: options.data, option: '--data' },
-      ...(options.labels ? [{ path: options.labels, option: '--labels' }] : []),
-    ],
+    inputs: namedInputs({ '<model>': options.model, '--data': options.data, '--labels': options.labels }),
   };
   checkOutputDir(options.out, output);
   const model = await loadModelForEmbedding(options.model, options.inputSize);

@@ -84,25 +84,66 @@ function manifestFor(
 }
 
 /**
- * Writes a backbone directory atomically: `<dir>/backbone.safetensors` (torchvision
- * names; loads into torchvision with `load_state_dict(strict=False)`) and
- * `<dir>/manifest.json`. Returns the manifest.
+ * Writes one weights file and the manifest: into the folder `out` as
+ * `folder.file` + `manifest.json` (atomically, or as a user output folder with
+ * `folder.output`), or, without `folder`, as the file `out` with
+ * `<name>.manifest.json` beside it.
  */
-export async function saveBackbone(
-  backbone: Backbone,
-  dir: string,
-  extras: ManifestExtras = {},
-  options: SaveBackboneOptions = {},
+async function writeWeightsWithManifest(
+  out: string,
+  folder: { file: string; output?: OutputDirOptions } | undefined,
+  bytes: Uint8Array,
+  manifest: BackboneManifest,
 ): Promise<BackboneManifest> {
-  const manifest = manifestFor(backbone, { weights: BACKBONE_WEIGHTS_FILE }, extras);
-  if (options.fc) manifest.fcClasses = options.fc.outputDim;
-  const bytes = safetensorsBytes(backbone, manifest, options);
-  await writeBackboneDir(dir, options.output, async (tmp) => {
-    await writeFileAtomic(path.join(tmp, BACKBONE_WEIGHTS_FILE), bytes);
+  if (!folder) {
+    await writeFileAtomic(out, bytes);
+    await writeManifest(manifestBeside(out), manifest);
+    return manifest;
+  }
+  await writeBackboneDir(out, folder.output, async (tmp) => {
+    await writeFileAtomic(path.join(tmp, folder.file), bytes);
     await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
   });
   return manifest;
 }
+
+/** How a backbone writer is called: the backbone, where it goes, the manifest's extras, the writer's options. */
+export type BackboneWriter<Options> = (
+  backbone: Backbone,
+  out: string,
+  extras?: ManifestExtras,
+  options?: Options,
+) => Promise<BackboneManifest>;
+
+/** The torchvision-named safetensors of `backbone` (with `fc` when given), as a folder or (`single`) a lone file. */
+async function saveSafetensors(
+  backbone: Backbone,
+  out: string,
+  single: boolean,
+  extras: ManifestExtras,
+  options: SaveBackboneOptions,
+): Promise<BackboneManifest> {
+  const manifest = manifestFor(backbone, { weights: single ? path.basename(out) : BACKBONE_WEIGHTS_FILE }, extras);
+  if (options.fc) manifest.fcClasses = options.fc.outputDim;
+  const folder = single ? undefined : { file: BACKBONE_WEIGHTS_FILE, output: options.output };
+  return writeWeightsWithManifest(out, folder, safetensorsBytes(backbone, manifest, options), manifest);
+}
+
+/**
+ * Writes a backbone directory atomically: `<dir>/backbone.safetensors` (torchvision
+ * names; loads into torchvision with `load_state_dict(strict=False)`) and
+ * `<dir>/manifest.json`. Returns the manifest.
+ */
+export const saveBackbone: BackboneWriter<SaveBackboneOptions> = (backbone, dir, extras = {}, options = {}) =>
+  saveSafetensors(backbone, dir, false, extras, options);
+
+/** Writes a single torchvision-style `.safetensors` file plus `<name>.manifest.json` beside it. */
+export const saveBackboneSafetensorsFile: BackboneWriter<SaveBackboneOptions> = (
+  backbone,
+  file,
+  extras = {},
+  options = {},
+) => saveSafetensors(backbone, file, true, extras, options);
 
 /** Writes the backbone as a tfjs LayersModel directory (`model.json`, `weights.bin`, `manifest.json`). */
 export async function saveBackboneTfjs(
@@ -152,30 +193,7 @@ export async function saveBackboneOnnx(
     inputSize: manifest.inputSize,
     metadata: { selfsup_manifest: JSON.stringify(manifest), ...options.metadata },
   });
-  if (single) {
-    await writeFileAtomic(out, bytes);
-    await writeManifest(manifestBeside(out), manifest);
-  } else {
-    await writeBackboneDir(out, output, async (tmp) => {
-      await writeFileAtomic(path.join(tmp, ONNX_MODEL_FILE), bytes);
-      await writeManifest(path.join(tmp, MANIFEST_FILE), manifest);
-    });
-  }
-  return manifest;
-}
-
-/** Writes a single torchvision-style `.safetensors` file plus `<name>.manifest.json` beside it. */
-export async function saveBackboneSafetensorsFile(
-  backbone: Backbone,
-  file: string,
-  extras: ManifestExtras = {},
-  options: SaveBackboneOptions = {},
-): Promise<BackboneManifest> {
-  const manifest = manifestFor(backbone, { weights: path.basename(file) }, extras);
-  if (options.fc) manifest.fcClasses = options.fc.outputDim;
-  await writeFileAtomic(file, safetensorsBytes(backbone, manifest, options));
-  await writeManifest(manifestBeside(file), manifest);
-  return manifest;
+  return writeWeightsWithManifest(out, single ? undefined : { file: ONNX_MODEL_FILE, output }, bytes, manifest);
 }
 
 export interface LoadBackboneOptions {

@@ -26,6 +26,7 @@ import { perClassSubset } from './data.js';
 import { type ImageSet, subsetImageSet } from './image-set.js';
 import { preprocessingMismatches, resolveInput } from './recipe.js';
 import {
+  type DataSpec,
   type FeatureCache,
   finetuneInputs,
   finetuneOnData,
@@ -56,16 +57,11 @@ export function checkBudgetArm(arm: string): BudgetArm {
   throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')} or init:<weights>`, arm);
 }
 
-export interface BudgetOptions {
+/** The study's data are a finetune's (`unlabeled`: for the FixMatch arm; default: the labeled pool, labels hidden). */
+export interface BudgetOptions extends DataSpec {
   recipe: FinetuneRecipe;
   recipeFile?: string;
   backbone: string;
-  labels: string;
-  test?: string;
-  /** Unlabeled images for the FixMatch arm (default: the labeled pool with its labels hidden). */
-  unlabeled?: string;
-  unlabeledLimit?: number;
-  testLimit?: number;
   perClass: number[];
   seeds: number[];
   arms: BudgetArm[];

@@ -1,7 +1,7 @@
 /** `selfsup eval` as a library call: a finetuned model folder on a labeled set -> a report folder. */
 import path from 'node:path';
 import { openImageSource } from '../data/open.js';
-import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
+import { checkOutputDir, namedInputs, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { remapLabels } from './data.js';
 import { evaluateProbabilities, writeEvaluationFiles } from './evaluate.js';
 import { loadImageSet, withLabels } from './image-set.js';
@@ -43,7 +43,7 @@ export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
     inputs: [
       // The default report folder lies inside the model folder: allowed, but not the model folder itself.
       { path: job.model, option: '<model>', outputMayBeInside: true },
-      ...job.labels.split(',').map((p) => ({ path: p, option: '--labels' })),
+      ...namedInputs({ '--labels': job.labels }),
     ],
   };
   checkOutputDir(out, output);

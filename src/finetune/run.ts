@@ -31,7 +31,7 @@ import { differingKeys } from '../train/run-dir.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { UsageError } from '../util/errors.js';
-import { checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
+import { checkOutputDir, namedInputs, type OutputDirOptions } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 
 export { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
@@ -53,7 +53,7 @@ import { saveClassifier } from './model-io.js';
 import { type DataSpec, type InputSpec, type PreparedData, prepareData, type SubsetOptions } from './prepare-data.js';
 import { preprocessingMismatches, resolveInput, trainOptionsOf } from './recipe.js';
 import { type SelfTrainingOutcome, type SelfTrainingRound, selfTrainOnData } from './self-training.js';
-import { type EpochMetrics, type TrainResult, trainClassifier } from './train.js';
+import { type EpochMetrics, type TrainContext, type TrainResult, trainClassifier } from './train.js';
 
 /**
  * Test-set features of a frozen backbone, reused across runs that only train a
@@ -82,14 +82,9 @@ export async function finetuneOnData(
   input: InputSpec,
   recipe: FinetuneRecipe,
   data: PreparedData,
-  options: {
-    progress?: boolean;
-    onEpoch?: (m: EpochMetrics) => void;
-    onStep?: (row: MetricsRow) => void;
+  /** How the training reports and checkpoints (trainClassifier's context), and what only this call needs. */
+  options: Omit<TrainContext, 'labeled' | 'unlabeled'> & {
     recipeFile?: string;
-    /** A folder for checkpoints (see trainClassifier); with `resume`, continue from its last one. */
-    runDir?: string;
-    resume?: boolean;
     /** With `featureKey`: test features of the frozen backbone, reused when the training only touched the head. */
     featureCache?: FeatureCache;
     featureKey?: string;
@@ -403,12 +398,12 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
 
 /** The files and folders a finetuning job reads, which its output may not overlap. */
 export function finetuneInputs(job: { backbone: string; labels: string; test?: string; unlabeled?: string }) {
-  return [
-    { path: job.backbone, option: '--backbone' },
-    ...job.labels.split(',').map((p) => ({ path: p, option: '--labels' })),
-    ...(job.test ?? '').split(',').map((p) => ({ path: p, option: '--test' })),
-    ...(job.unlabeled ?? '').split(',').map((p) => ({ path: p, option: '--unlabeled' })),
-  ];
+  return namedInputs({
+    '--backbone': job.backbone,
+    '--labels': job.labels,
+    '--test': job.test,
+    '--unlabeled': job.unlabeled,
+  });
 }
 
 /** Where a finetune job may write: a finetune output folder that overlaps none of its inputs. */

@@ -13,10 +13,9 @@
  */
 import path from 'node:path';
 import {
-  lastCheckpoint,
   loadCheckpoint,
   type NamedTensorVariable,
-  removeStaleTemporaries,
+  resumePoint,
   saveCheckpoint,
   type TrainingState,
 } from '../train/checkpoint.js';
@@ -72,8 +71,7 @@ export class FinetuneCheckpoints {
    * there is none yet. The run must have the checkpoint's steps per epoch (same data, same batch size).
    */
   async restore(stepsPerEpoch: number, numClasses: number): Promise<FinetuneProgress | undefined> {
-    await removeStaleTemporaries(this.runDir);
-    const dir = lastCheckpoint(this.runDir);
+    const dir = await resumePoint(this.runDir);
     if (!dir) return undefined;
     const loaded = loadCheckpoint(dir, this.saved);
     const state = loaded.state as FinetuneState;

@@ -24,7 +24,7 @@ import { writeContactSheet } from '../report/contact-sheet.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertOneOf, InputError } from '../util/errors.js';
-import { beginOutputDir, checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
+import { beginOutputDir, checkOutputDir, namedInputs, type OutputDirOptions } from '../util/output-dir.js';
 import { type ProbabilityMatrix, predictions, type UncertaintyMeasure } from './scores.js';
 import { type SelectionResult, type SelectionStrategy, selectFromPool } from './strategies.js';
 
@@ -125,11 +125,7 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
   const output: OutputDirOptions = {
     kind: 'select',
     overwrite: options.overwrite,
-    inputs: [
-      { path: options.model, option: '<model>' },
-      { path: options.data, option: '--data' },
-      { path: options.labeled ?? '', option: '--labeled' },
-    ],
+    inputs: namedInputs({ '<model>': options.model, '--data': options.data, '--labeled': options.labeled }),
   };
   checkOutputDir(options.out, output);
   const selector = await loadSelector(options.model, options.inputSize);

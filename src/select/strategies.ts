@@ -266,7 +266,12 @@ export function sphericalKMeans(
   return { assignment, similarity };
 }
 
-function selectTypical(picker: Picker, space: UnitSpace, settings: Resolved, eligibleRows: Int32Array): void {
+/** The eligible rows in min(budget, rows) spherical k-means clusters, and each row's similarity to its centre (by pool row). */
+function clusterEligible(
+  space: UnitSpace,
+  settings: Resolved,
+  eligibleRows: Int32Array,
+): { members: number[][]; similarity: Float32Array } {
   const k = Math.min(settings.budget, eligibleRows.length);
   const points = tf.tidy(() => tf.gather(space.pool, eligibleRows) as tf.Tensor2D);
   let clusters: ReturnType<typeof sphericalKMeans>;
@@ -276,24 +281,44 @@ function selectTypical(picker: Picker, space: UnitSpace, settings: Resolved, eli
     points.dispose();
   }
   const members: number[][] = Array.from({ length: k }, () => []);
-  const typicality = new Float32Array(space.pool.shape[0]);
+  const similarity = new Float32Array(space.pool.shape[0]);
   for (let i = 0; i < eligibleRows.length; i++) {
     members[clusters.assignment[i]].push(eligibleRows[i]);
-    typicality[eligibleRows[i]] = clusters.similarity[i];
+    similarity[eligibleRows[i]] = clusters.similarity[i];
   }
-  for (const list of members) list.sort((a, b) => typicality[b] - typicality[a] || a - b);
-  // Round r offers the r-th most typical member of every cluster, largest clusters first.
-  const order = members
+  return { members, similarity };
+}
+
+interface RankedCluster {
+  id: number;
+  /** Pool rows, best first. */
+  list: number[];
+}
+
+/**
+ * Offers cluster members round by round: each cluster's members sorted by `score`
+ * (highest first), the non-empty clusters in the order `compare` gives; round r
+ * offers the r-th best member of every cluster, until the picker is full or no
+ * cluster has an r-th member.
+ */
+function offerByCluster(
+  picker: Picker,
+  members: number[][],
+  score: Float32Array,
+  compare: (a: RankedCluster, b: RankedCluster) => number,
+): void {
+  for (const list of members) list.sort((a, b) => score[b] - score[a] || a - b);
+  const clusters = members
     .map((list, id) => ({ id, list }))
     .filter((c) => c.list.length > 0)
-    .sort((a, b) => b.list.length - a.list.length || a.id - b.id);
+    .sort(compare);
   for (let round = 0; !picker.full; round++) {
     let offered = false;
-    for (const c of order) {
+    for (const c of clusters) {
       if (round < c.list.length) {
         offered = true;
         const row = c.list[round];
-        picker.offer(row, typicality[row], c.id);
+        picker.offer(row, score[row], c.id);
         if (picker.full) return;
       }
     }
@@ -301,6 +326,13 @@ function selectTypical(picker: Picker, space: UnitSpace, settings: Resolved, eli
   }
 }
 
+/** Round r offers the r-th most typical member (nearest its centre) of every cluster, largest clusters first. */
+function selectTypical(picker: Picker, space: UnitSpace, settings: Resolved, eligibleRows: Int32Array): void {
+  const { members, similarity } = clusterEligible(space, settings, eligibleRows);
+  offerByCluster(picker, members, similarity, (a, b) => b.list.length - a.list.length || a.id - b.id);
+}
+
+/** Round r offers the r-th most uncertain member of every cluster, most uncertain clusters first. */
 function selectHybrid(
   picker: Picker,
   space: UnitSpace,
@@ -308,43 +340,13 @@ function selectHybrid(
   settings: Resolved,
   eligibleRows: Int32Array,
 ): void {
-  const k = Math.min(settings.budget, eligibleRows.length);
-  const points = tf.tidy(() => tf.gather(space.pool, eligibleRows) as tf.Tensor2D);
-  let clusterOfEligible: Int32Array;
-  try {
-    clusterOfEligible = sphericalKMeans(
-      points,
-      k,
-      settings.clusterIterations,
-      settings.rng.derive('kmeans'),
-    ).assignment;
-  } finally {
-    points.dispose();
-  }
-  const cluster = new Int32Array(uncertainty.length).fill(-1);
-  const members: number[][] = Array.from({ length: k }, () => []);
-  for (let i = 0; i < eligibleRows.length; i++) {
-    cluster[eligibleRows[i]] = clusterOfEligible[i];
-    members[clusterOfEligible[i]].push(eligibleRows[i]);
-  }
-  for (const list of members) list.sort((a, b) => uncertainty[b] - uncertainty[a] || a - b);
-  // Round r offers the r-th most uncertain member of every cluster, most uncertain clusters first.
-  const clusters = members
-    .map((list, id) => ({ id, list }))
-    .filter((c) => c.list.length > 0)
-    .sort((a, b) => uncertainty[b.list[0]] - uncertainty[a.list[0]] || a.id - b.id);
-  for (let round = 0; !picker.full; round++) {
-    let offered = false;
-    for (const c of clusters) {
-      if (round < c.list.length) {
-        offered = true;
-        const row = c.list[round];
-        picker.offer(row, uncertainty[row], c.id);
-        if (picker.full) return;
-      }
-    }
-    if (!offered) return;
-  }
+  const { members } = clusterEligible(space, settings, eligibleRows);
+  offerByCluster(
+    picker,
+    members,
+    uncertainty,
+    (a, b) => uncertainty[b.list[0]] - uncertainty[a.list[0]] || a.id - b.id,
+  );
 }
 
 function selectBalanced(

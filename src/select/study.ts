@@ -21,7 +21,7 @@ import { lineChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertNumber, InputError, UsageError } from '../util/errors.js';
-import { beginOutputDir, checkOutputDir, type OutputDirOptions } from '../util/output-dir.js';
+import { beginOutputDir, checkOutputDir, namedInputs, type OutputDirOptions } from '../util/output-dir.js';
 import { createRng } from '../util/rng.js';
 import type { UncertaintyMeasure } from './scores.js';
 import { CLASSIFIER_STRATEGIES, type SelectionStrategy, selectFromPool } from './strategies.js';
@@ -239,11 +239,7 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
   const output: OutputDirOptions = {
     kind: 'select-study',
     overwrite: job.overwrite,
-    inputs: [
-      { path: job.model, option: '<model>' },
-      { path: job.pool, option: '--pool' },
-      { path: job.test, option: '--test' },
-    ],
+    inputs: namedInputs({ '<model>': job.model, '--pool': job.pool, '--test': job.test }),
   };
   checkOutputDir(job.out, output);
   const model = await loadModelForEmbedding(job.model, job.inputSize);

@@ -209,6 +209,16 @@ export function lastCheckpointName(runDir: string): string | undefined {
   return stats.isSymbolicLink() ? readlinkSync(pointer) : readFileSync(pointer, 'utf8').trim();
 }
 
+/**
+ * Where a resumed run continues from: removes the temporaries an interrupted
+ * write left in `checkpoints/`, then returns the last complete checkpoint
+ * (undefined when the run has none yet).
+ */
+export async function resumePoint(runDir: string): Promise<string | undefined> {
+  await removeStaleTemporaries(runDir);
+  return lastCheckpoint(runDir);
+}
+
 /** The directory `checkpoints/last` points at, or undefined when the run has none. */
 export function lastCheckpoint(runDir: string): string | undefined {
   const name = lastCheckpointName(runDir);

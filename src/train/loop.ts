@@ -23,10 +23,9 @@ import { Progress } from '../util/progress.js';
 import { createRng, type Rng } from '../util/rng.js';
 import {
   checkpointName,
-  lastCheckpoint,
   loadCheckpoint,
   type NamedTensorVariable,
-  removeStaleTemporaries,
+  resumePoint,
   saveCheckpoint,
   type TrainingState,
   writeModuleTensors,
@@ -143,8 +142,7 @@ async function pretrainLocked(
     runDir = options.resume;
     checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
     held.lock = acquireRunLock(runDir, takeOver);
-    await removeStaleTemporaries(runDir);
-    resumeDir = lastCheckpoint(runDir);
+    resumeDir = await resumePoint(runDir);
     // A run that stopped before its first checkpoint starts again from step 0.
     if (!resumeDir) takeOver(`${runDir} has no checkpoint yet: starting it from the first step`);
   } else {

@@ -51,6 +51,17 @@ export interface OutputDirOptions {
   option?: string;
 }
 
+/**
+ * The inputs of a command by the option or argument that named them
+ * (`{ '<model>': job.model, '--data': job.data }`): unset ones are left out, and
+ * an `images,labels` pair of IDX files counts as its two files.
+ */
+export function namedInputs(byOption: Record<string, string | undefined>): OutputInput[] {
+  return Object.entries(byOption).flatMap(([option, spec]) =>
+    spec ? spec.split(',').map((file) => ({ path: file, option })) : [],
+  );
+}
+
 /** What a check found at the output path. */
 export type OutputDirState = { state: 'new' } | { state: 'empty' } | { state: 'replace'; files: string[] };
 

@@ -1,37 +1,28 @@
 /** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
 import type { Command } from 'commander';
-import { BUDGET_ARMS, type BudgetResult, budgetMarkdown, checkBudgetArm, runBudget } from '../../finetune/budget.js';
+import {
+  BUDGET_ARMS,
+  type BudgetOptions,
+  type BudgetResult,
+  budgetMarkdown,
+  checkBudgetArm,
+  runBudget,
+} from '../../finetune/budget.js';
 import {
   DEFAULT_FINETUNE_RECIPE,
   defaultFinetuneRecipeFile,
   loadFinetuneRecipe,
 } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
-import {
-  type GlobalOptions,
-  note,
-  numberArg,
-  output,
-  overwriteOption,
-  requireExists,
-  startEngine,
-  withGlobalOptions,
-  withSubsetLimitOptions,
-} from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
 
-interface BudgetCliOptions extends GlobalOptions {
-  backbone: string;
-  labels: string;
-  test?: string;
-  unlabeled?: string;
-  unlabeledLimit?: number;
-  testLimit?: number;
+/** The options as commander parses them: the library call's, named alike, with the lists still text. */
+interface BudgetCliOptions
+  extends GlobalOptions,
+    Omit<BudgetOptions, 'recipe' | 'recipeFile' | 'perClass' | 'seeds' | 'arms'> {
   perClass: string;
   seeds: string;
   arms: string;
-  valPerClass?: number;
-  out: string;
-  overwrite?: boolean;
 }
 
 /** Parses "10,100" into [10, 100]; names the option on error. */
@@ -45,49 +36,44 @@ export function parseIntegerList(value: string, option: string, min = 0): number
 }
 
 export function registerBudget(program: Command, setResult: (p: Promise<number>) => void): void {
-  withGlobalOptions(
-    withSubsetLimitOptions(
-      program
-        .command('budget')
-        .description(
-          'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
-        )
-        .argument(
-          '[recipe]',
-          `the finetuning recipe every run uses (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
-        )
-        .requiredOption(
-          '--backbone <path>',
-          'the pretrained backbone: a run folder, an export folder, a .safetensors file or a PyTorch .pth/.ckpt (file.pth#key)',
-        )
-        .requiredOption(
-          '--labels <path>',
-          'the labeled pool the N per class are drawn from (class folders, table, IDX)',
-        )
-        .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier budget study, with --overwrite)')
-        .addOption(overwriteOption())
-        .option('--test <path>', 'labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)')
-        .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
-        .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
-        .option(
-          '--arms <list>',
-          `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}, init:<weights> (finetune like pretrained, from ` +
-            'other weights: a run, a backbone folder, .safetensors, a PyTorch .pth/.ckpt)',
-          'scratch,pretrained',
-        )
-        .option(
-          '--unlabeled <path>',
-          'unlabeled images for the +fixmatch and +self-training arms (default: the labeled pool, labels hidden)',
-        )
-        .option(
-          '--val-per-class <n>',
-          'hold out n images per class of --labels as a validation split (in no label subset, not unlabeled); every ' +
-            'run reports its accuracy on it; without --test it is the only evaluation. Choose recipes on it.',
-          numberArg({ integer: true, min: 1 }),
-        )
-        .addHelpText(
-          'after',
-          `
+  const command = program
+    .command('budget')
+    .description(
+      'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
+    )
+    .argument(
+      '[recipe]',
+      `the finetuning recipe every run uses (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
+    )
+    .requiredOption('--backbone <path>', backboneHelp('the pretrained backbone'))
+    .requiredOption('--labels <path>', imagesHelp('the labeled pool the N per class are drawn from'))
+    .option(
+      '--test <path>',
+      imagesHelp('labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)'),
+    )
+    .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
+    .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
+    .option(
+      '--arms <list>',
+      `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}, init:<weights> (finetune like pretrained, from ` +
+        'other weights: a run, a backbone folder, .safetensors, a PyTorch .pth/.ckpt)',
+      'scratch,pretrained',
+    )
+    .option(
+      '--unlabeled <path>',
+      imagesHelp(
+        'unlabeled images for the +fixmatch and +self-training arms (default: the labeled pool, labels hidden)',
+      ),
+    )
+    .option(
+      '--val-per-class <n>',
+      'hold out n images per class of --labels as a validation split (in no label subset, not unlabeled); every ' +
+        'run reports its accuracy on it; without --test it is the only evaluation. Choose recipes on it.',
+      numberArg({ integer: true, min: 1 }),
+    )
+    .addHelpText(
+      'after',
+      `
 Every arm runs the same recipe (default: recipes/${DEFAULT_FINETUNE_RECIPE}); the scratch arm starts from a
 random initialisation, trains every layer at the head's learning rate and skips the recipe's linear probe
 (probe:). The +fixmatch arms turn the recipe's fixmatch: on; the +self-training arms run its selfTraining:
@@ -103,44 +89,29 @@ Examples:
       --val-per-class 200 --per-class 10 --seeds 0,1,2 --out studies/choose-lpft
   $ selfsup budget recipes/finetune-fixmatch-budget.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
-        ),
-    ),
-  ).action((recipeArg: string | undefined, opts: BudgetCliOptions) => {
-    setResult(
-      (async () => {
-        const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
-        requireExists(recipeFile, '[recipe]');
-        requireExists(opts.backbone, '--backbone');
-        const perClass = parseIntegerList(opts.perClass, '--per-class', 1);
-        const seeds = parseIntegerList(opts.seeds, '--seeds', 0);
-        const arms = opts.arms.split(',').map((s) => checkBudgetArm(s.trim()));
-        const recipe = loadFinetuneRecipe(recipeFile);
-        startEngine(opts);
-        const result: BudgetResult = await runBudget({
-          recipe,
-          recipeFile,
-          backbone: opts.backbone,
-          labels: opts.labels,
-          test: opts.test,
-          unlabeled: opts.unlabeled,
-          unlabeledLimit: opts.unlabeledLimit,
-          testLimit: opts.testLimit,
-          perClass,
-          seeds,
-          arms,
-          valPerClass: opts.valPerClass,
-          out: opts.out,
-          overwrite: opts.overwrite,
-          progress: !opts.quiet && !opts.json,
-          log: (line) => note(opts, line),
-        });
-        output(
-          opts,
-          result,
-          `${budgetMarkdown(result.cells, result.note)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png, subsets.json`,
-        );
-        return 0;
-      })(),
     );
-  });
+  withGlobalOptions(command, { outputFolder: 'an earlier budget study', subsetLimits: true }).action(
+    (recipeArg: string | undefined, opts: BudgetCliOptions) => {
+      const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
+      runJob(setResult, opts, {
+        inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
+        prepare: () => ({
+          perClass: parseIntegerList(opts.perClass, '--per-class', 1),
+          seeds: parseIntegerList(opts.seeds, '--seeds', 0),
+          arms: opts.arms.split(',').map((s) => checkBudgetArm(s.trim())),
+          recipe: loadFinetuneRecipe(recipeFile),
+        }),
+        work: ({ prepared, io, options }) =>
+          runBudget({
+            ...options,
+            ...prepared,
+            recipeFile,
+            progress: io.showProgress,
+            log: io.note,
+          }),
+        format: (result: BudgetResult) =>
+          `${budgetMarkdown(result.cells, result.note)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png, subsets.json`,
+      });
+    },
+  );
 }

@@ -1,15 +1,7 @@
 /** `selfsup eval`: argument parsing only; the work is `runEvaluation` in src/finetune. */
 import type { Command } from 'commander';
 import { type EvalSummary, runEvaluation } from '../../finetune/eval-job.js';
-import {
-  type GlobalOptions,
-  numberArg,
-  output,
-  overwriteOption,
-  requireExists,
-  startEngine,
-  withGlobalOptions,
-} from '../common.js';
+import { type GlobalOptions, imagesHelp, numberArg, overwriteOption, runJob, withGlobalOptions } from '../common.js';
 
 interface EvalCliOptions extends GlobalOptions {
   labels: string;
@@ -35,10 +27,7 @@ export function registerEval(program: Command, setResult: (p: Promise<number>) =
         'evaluate a finetuned model on labeled images: per-class metrics, confusion matrix, calibration, predictions',
       )
       .argument('<model>', 'a model folder written by `selfsup finetune`')
-      .requiredOption(
-        '--labels <path>',
-        'labeled images: class folders, a .csv/.arrow table, an IDX file, or a folder of IDX files (t10k split)',
-      )
+      .requiredOption('--labels <path>', imagesHelp('labeled images (of a folder of IDX files, the t10k split)'))
       .option('--out <dir>', 'report folder: new or empty (default: <model>/eval-<labels name>)')
       .addOption(overwriteOption())
       .option('--batch-size <n>', 'images per forward pass', numberArg({ integer: true, min: 1, max: 65536 }), 256)
@@ -56,23 +45,19 @@ Examples:
   $ selfsup eval models/probe --labels /usr/share/datasets/fashion-mnist --out reports/probe-t10k --json`,
       ),
   ).action((model: string, opts: EvalCliOptions) => {
-    setResult(
-      (async () => {
-        requireExists(model, '<model>');
-        requireExists(opts.labels.split(',')[0], '--labels');
-        startEngine(opts);
-        const summary = await runEvaluation({
+    runJob(setResult, opts, {
+      inputs: { '<model>': model, '--labels': opts.labels },
+      work: ({ io }) =>
+        runEvaluation({
           model,
           labels: opts.labels,
           out: opts.out,
           overwrite: opts.overwrite,
           batchSize: opts.batchSize,
           calibrationBins: opts.bins,
-          progress: !opts.quiet && !opts.json,
-        });
-        output(opts, summary, formatEvalSummary(summary));
-        return 0;
-      })(),
-    );
+          progress: io.showProgress,
+        }),
+      format: formatEvalSummary,
+    });
   });
 }

@@ -4,16 +4,7 @@ import { getTask } from '../../../pretext-tasks/registry.js';
 import { type FewShotResult, runFewShot } from '../../demo/fewshot.js';
 import { loadFinetuneRecipe } from '../../recipes/finetune-recipe.js';
 import { loadPretrainRecipe } from '../../recipes/pretrain-recipe.js';
-import {
-  type GlobalOptions,
-  note,
-  numberArg,
-  output,
-  requireExists,
-  startEngine,
-  withGlobalOptions,
-  withSubsetLimitOptions,
-} from '../common.js';
+import { type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
 import { formatFinetuneSummary } from './finetune.js';
 
 interface FewShotCliOptions extends GlobalOptions {
@@ -34,23 +25,24 @@ export function formatFewShotResult(r: FewShotResult): string {
 }
 
 export function registerFewShot(program: Command, setResult: (p: Promise<number>) => void): void {
-  withGlobalOptions(
-    withSubsetLimitOptions(
-      program
-        .command('fewshot')
-        .description(
-          'a dump and a few labels in one command: pretrain on the dump, then finetune on the labels with the dump as unlabeled images (FixMatch / self-training)',
-        )
-        .argument('<pretrain-recipe>', 'the pretraining recipe (recipes/rotation-small.yaml, ...)')
-        .argument('<finetune-recipe>', 'the finetuning recipe (recipes/finetune-semi-supervised.yaml, ...)')
-        .requiredOption('--data <path>', 'the unlabeled dump: a folder, a scan manifest.arrow or an IDX file')
-        .requiredOption('--labels <path>', 'labeled images: class folders, a path,label table or IDX')
-        .requiredOption('--out <dir>', 'output folder: <out>/pretrain (the run), <out>/model (the classifier)')
-        .option('--test <path>', 'labeled test images for the report (default: the recipe eval.holdout of --labels)')
-        .option('--seed <n>', "override both recipes' seed", numberArg({ min: 0, integer: true }))
-        .addHelpText(
-          'after',
-          `
+  const command = program
+    .command('fewshot')
+    .description(
+      'a dump and a few labels in one command: pretrain on the dump, then finetune on the labels with the dump as unlabeled images (FixMatch / self-training)',
+    )
+    .argument('<pretrain-recipe>', 'the pretraining recipe (recipes/rotation-small.yaml, ...)')
+    .argument('<finetune-recipe>', 'the finetuning recipe (recipes/finetune-semi-supervised.yaml, ...)')
+    .requiredOption('--data <path>', imagesHelp('the unlabeled dump'))
+    .requiredOption('--labels <path>', imagesHelp('labeled images'))
+    .requiredOption('--out <dir>', 'output folder: <out>/pretrain (the run), <out>/model (the classifier)')
+    .option(
+      '--test <path>',
+      imagesHelp('labeled test images for the report (default: the recipe eval.holdout of --labels)'),
+    )
+    .option('--seed <n>', "override both recipes' seed", numberArg({ min: 0, integer: true }))
+    .addHelpText(
+      'after',
+      `
 The same command again continues where it stopped: a finished pretraining is reused, an
 unfinished one resumes from its last checkpoint, an interrupted finetune resumes too.
 <out>/fewshot.json records the recipes, inputs, minutes per stage and the headline numbers.
@@ -59,40 +51,42 @@ Exit codes: 0 done, 1 failure, 2 usage.
 Examples:
   $ selfsup fewshot recipes/rotation-small.yaml recipes/finetune-semi-supervised.yaml \\
       --data ./dump --labels ./labeled --test ./test --out runs/fewshot`,
-        ),
-    ),
-  ).action((pretrainFile: string, finetuneFile: string, opts: FewShotCliOptions) => {
-    setResult(
-      (async () => {
-        requireExists(pretrainFile, '<pretrain-recipe>');
-        requireExists(finetuneFile, '<finetune-recipe>');
-        requireExists(opts.data, '--data');
-        requireExists(opts.labels, '--labels');
-        if (opts.test) requireExists(opts.test, '--test');
-        const pretrainRecipe = loadPretrainRecipe(pretrainFile, getTask);
-        const finetuneRecipe = loadFinetuneRecipe(finetuneFile);
-        if (opts.seed !== undefined) {
-          pretrainRecipe.seed = opts.seed;
-          finetuneRecipe.seed = opts.seed;
-        }
-        startEngine(opts);
-        const result = await runFewShot({
-          pretrainRecipe,
-          pretrainRecipeFile: pretrainFile,
-          finetuneRecipe,
-          finetuneRecipeFile: finetuneFile,
-          data: opts.data,
-          labels: opts.labels,
-          test: opts.test,
-          unlabeledLimit: opts.unlabeledLimit,
-          testLimit: opts.testLimit,
-          out: opts.out,
-          progress: !opts.quiet && !opts.json,
-          log: (line) => note(opts, line),
-        });
-        output(opts, result, formatFewShotResult(result));
-        return 0;
-      })(),
     );
-  });
+  withGlobalOptions(command, { subsetLimits: true }).action(
+    (pretrainFile: string, finetuneFile: string, opts: FewShotCliOptions) => {
+      runJob(setResult, opts, {
+        inputs: {
+          '<pretrain-recipe>': pretrainFile,
+          '<finetune-recipe>': finetuneFile,
+          '--data': opts.data,
+          '--labels': opts.labels,
+          '--test': opts.test,
+        },
+        prepare: () => {
+          const pretrainRecipe = loadPretrainRecipe(pretrainFile, getTask);
+          const finetuneRecipe = loadFinetuneRecipe(finetuneFile);
+          if (opts.seed !== undefined) {
+            pretrainRecipe.seed = opts.seed;
+            finetuneRecipe.seed = opts.seed;
+          }
+          return { pretrainRecipe, finetuneRecipe };
+        },
+        work: ({ prepared, io }) =>
+          runFewShot({
+            ...prepared,
+            pretrainRecipeFile: pretrainFile,
+            finetuneRecipeFile: finetuneFile,
+            data: opts.data,
+            labels: opts.labels,
+            test: opts.test,
+            unlabeledLimit: opts.unlabeledLimit,
+            testLimit: opts.testLimit,
+            out: opts.out,
+            progress: io.showProgress,
+            log: io.note,
+          }),
+        format: formatFewShotResult,
+      });
+    },
+  );
 }

@@ -1,6 +1,6 @@
 /** `selfsup finetune`: argument parsing only; the work is `runFinetune` in src/finetune. */
 import type { Command } from 'commander';
-import { type FinetuneSummary, runFinetune } from '../../finetune/run.js';
+import { type DataSpec, type FinetuneSummary, runFinetune } from '../../finetune/run.js';
 import type { SelfTrainingRound } from '../../finetune/self-training.js';
 import {
   DEFAULT_FINETUNE_RECIPE,
@@ -8,23 +8,11 @@ import {
   loadFinetuneRecipe,
 } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
-import {
-  type GlobalOptions,
-  note,
-  numberArg,
-  output,
-  overwriteOption,
-  requireExists,
-  startEngine,
-  withGlobalOptions,
-  withSubsetLimitOptions,
-} from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
 
-interface FinetuneCliOptions extends GlobalOptions {
+/** The options as commander parses them; the data options are the library's (DataSpec). */
+interface FinetuneCliOptions extends GlobalOptions, DataSpec {
   backbone: string;
-  labels: string;
-  unlabeled?: string;
-  test?: string;
   out: string;
   overwrite?: boolean;
   fromScratch?: boolean;
@@ -34,8 +22,6 @@ interface FinetuneCliOptions extends GlobalOptions {
   minorityFactor: number;
   flipLabels?: number;
   subsetSeed?: number;
-  unlabeledLimit?: number;
-  testLimit?: number;
   resume?: boolean;
 }
 
@@ -83,64 +69,49 @@ export function formatFinetuneSummary(s: FinetuneSummary): string {
 }
 
 export function registerFinetune(program: Command, setResult: (p: Promise<number>) => void): void {
-  withGlobalOptions(
-    withSubsetLimitOptions(
-      program
-        .command('finetune')
-        .description(
-          'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
-        )
-        .argument(
-          '[recipe]',
-          `a finetuning recipe (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
-        )
-        .requiredOption(
-          '--backbone <path>',
-          'a pretraining run folder, a backbone export folder, a torchvision .safetensors file or a PyTorch .pth/.ckpt ' +
-            '(file.pth#key)',
-        )
-        .requiredOption(
-          '--labels <path>',
-          'labeled images: class folders, a .csv/.arrow table (path,label), an IDX file, or a folder of IDX files',
-        )
-        .requiredOption(
-          '--out <dir>',
-          'output model folder: new or empty (or an earlier finetune output, with --overwrite)',
-        )
-        .addOption(overwriteOption())
-        .option(
-          '--resume',
-          'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
-        )
-        .option(
-          '--unlabeled <path>',
-          'unlabeled images for FixMatch and self-training (a folder, or IDX: their labels are only used to report pseudo-label accuracy)',
-        )
-        .option(
-          '--test <path>',
-          'labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)',
-        )
-        .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
-        .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
-        .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
-        .option(
-          '--minority <classes>',
-          'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
-        )
-        .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
-        .option(
-          '--flip-labels <fraction>',
-          'experiment: flip this fraction of training labels (the label review reports precision at k)',
-          numberArg({ min: 0, max: 0.9 }),
-        )
-        .option(
-          '--subset-seed <n>',
-          'seed of the experiment subsets (default: the recipe seed)',
-          numberArg({ integer: true, min: 0 }),
-        )
-        .addHelpText(
-          'after',
-          `
+  const command = program
+    .command('finetune')
+    .description(
+      'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
+    )
+    .argument('[recipe]', `a finetuning recipe (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`)
+    .requiredOption('--backbone <path>', backboneHelp('the backbone to finetune (--from-scratch: its architecture)'))
+    .requiredOption('--labels <path>', imagesHelp('labeled images'))
+    .option(
+      '--resume',
+      'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
+    )
+    .option(
+      '--unlabeled <path>',
+      imagesHelp(
+        'unlabeled images for FixMatch and self-training (labels they have only serve to report pseudo-label accuracy)',
+      ),
+    )
+    .option(
+      '--test <path>',
+      imagesHelp('labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)'),
+    )
+    .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
+    .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
+    .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
+    .option(
+      '--minority <classes>',
+      'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
+    )
+    .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
+    .option(
+      '--flip-labels <fraction>',
+      'experiment: flip this fraction of training labels (the label review reports precision at k)',
+      numberArg({ min: 0, max: 0.9 }),
+    )
+    .option(
+      '--subset-seed <n>',
+      'seed of the experiment subsets (default: the recipe seed)',
+      numberArg({ integer: true, min: 0 }),
+    )
+    .addHelpText(
+      'after',
+      `
 Outputs in --out: classifier.json + classifier.safetensors (the model), backbone/ (finetuned backbone,
 torchvision names), recipe.yaml (resolved), history.arrow, metrics.arrow + curves.png (per step),
 report/ (report.json, report.md, predictions.arrow, confusion.arrow/.png, reliability.png),
@@ -161,58 +132,57 @@ Examples:
       --unlabeled data/fashion-mnist-demo/unlabeled --out models/fixmatch
   $ selfsup finetune recipes/finetune-focal.yaml --backbone exports/resnet18 --labels /data/fmnist --test /data/fmnist \\
       --per-class 100 --minority 0,2,4,6,8 --minority-factor 0.1 --out models/focal-imbalanced`,
-        ),
-    ),
-  ).action((recipeArg: string | undefined, opts: FinetuneCliOptions) => {
-    setResult(
-      (async () => {
-        const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
-        requireExists(recipeFile, '[recipe]');
-        requireExists(opts.backbone, '--backbone');
-        const recipe = loadFinetuneRecipe(recipeFile);
-        if (opts.seed !== undefined) recipe.seed = opts.seed;
-        startEngine(opts);
-        note(
-          opts,
-          `finetune: recipe ${recipeFile}, backbone ${opts.backbone}${opts.fromScratch ? ' (random init)' : ''}`,
-        );
-        const summary = await runFinetune({
-          recipe,
-          recipeFile,
-          backbone: opts.backbone,
-          fromScratch: opts.fromScratch,
-          labels: opts.labels,
-          unlabeled: opts.unlabeled,
-          unlabeledLimit: opts.unlabeledLimit,
-          testLimit: opts.testLimit,
-          test: opts.test,
-          out: opts.out,
-          overwrite: opts.overwrite,
-          subsets: {
-            perClass: opts.perClass,
-            minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,
-            minorityFactor: opts.minorityFactor,
-            flipFraction: opts.flipLabels,
-            seed: opts.subsetSeed,
-          },
-          resume: opts.resume,
-          progress: !opts.quiet && !opts.json,
-          onWarning: (message) => process.stderr.write(`selfsup: warning: ${message}\n`),
-          onRound: (r) => note(opts, `self-training ${formatSelfTrainingRound(r)}`),
-          onEpoch: (m) =>
-            note(
-              opts,
-              `epoch ${m.epoch + 1} (${m.stage < 0 ? 'probe' : `stage ${m.stage + 1}`}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
-                (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
-                (m.pseudoLabelAccuracy !== undefined
-                  ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
-                  : '') +
-                ` (${m.seconds.toFixed(1)} s)`,
-            ),
-        });
-        output(opts, summary, formatFinetuneSummary(summary));
-        return 0;
-      })(),
     );
-  });
+  withGlobalOptions(command, { outputFolder: 'an earlier finetune output', subsetLimits: true }).action(
+    (recipeArg: string | undefined, opts: FinetuneCliOptions) => {
+      const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
+      runJob(setResult, opts, {
+        inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
+        prepare: () => {
+          const recipe = loadFinetuneRecipe(recipeFile);
+          if (opts.seed !== undefined) recipe.seed = opts.seed;
+          return recipe;
+        },
+        work: ({ prepared: recipe, io }) => {
+          io.note(
+            `finetune: recipe ${recipeFile}, backbone ${opts.backbone}${opts.fromScratch ? ' (random init)' : ''}`,
+          );
+          return runFinetune({
+            recipe,
+            recipeFile,
+            backbone: opts.backbone,
+            fromScratch: opts.fromScratch,
+            labels: opts.labels,
+            unlabeled: opts.unlabeled,
+            unlabeledLimit: opts.unlabeledLimit,
+            testLimit: opts.testLimit,
+            test: opts.test,
+            out: opts.out,
+            overwrite: opts.overwrite,
+            subsets: {
+              perClass: opts.perClass,
+              minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,
+              minorityFactor: opts.minorityFactor,
+              flipFraction: opts.flipLabels,
+              seed: opts.subsetSeed,
+            },
+            resume: opts.resume,
+            progress: io.showProgress,
+            onWarning: io.warn,
+            onRound: (r) => io.note(`self-training ${formatSelfTrainingRound(r)}`),
+            onEpoch: (m) =>
+              io.note(
+                `epoch ${m.epoch + 1} (${m.stage < 0 ? 'probe' : `stage ${m.stage + 1}`}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
+                  (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
+                  (m.pseudoLabelAccuracy !== undefined
+                    ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
+                    : '') +
+                  ` (${m.seconds.toFixed(1)} s)`,
+              ),
+          });
+        },
+        format: formatFinetuneSummary,
+      });
+    },
+  );
 }

@@ -11,10 +11,13 @@ import {
   EXIT_OK,
   EXIT_STOPPED,
   type GlobalOptions,
+  imagesHelp,
+  jobConsole,
   note,
   numberArg,
   output,
   requireExists,
+  requireInput,
   startEngine,
   withGlobalOptions,
 } from '../common.js';
@@ -62,7 +65,7 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
       .command('pretrain')
       .description('pretrain a ResNet backbone on unlabeled images with a pretext task, as a recipe says')
       .argument('[recipe]', 'recipe .yaml (see docs/recipes.md); optional with --resume (the run keeps its own)')
-      .option('--data <path>', 'unlabeled images: a folder, a scan manifest.arrow, a labels .csv/.arrow or an IDX file')
+      .option('--data <path>', imagesHelp('unlabeled images'))
       .option('--out <dir>', 'parent folder of runs', 'runs')
       .option(
         '--resume <run>',
@@ -76,10 +79,7 @@ export function registerPretrain(program: Command, setResult: (p: Promise<number
         [] as Array<[number, number]>,
       )
       .option('--seed <n>', 'override the recipe seed', numberArg({ min: 0, integer: true }))
-      .option(
-        '--val <path>',
-        'labelled validation images for the kNN monitor (class folders, labelled IDX or a label table)',
-      )
+      .option('--val <path>', imagesHelp('labelled validation images for the kNN monitor'))
       .option(
         '--init <weights>',
         'continued pretraining: start the backbone from a selfsup backbone/run, a .safetensors file or a PyTorch ' +
@@ -114,8 +114,8 @@ Examples:
       (async () => {
         if (!recipeFile && !opts.resume) throw new UsageError('pretrain needs a recipe .yaml (or --resume <run>)');
         if (!opts.resume && !opts.data) throw new UsageError('pretrain needs --data <folder|manifest.arrow|file.idx>');
-        if (opts.data) requireExists(opts.data, '--data');
-        if (opts.val) requireExists(opts.val, '--val');
+        if (opts.data) requireInput(opts.data, '--data');
+        if (opts.val) requireInput(opts.val, '--val');
         if (opts.resume) requireExists(opts.resume, '--resume');
         if (recipeFile) requireExists(recipeFile, '<recipe>');
         if (opts.init && opts.resume) {
@@ -159,7 +159,7 @@ Examples:
               );
               note(opts, `training step: ${event.trainingStep}`);
             } else if (event.type === 'warning') {
-              process.stderr.write(`selfsup: warning: ${event.message}\n`);
+              jobConsole(opts).warn(event.message);
             } else if (event.type === 'epoch') {
               const r = event.row;
               const knn = Number.isFinite(r.knnAccuracy) ? `, kNN ${(r.knnAccuracy * 100).toFixed(1)}%` : '';

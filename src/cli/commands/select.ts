@@ -1,34 +1,21 @@
 /** `selfsup select`: argument parsing only; the work is `selectImages` in src/select. */
 import { type Command, Option } from 'commander';
-import { UNCERTAINTY_MEASURES, type UncertaintyMeasure } from '../../select/scores.js';
-import { PICK_EXPORTS, type SelectImagesResult, selectImages } from '../../select/select-images.js';
-import { SELECTION_STRATEGIES, type SelectionStrategy } from '../../select/strategies.js';
+import { UNCERTAINTY_MEASURES } from '../../select/scores.js';
 import {
-  type GlobalOptions,
-  note,
-  numberArg,
-  output,
-  overwriteOption,
-  progressFor,
-  requireExists,
-  startEngine,
-  withGlobalOptions,
-} from '../common.js';
+  PICK_EXPORTS,
+  type SelectImagesOptions,
+  type SelectImagesResult,
+  selectImages,
+} from '../../select/select-images.js';
+import { SELECTION_STRATEGIES } from '../../select/strategies.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
 
-interface SelectCliOptions extends GlobalOptions {
-  data: string;
-  budget: number;
-  out: string;
-  overwrite?: boolean;
-  strategy: SelectionStrategy;
-  measure: UncertaintyMeasure;
-  labeled?: string;
-  classFolders?: boolean;
-  duplicateThreshold: number;
-  seed: number;
-  exportPicks: (typeof PICK_EXPORTS)[number];
-  inputSize?: number;
-  batchSize: number;
+/** The options as commander parses them: the library call's, named alike. */
+interface SelectCliOptions extends GlobalOptions, Omit<SelectImagesOptions, 'model'> {}
+
+/** `--measure`: the uncertainty measure of the strategies that use a classifier's probabilities (select, select-study). */
+export function measureOption(help: string): Option {
+  return new Option('--measure <name>', help).choices([...UNCERTAINTY_MEASURES]).default('margin');
 }
 
 /** Human summary: how many were picked, from what, and where the outputs are. */
@@ -57,52 +44,36 @@ export function formatSelectResult(r: SelectImagesResult): string {
 }
 
 export function registerSelect(program: Command, setResult: (p: Promise<number>) => void): void {
-  withGlobalOptions(
-    program
-      .command('select')
-      .description(
-        'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
-      )
-      .argument(
-        '<model>',
-        'a finetuned model folder (every strategy), or a backbone: run folder, backbone folder, .safetensors, model.json (random, diversity, typical)',
-      )
-      .requiredOption(
-        '--data <path>',
-        'the unlabeled pool: a folder, a scan manifest.arrow, a .csv/.arrow table or an IDX file',
-      )
-      .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
-      .requiredOption('--out <dir>', 'output folder: new or empty (or an earlier selection, with --overwrite)')
-      .addOption(overwriteOption())
-      .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('typical'))
-      .addOption(
-        new Option('--measure <name>', 'uncertainty measure (uncertainty, hybrid)')
-          .choices([...UNCERTAINTY_MEASURES])
-          .default('margin'),
-      )
-      .option('--labeled <path>', 'images already labeled: never picked again, nor their near-duplicates')
-      .option('--class-folders', 'the subfolders of --labeled (and --data) are classes (balanced counts their labels)')
-      .option(
-        '--duplicate-threshold <x>',
-        'cosine similarity at or above which an image is a near-duplicate of a picked or labeled one (0-1]',
-        numberArg({ min: 1e-6, max: 1 }),
-        0.98,
-      )
-      .option('--seed <n>', 'seed of every random choice', numberArg({ integer: true }), 0)
-      .addOption(
-        new Option('--export-picks <how>', 'also put the picked files in <out>/picks/')
-          .choices([...PICK_EXPORTS])
-          .default('none'),
-      )
-      .option(
-        '--input-size <px>',
-        "input side in px (default: the model's)",
-        numberArg({ min: 8, max: 1024, integer: true }),
-      )
-      .option('--batch-size <n>', 'images per forward pass', numberArg({ min: 1, max: 4096, integer: true }), 128)
-      .addHelpText(
-        'after',
-        `
+  const command = program
+    .command('select')
+    .description(
+      'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
+    )
+    .argument(
+      '<model>',
+      backboneHelp('a finetuned model folder (every strategy), or for random, diversity and typical a backbone'),
+    )
+    .requiredOption('--data <path>', imagesHelp('the unlabeled pool'))
+    .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
+    .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('typical'))
+    .addOption(measureOption('uncertainty measure (uncertainty, hybrid)'))
+    .option('--labeled <path>', imagesHelp('images already labeled, never picked again, nor their near-duplicates'))
+    .option('--class-folders', 'the subfolders of --labeled (and --data) are classes (balanced counts their labels)')
+    .option(
+      '--duplicate-threshold <x>',
+      'cosine similarity at or above which an image is a near-duplicate of a picked or labeled one (0-1]',
+      numberArg({ min: 1e-6, max: 1 }),
+      0.98,
+    )
+    .option('--seed <n>', 'seed of every random choice', numberArg({ integer: true }), 0)
+    .addOption(
+      new Option('--export-picks <how>', 'also put the picked files in <out>/picks/')
+        .choices([...PICK_EXPORTS])
+        .default('none'),
+    )
+    .addHelpText(
+      'after',
+      `
 Strategies: diversity = k-center greedy on the backbone's embeddings (covers the pool,
 rare kinds of image included); typical = the image nearest the centre of each of --budget
 clusters (representative picks); uncertainty = the classifier's least certain images
@@ -117,44 +88,21 @@ and picks/ with --export-picks copy|link.
 Examples:
   $ selfsup select runs/demo/pretrain --data data/fashion-mnist-demo/unlabeled --budget 50 --out to-label
   $ selfsup select runs/demo/finetune --data data/fashion-mnist-demo/unlabeled --labeled data/fashion-mnist-demo/train --class-folders --strategy hybrid --budget 50 --out to-label-2`,
-      ),
-  ).action((model: string, opts: SelectCliOptions) => {
-    setResult(
-      (async () => {
-        requireExists(model, '<model>');
-        requireExists(opts.data, '--data');
-        if (opts.labeled) requireExists(opts.labeled, '--labeled');
-        startEngine(opts);
-        const bars = new Map<string, ReturnType<typeof progressFor>>();
-        const result = await selectImages({
-          model,
-          data: opts.data,
-          labeled: opts.labeled,
-          classFolders: opts.classFolders,
-          budget: opts.budget,
-          strategy: opts.strategy,
-          measure: opts.measure,
-          seed: opts.seed,
-          duplicateThreshold: opts.duplicateThreshold,
-          out: opts.out,
-          overwrite: opts.overwrite,
-          exportPicks: opts.exportPicks,
-          inputSize: opts.inputSize,
-          batchSize: opts.batchSize,
-          onStage: (text) => note(opts, text),
-          onProgress: (stage, done, total) => {
-            let bar = bars.get(stage);
-            if (!bar) {
-              bar = progressFor(opts, stage, total);
-              bars.set(stage, bar);
-            }
-            bar.update(done);
-            if (done === total) bar.finish();
-          },
-        });
-        output(opts, result, formatSelectResult(result));
-        return 0;
-      })(),
     );
+  withGlobalOptions(command, {
+    outputFolder: 'an earlier selection',
+    forwardPass: { batchSize: 128, inputSize: "the model's" },
+  }).action((model: string, opts: SelectCliOptions) => {
+    runJob(setResult, opts, {
+      inputs: { '<model>': model, '--data': opts.data, '--labeled': opts.labeled },
+      work: ({ io, options }) =>
+        selectImages({
+          ...options,
+          model,
+          onStage: io.note,
+          onProgress: io.progress,
+        }),
+      format: formatSelectResult,
+    });
   });
 }
