@@ -11,7 +11,8 @@ import path from 'node:path';
 import { type OpenSourceOptions, openImageSource } from '../data/open.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { assertInteger } from '../util/errors.js';
-import { checkOutputDir, namedInputs, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
+import { claimOutputDir, writeOutputDir } from '../util/output-dir.js';
+
 import { createRng } from '../util/rng.js';
 import { type AnalyseOptions, analyseEmbeddings, type EmbedSummary } from './analyse.js';
 import { type EmbedFailure, embedImages } from './embed-images.js';
@@ -53,12 +54,7 @@ export interface EmbedFolderResult extends EmbedSummary {
 /** Embeds the images of `options.data` with the backbone of `options.model` and writes every output to `options.out`. */
 export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFolderResult> {
   const started = Date.now();
-  const output: OutputDirOptions = {
-    kind: 'embed',
-    overwrite: options.overwrite,
-    inputs: namedInputs({ '<model>': options.model, '--data': options.data, '--labels': options.labels }),
-  };
-  checkOutputDir(options.out, output);
+  const output = claimOutputDir(options, 'embed', { model: '<model>', data: '--data', labels: '--labels' });
   const model = await loadModelForEmbedding(options.model, options.inputSize);
   const recommended = model.manifest.inputSize;
   if (options.inputSize !== undefined && recommended !== null && options.inputSize !== recommended) {

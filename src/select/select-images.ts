@@ -24,7 +24,8 @@ import { writeContactSheet } from '../report/contact-sheet.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertOneOf, InputError } from '../util/errors.js';
-import { beginOutputDir, checkOutputDir, namedInputs, type OutputDirOptions } from '../util/output-dir.js';
+import { beginOutputDir, claimOutputDir } from '../util/output-dir.js';
+
 import { type ProbabilityMatrix, predictions, type UncertaintyMeasure } from './scores.js';
 import { type SelectionResult, type SelectionStrategy, selectFromPool } from './strategies.js';
 
@@ -122,12 +123,7 @@ export async function selectImages(options: SelectImagesOptions): Promise<Select
   const started = Date.now();
   const budget = assertInteger('budget', options.budget, 1, 10_000_000);
   const exportPicks = assertOneOf('exportPicks', options.exportPicks ?? 'none', PICK_EXPORTS);
-  const output: OutputDirOptions = {
-    kind: 'select',
-    overwrite: options.overwrite,
-    inputs: namedInputs({ '<model>': options.model, '--data': options.data, '--labeled': options.labeled }),
-  };
-  checkOutputDir(options.out, output);
+  const output = claimOutputDir(options, 'select', { model: '<model>', data: '--data', labeled: '--labeled' });
   const selector = await loadSelector(options.model, options.inputSize);
   try {
     const pool = await openImageSource(options.data, options);

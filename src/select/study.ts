@@ -21,7 +21,8 @@ import { lineChartSvg, writePng } from '../report/plot.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertNumber, InputError, UsageError } from '../util/errors.js';
-import { beginOutputDir, checkOutputDir, namedInputs, type OutputDirOptions } from '../util/output-dir.js';
+import { beginOutputDir, claimOutputDir } from '../util/output-dir.js';
+
 import { createRng } from '../util/rng.js';
 import type { UncertaintyMeasure } from './scores.js';
 import { CLASSIFIER_STRATEGIES, type SelectionStrategy, selectFromPool } from './strategies.js';
@@ -236,12 +237,7 @@ function sample(size: number, limit: number | undefined, name: string): Int32Arr
 /** Embeds pool and test once with the backbone, runs the study, writes study.arrow, study.md and accuracy.png. */
 export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<SelectionStudyResult> {
   const started = Date.now();
-  const output: OutputDirOptions = {
-    kind: 'select-study',
-    overwrite: job.overwrite,
-    inputs: namedInputs({ '<model>': job.model, '--pool': job.pool, '--test': job.test }),
-  };
-  checkOutputDir(job.out, output);
+  const output = claimOutputDir(job, 'select-study', { model: '<model>', pool: '--pool', test: '--test' });
   const model = await loadModelForEmbedding(job.model, job.inputSize);
   let poolFeatures: LabeledFeatures;
   let testFeatures: LabeledFeatures;

@@ -62,6 +62,27 @@ export function namedInputs(byOption: Record<string, string | undefined>): Outpu
   );
 }
 
+/**
+ * Checks before any work that `job.out` may receive an output of `kind`: the
+ * job's fields named in `inputs` are what it reads, each with the option that
+ * named it (`{ model: '<model>', data: '--data' }`). Returns the options to write
+ * the folder with later (writeOutputDir, beginOutputDir).
+ */
+export function claimOutputDir<Job extends { out: string; overwrite?: boolean }>(
+  job: Job,
+  kind: string,
+  inputs: Partial<Record<keyof Job, string>>,
+): OutputDirOptions {
+  const byOption = Object.entries(inputs).map(([field, option]) => [option, job[field as keyof Job]]);
+  const options: OutputDirOptions = {
+    kind,
+    overwrite: job.overwrite,
+    inputs: namedInputs(Object.fromEntries(byOption) as Record<string, string | undefined>),
+  };
+  checkOutputDir(job.out, options);
+  return options;
+}
+
 /** What a check found at the output path. */
 export type OutputDirState = { state: 'new' } | { state: 'empty' } | { state: 'replace'; files: string[] };
 
