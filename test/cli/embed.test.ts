@@ -1,7 +1,8 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeIdx } from '../../src/data/datasets/idx.js';
 import { initEngine } from '../../src/engine/backend.js';
 import { readEmbeddings } from '../../src/export/embeddings.js';
 import { readArrowTable } from '../../src/util/arrow.js';
@@ -73,6 +74,38 @@ describe('selfsup embed (subprocess)', () => {
     expect(r.stdout).toContain(`embeddings       ${path.join(out, 'embeddings.arrow')}`);
     expect(r.stdout).toContain('skipped          1 unreadable image(s)');
     expect(existsSync(path.join(out, 'map.png'))).toBe(false);
+  });
+
+  it('takes an images,labels pair of IDX files with any names; a missing one is named, exit 1', async () => {
+    const idx = path.join(dir, 'idx');
+    mkdirSync(idx, { recursive: true });
+    const imagesFile = path.join(idx, 'pool-pixels.idx3');
+    const labelsFile = path.join(idx, 'pool-classes.idx1');
+    writeFileSync(
+      imagesFile,
+      encodeIdx(
+        [8, 16, 16],
+        Uint8Array.from({ length: 8 * 16 * 16 }, (_, i) => (i * 37) % 256),
+      ),
+    );
+    writeFileSync(labelsFile, encodeIdx([8], Uint8Array.from([0, 1, 0, 1, 0, 1, 0, 1])));
+    const out = path.join(dir, 'out-idx');
+    const r = await runCli(['embed', model, '--data', `${imagesFile},${labelsFile}`, '--out', out, '--neighbors', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    const embeddings = readEmbeddings(path.join(out, 'embeddings.arrow'));
+    expect(embeddings.indices).toHaveLength(8);
+    expect(Array.from(embeddings.labels ?? [])).toEqual([0, 1, 0, 1, 0, 1, 0, 1]);
+    const missingLabels = path.join(idx, 'nope.idx1');
+    const missing = await runCli([
+      'embed',
+      model,
+      '--data',
+      `${imagesFile},${missingLabels}`,
+      '--out',
+      path.join(dir, 'y'),
+    ]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`selfsup: ${missingLabels}: does not exist (given as --data)`);
   });
 
   it('names a missing --data path, exit 1', async () => {
