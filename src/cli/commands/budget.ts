@@ -39,7 +39,7 @@ export function registerBudget(program: Command, setResult: (p: Promise<number>)
   const command = program
     .command('budget')
     .description(
-      'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained (vs + FixMatch)',
+      'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained vs other starts (init:<weights>) (vs + FixMatch)',
     )
     .argument(
       '[recipe]',
