@@ -11,7 +11,8 @@
  * further round: the last model predicts the unlabeled images (evaluation view, no
  * augmentation); those it predicts with at least `threshold` confidence — at most
  * `maxPerClass` per predicted class, most confident first — join the labeled images
- * with their predicted labels; a new classifier from the same starting backbone
+ * with their predicted labels, and the labeled images repeated to make up about
+ * `labeledShare` of the set; a new classifier from the same starting backbone
  * trains on that set by the same recipe (its augmentation is the student's noise).
  */
 import { promises as fsp } from 'node:fs';
@@ -19,7 +20,7 @@ import path from 'node:path';
 import type { Backbone } from '../backbones/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { invalidOption, UsageError } from '../util/errors.js';
-import { concatImageSets, subsetImageSet, withLabels } from './image-set.js';
+import { concatImageSets, type ImageSet, subsetImageSet, withLabels } from './image-set.js';
 import type { InputSpec, PreparedData } from './prepare-data.js';
 import { type FinetuneOutcome, finetuneOnData } from './run.js';
 
@@ -30,6 +31,8 @@ export interface SelfTrainingOptions {
   threshold: number;
   /** At most this many per predicted class, most confident first (null = no cap). */
   maxPerClass: number | null;
+  /** Labeled images are repeated to make up about this share of the student's set (0 = once). */
+  labeledShare: number;
 }
 
 export interface PseudoLabelPick {
@@ -70,6 +73,18 @@ export function pickPseudoLabels(
     positions: Int32Array.from(picked, (p) => p.position),
     labels: Int32Array.from(picked, (p) => p.label),
   };
+}
+
+/**
+ * The labeled set repeated `copies = round(share / (1 - share) x others / count)` times (at least
+ * once), so that it makes up about `share` of a training set with `others` more images.
+ */
+export function repeatLabeled(labeled: ImageSet, others: number, share: number): ImageSet {
+  if (!(share >= 0 && share < 1)) throw invalidOption('selfTraining.labeledShare', 'a number in [0, 1)', share);
+  const copies = Math.max(1, Math.round(((share / (1 - share)) * others) / Math.max(1, labeled.count)));
+  if (copies === 1) return labeled;
+  const positions = Int32Array.from({ length: copies * labeled.count }, (_, i) => i % labeled.count);
+  return subsetImageSet(labeled, positions);
 }
 
 export interface SelfTrainingRound {
@@ -155,7 +170,7 @@ export async function selfTrainOnData(
       ...withLabels(subsetImageSet(unlabeled, pick.positions), pick.labels),
       classNames: data.train.classNames,
     };
-    const train = concatImageSets(data.train, pseudo);
+    const train = concatImageSets(repeatLabeled(data.train, pseudo.count, recipe.selfTraining.labeledShare), pseudo);
     outcome = await finetuneOnData(
       await makeBackbone(),
       input,

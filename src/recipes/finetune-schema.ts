@@ -43,7 +43,7 @@ export interface FinetuneRecipe {
     weakView: PipelineSpec | null;
     strongView: PipelineSpec | null;
   };
-  selfTraining: { rounds: number; threshold: number; maxPerClass: number | null };
+  selfTraining: { rounds: number; threshold: number; maxPerClass: number | null; labeledShare: number };
   probe: { epochs: number; lr: number; batchSize: number };
   eval: { holdout: number; batchSize: number; calibrationBins: number };
   labelProblems: { enabled: boolean; k: number; folds: number };
@@ -202,6 +202,10 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       maxPerClass: s.integer(
         'At most this many pseudo-labeled images per predicted class, most confident first (unset = no cap; a cap keeps the classes balanced).',
         { min: 1, optional: true },
+      ),
+      labeledShare: s.number(
+        "Share of the student's training set that is labeled images: they are repeated until they make up about this share (0 = each once). A few labels among thousands of pseudo-labels are otherwise seen a few times instead of the hundred times the teacher saw them.",
+        { min: 0, max: 0.95, default: 0.5 },
       ),
     },
   ),

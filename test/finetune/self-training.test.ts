@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/backend.js';
 import { withLabels } from '../../src/finetune/image-set.js';
 import { runFinetune, trainingDirOf } from '../../src/finetune/run.js';
-import { pickPseudoLabels, selfTrainOnData } from '../../src/finetune/self-training.js';
+import { pickPseudoLabels, repeatLabeled, selfTrainOnData } from '../../src/finetune/self-training.js';
 import { resolveFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 import { createRng } from '../../src/util/rng.js';
 import { writeClassFolders, writeTinyBackboneExport } from '../cli/fixtures.js';
@@ -60,6 +60,17 @@ describe('self-training', () => {
     );
   });
 
+  it('repeats the labeled images to make up the labeled share', () => {
+    const labeled = quadrantSet(10, 1);
+    expect(repeatLabeled(labeled, 300, 0.5).count).toBe(300);
+    expect(repeatLabeled(labeled, 300, 0.25).count).toBe(100);
+    expect(repeatLabeled(labeled, 300, 0)).toBe(labeled);
+    expect(repeatLabeled(labeled, 4, 0.5)).toBe(labeled);
+    const twice = repeatLabeled(labeled, 20, 0.5);
+    expect(Array.from(twice.labels)).toEqual([...labeled.labels, ...labeled.labels]);
+    expect(twice.pixels.subarray(10 * 144, 11 * 144)).toEqual(labeled.pixels.subarray(0, 144));
+  });
+
   it('a teacher pseudo-labels the unlabeled images and a student trains on both; tensors are released', async () => {
     const recipe = resolveFinetuneRecipe({
       seed: 4,
@@ -102,7 +113,8 @@ describe('self-training', () => {
     expect(outcome.rounds[1].teacherAccuracy).toBe(outcome.rounds[0].accuracy);
     // The last student trained on the 12 labeled images plus its round's pseudo-labels.
     const last = outcome.rounds[1];
-    expect(outcome.imbalance.total).toBe(12 + last.pseudoLabeled);
+    // labeledShare 0.5 (the default): the 12 labeled images repeated to about as many as the pseudo-labels.
+    expect(outcome.imbalance.total).toBe(12 * Math.max(1, Math.round(last.pseudoLabeled / 12)) + last.pseudoLabeled);
     expect(outcome.evaluation.metrics.accuracy).toBe(last.accuracy);
     outcome.classifier.dispose();
     expect(tf.memory().numTensors).toBe(before);
