@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { engineInfo, initEngine } from './backend.js';
 
 const require = createRequire(import.meta.url);
 
@@ -93,6 +94,17 @@ function load(): { addon?: GraphAddon; status: GraphRuntimeStatus } {
       status: {
         available: false,
         reason: `the graph addon is not built (${note ?? `no ${ADDON_RELATIVE}`}); run \`npm run build:native\``,
+      },
+    };
+    return loaded;
+  }
+  // The addon links the TensorFlow library of @tensorflow/tfjs-node; a process runs one native package.
+  const engine = engineInfo() ?? initEngine({ quiet: true });
+  if (engine.provider !== '@tensorflow/tfjs-node') {
+    loaded = {
+      status: {
+        available: false,
+        reason: `the graph addon runs with @tensorflow/tfjs-node; this process uses ${engine.provider} (backend ${engine.backend})`,
       },
     };
     return loaded;

@@ -43,20 +43,21 @@ function recipe(overrides: Partial<PretrainRecipe['train']>): PretrainRecipe {
   return r;
 }
 
-async function run(r: PretrainRecipe) {
+async function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
   const counts: number[] = [];
   let trainingStep = '';
   const result = await pretrain(r, {
     source: noiseSource(16, 40),
     outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-compiled-')),
-    maxSteps: 3,
+    maxSteps: options.maxSteps ?? 3,
+    ...(options.resume ? { resume: options.resume } : {}),
     progress: false,
     onEvent: (e) => {
       if (e.type === 'start') trainingStep = e.trainingStep;
       if (e.type === 'step') counts.push(tf.memory().numTensors);
     },
   });
-  return { losses: result.losses, counts, trainingStep };
+  return { losses: result.losses, counts, trainingStep, runDir: result.runDir };
 }
 
 describe('train.compile and train.precision', () => {
@@ -95,6 +96,19 @@ describe('train.compile and train.precision', () => {
       for (let i = 0; i < 3; i++)
         expect(Math.abs(compiled.losses[i] - eager.losses[i])).toBeLessThan(2e-4 * eager.losses[i]);
       expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0], compiled.counts[0]]);
+    },
+  );
+
+  it.skipIf(!graphRuntimeStatus().available)(
+    'a compiled run stopped after 2 steps and resumed gives the uninterrupted losses (checkpoints hold the session weights)',
+    async () => {
+      const r = recipe({ compile: 'on', precision: 'float32' });
+      const whole = await run(r, { maxSteps: 4 });
+      const first = await run(r, { maxSteps: 2 });
+      const rest = await run(r, { maxSteps: 2, resume: first.runDir });
+      const resumed = [...first.losses, ...rest.losses];
+      expect(resumed.length).toBe(4);
+      for (let i = 0; i < 4; i++) expect(Math.abs(resumed[i] - whole.losses[i])).toBeLessThan(1e-5 * whole.losses[i]);
     },
   );
 
