@@ -27,15 +27,10 @@ const optimizer: OptimizerConfig = {
   trustCoefficient: 0.001,
 };
 const taskOptions = rotationTask.validate({ mode: 'random-one' });
-const SIZE = 16;
 
-/** A narrow ResNet-18 (small stem), rotation heads, SGD with a non-zero momentum buffer, and a batch. */
-function setUp() {
-  const backbone = new ResNet(
-    { arch: 'resnet18', inputChannels: 3, widthMultiplier: 0.125, stem: 'small' },
-    'kaiming',
-    createRng(1),
-  );
+/** A narrow ResNet, rotation heads, SGD with a non-zero momentum buffer, and a batch of 8 images. */
+function setUp(arch: 'resnet18' | 'resnet50' = 'resnet18', stem: 'small' | 'imagenet' = 'small', size = 16) {
+  const backbone = new ResNet({ arch, inputChannels: 3, widthMultiplier: 0.125, stem }, 'kaiming', createRng(1));
   const heads = rotationTask.createHeads(taskOptions, backbone.featureDim, createRng(2));
   const modules: Record<string, Head> = rotationTask.headModules(heads);
   const params: TrainableParam[] = [];
@@ -58,13 +53,13 @@ function setUp() {
   });
   const mirrored: MirroredVariable[] = all.map((v) => ({ ...v, momentum: momentum.get(v.name) }));
   const rng = createRng(4);
-  const images = Float32Array.from({ length: 8 * SIZE * SIZE * 3 }, () => rng.uniform(-1, 1));
+  const images = Float32Array.from({ length: 8 * size * size * 3 }, () => rng.uniform(-1, 1));
   const dispose = () => {
     backbone.dispose();
     for (const head of Object.values(modules)) head.dispose();
     sgd.dispose();
   };
-  return { backbone, heads, modules, params, sgd, mirrored, images, dispose };
+  return { backbone, heads, modules, params, sgd, mirrored, images, size, dispose };
 }
 
 const snapshot = (vars: MirroredVariable[]) =>
@@ -164,13 +159,13 @@ describe.skipIf(!status.available)('compiled training step (graph addon)', () =>
   afterAll(() => ctx?.dispose());
 
   /** One eager step (the reference): loss and gradients as step.ts, then the SGD update of optimizers.ts. */
-  function eagerStep(lr: number) {
-    const { backbone, heads, params, sgd, images } = ctx!;
+  function eagerStep(lr: number, c = ctx!) {
+    const { backbone, heads, params, sgd, images, size } = c;
     const grads = lossAndGradients(
       params,
       () =>
         tf.tidy(() => {
-          const views = [tf.tensor4d(images, [8, SIZE, SIZE, 3])];
+          const views = [tf.tensor4d(images, [8, size, size, 3])];
           const out = rotationTask.step({ backbone, heads, views, training: true, rng: createRng(5) }, taskOptions);
           return { loss: out.loss };
         }),
@@ -182,8 +177,8 @@ describe.skipIf(!status.available)('compiled training step (graph addon)', () =>
     return loss;
   }
 
-  function compiledStep(precision: 'float32' | 'bfloat16', lr: number) {
-    const { backbone, modules, mirrored, images } = ctx!;
+  function compiledStep(precision: 'float32' | 'bfloat16', lr: number, c = ctx!) {
+    const { backbone, modules, mirrored, images, size } = c;
     const step = new CompiledTrainingStep({
       task: rotationTask,
       taskOptions,
@@ -192,13 +187,13 @@ describe.skipIf(!status.available)('compiled training step (graph addon)', () =>
       variables: mirrored,
       optimizer,
       gradClipNorm: 0,
-      imageShape: [SIZE, SIZE, 3],
+      imageShape: [size, size, 3],
       precision,
       intraOpThreads: 1,
       interOpThreads: 1,
     });
     try {
-      const view = tf.tensor4d(images, [8, SIZE, SIZE, 3]);
+      const view = tf.tensor4d(images, [8, size, size, 3]);
       const result = step.run([view], createRng(5), lr);
       view.dispose();
       step.pull();
@@ -235,6 +230,23 @@ describe.skipIf(!status.available)('compiled training step (graph addon)', () =>
     // ... to where the eager step moved it, within float32 rounding.
     const { worst, value } = maxRelativeDifference(afterCompiled, afterEager);
     expect(value, worst).toBeLessThan(2e-3);
+  });
+
+  it('also for ResNet-50 with the ImageNet stem (7x7/2 conv, max pool, bottlenecks, float32)', () => {
+    const c = setUp('resnet50', 'imagenet', 32);
+    try {
+      const before = snapshot(c.mirrored);
+      const compiled = compiledStep('float32', 0.1, c);
+      const afterCompiled = snapshot(c.mirrored);
+      restore(c.mirrored, before);
+      const eagerLoss = eagerStep(0.1, c);
+      const afterEager = snapshot(c.mirrored);
+      expect(Math.abs(compiled.loss - eagerLoss)).toBeLessThan(1e-4 * Math.abs(eagerLoss));
+      const { worst, value } = maxRelativeDifference(afterCompiled, afterEager);
+      expect(value, worst).toBeLessThan(2e-3);
+    } finally {
+      c.dispose();
+    }
   });
 
   it.skipIf(cpuBfloat16Features().length === 0)('stays within bfloat16 tolerance with precision bfloat16', () => {
