@@ -243,18 +243,19 @@ for (const c of CASES) {
   const name = `${c.arch} ${c.size}px batch ${c.batch}`;
   const rows = results.filter((r) => r.case === name);
   const keys = Object.keys(rows[0]?.imagesPerSecond ?? {});
-  const base = keys.find((k) => k.startsWith('torch')) ?? 'eager';
-  for (const k of keys) {
-    if (k === base) continue;
-    for (const [what, field] of [
-      ['img/s', 'imagesPerSecond'],
-      ['img per CPU-s', 'imagesPerCpuSecond'],
-    ]) {
-      const ratios = rows.filter((r) => r[field][k] && r[field][base]).map((r) => r[field][k] / r[field][base]);
-      if (ratios.length)
-        console.log(
-          `${name}: ${k} / ${base} (${what}) per round ${ratios.map((x) => x.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}`,
-        );
+  const bases = [keys.find((k) => k.startsWith('torch')), 'eager'].filter((k) => k && keys.includes(k));
+  for (const base of bases)
+    for (const k of keys) {
+      if (k === base || (base === 'eager' && k.startsWith('torch'))) continue;
+      for (const [what, field] of [
+        ['img/s', 'imagesPerSecond'],
+        ['img per CPU-s', 'imagesPerCpuSecond'],
+      ]) {
+        const ratios = rows.filter((r) => r[field][k] && r[field][base]).map((r) => r[field][k] / r[field][base]);
+        if (ratios.length)
+          console.log(
+            `${name}: ${k} / ${base} (${what}) per round ${ratios.map((x) => x.toFixed(2)).join(' ')}, median ${median(ratios).toFixed(2)}`,
+          );
+      }
     }
-  }
 }
