@@ -303,3 +303,60 @@ export function commandOptions<Options extends GlobalOptions>(opts: Options): Om
   const { json: _json, quiet: _quiet, backend: _backend, allowSlowBackend: _allowSlowBackend, ...own } = opts;
   return own;
 }
+
+/** One option of a command, as data: flags, help, and what commander does with its value. */
+export interface OptionRow {
+  flags: string;
+  help: string;
+  /** Parses (and checks) the value: `numberArg(...)`, or none to keep the text. */
+  parse?: (value: string) => unknown;
+  default?: unknown;
+  /** The values it accepts (listed in --help). */
+  choices?: readonly string[];
+  required?: boolean;
+}
+
+/** The commander option a row declares. */
+export function optionOf(row: OptionRow): Option {
+  const option = new Option(row.flags, row.help);
+  if (row.choices) option.choices([...row.choices]);
+  if (row.parse) option.argParser(row.parse);
+  if (row.default !== undefined) option.default(row.default);
+  if (row.required) option.makeOptionMandatory();
+  return option;
+}
+
+/** A command that runs one job, declared as data: what `registerJobCommand` builds. */
+export interface JobCommand<Result, Prepared, Options extends GlobalOptions> {
+  name: string;
+  description: string;
+  /** The one positional argument (`<model>`, `[recipe]`) and its help. */
+  argument: { name: string; help: string };
+  /** The command's own options, in --help order (the shared and global ones follow). */
+  options: readonly OptionRow[];
+  shared: SharedOptions;
+  /** Printed after the options in --help: what the command writes, examples. */
+  helpAfter: string;
+  /** The job the action runs, given the argument and the parsed options. */
+  job: (argument: string | undefined, opts: Options) => Job<Result, Prepared, Options>;
+}
+
+/** What declares a command on the program; `setResult` receives the promise of the command's run. */
+export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
+
+/** The `Register` of a job command: argument, options, shared and global options, and `runJob` as its action. */
+export function jobCommand<Result, Prepared, Options extends GlobalOptions>(
+  spec: JobCommand<Result, Prepared, Options>,
+): Register {
+  return (program, setResult) => {
+    const command = program
+      .command(spec.name)
+      .description(spec.description)
+      .argument(spec.argument.name, spec.argument.help);
+    for (const row of spec.options) command.addOption(optionOf(row));
+    command.addHelpText('after', spec.helpAfter);
+    withGlobalOptions(command, spec.shared).action((argument: string | undefined, opts: Options) =>
+      runJob(setResult, opts, spec.job(argument, opts)),
+    );
+  };
+}

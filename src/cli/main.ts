@@ -18,9 +18,9 @@ import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
 import { registerSelect } from './commands/select.js';
 import { registerSelectStudy } from './commands/select-study.js';
-import { EXIT_USAGE, reportError } from './common.js';
+import { EXIT_USAGE, type Register, reportError } from './common.js';
 
-export type Register = (program: Command, setResult: (p: Promise<number>) => void) => void;
+export type { Register };
 
 /**
  * Each command lives in its own file under ./commands and registers itself here,

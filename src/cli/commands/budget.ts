@@ -1,5 +1,4 @@
 /** `selfsup budget`: argument parsing only; the work is `runBudget` in src/finetune. */
-import type { Command } from 'commander';
 import {
   BUDGET_ARMS,
   type BudgetOptions,
@@ -14,7 +13,7 @@ import {
   loadFinetuneRecipe,
 } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike, with the lists still text. */
 interface BudgetCliOptions
@@ -35,45 +34,50 @@ export function parseIntegerList(value: string, option: string, min = 0): number
   return out;
 }
 
-export function registerBudget(program: Command, setResult: (p: Promise<number>) => void): void {
-  const command = program
-    .command('budget')
-    .description(
-      'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained vs other starts (init:<weights>) (vs + FixMatch)',
-    )
-    .argument(
-      '[recipe]',
-      `the finetuning recipe every run uses (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
-    )
-    .requiredOption('--backbone <path>', backboneHelp('the pretrained backbone'))
-    .requiredOption('--labels <path>', imagesHelp('the labeled pool the N per class are drawn from'))
-    .option(
-      '--test <path>',
-      imagesHelp('labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)'),
-    )
-    .option('--per-class <list>', 'labels per class, comma-separated', '10,100')
-    .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
-    .option(
-      '--arms <list>',
-      `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}, init:<weights> (finetune like pretrained, from ` +
+export const registerBudget = jobCommand({
+  name: 'budget',
+  description:
+    'label-budget study: finetune with N labels per class over several seeds, from scratch vs pretrained vs other starts (init:<weights>) (vs + FixMatch)',
+  argument: {
+    name: '[recipe]',
+    help: `the finetuning recipe every run uses (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
+  },
+  options: [
+    { flags: '--backbone <path>', help: backboneHelp('the pretrained backbone'), required: true },
+    {
+      flags: '--labels <path>',
+      help: imagesHelp('the labeled pool the N per class are drawn from'),
+      required: true,
+    },
+    {
+      flags: '--test <path>',
+      help: imagesHelp('labeled test images (default: a stratified holdout of --labels, recipe eval.holdout)'),
+    },
+    { flags: '--per-class <list>', help: 'labels per class, comma-separated', default: '10,100' },
+    { flags: '--seeds <list>', help: 'seeds, comma-separated', default: '0,1,2' },
+    {
+      flags: '--arms <list>',
+      help:
+        `what to compare, comma-separated: ${BUDGET_ARMS.join(', ')}, init:<weights> (finetune like pretrained, from ` +
         'other weights: a run, a backbone folder, .safetensors, a PyTorch .pth/.ckpt)',
-      'scratch,pretrained',
-    )
-    .option(
-      '--unlabeled <path>',
-      imagesHelp(
+      default: 'scratch,pretrained',
+    },
+    {
+      flags: '--unlabeled <path>',
+      help: imagesHelp(
         'unlabeled images for the +fixmatch and +self-training arms (default: the labeled pool, labels hidden)',
       ),
-    )
-    .option(
-      '--val-per-class <n>',
-      'hold out n images per class of --labels as a validation split (in no label subset, not unlabeled); every ' +
+    },
+    {
+      flags: '--val-per-class <n>',
+      help:
+        'hold out n images per class of --labels as a validation split (in no label subset, not unlabeled); every ' +
         'run reports its accuracy on it; without --test it is the only evaluation. Choose recipes on it.',
-      numberArg({ integer: true, min: 1 }),
-    )
-    .addHelpText(
-      'after',
-      `
+      parse: numberArg({ integer: true, min: 1 }),
+    },
+  ],
+  shared: { outputFolder: 'an earlier budget study', subsetLimits: true },
+  helpAfter: `
 Every arm runs the same recipe (default: recipes/${DEFAULT_FINETUNE_RECIPE}); the scratch arm starts from a
 random initialisation, trains every layer at the head's learning rate and skips the recipe's linear probe
 (probe:). The +fixmatch arms turn the recipe's fixmatch: on; the +self-training arms run its selfTraining:
@@ -89,29 +93,26 @@ Examples:
       --val-per-class 200 --per-class 10 --seeds 0,1,2 --out studies/choose-lpft
   $ selfsup budget recipes/finetune-fixmatch-budget.yaml --backbone runs/simclr --labels data/fashion-mnist-demo/labeled \\
       --arms pretrained,pretrained+fixmatch --unlabeled data/fashion-mnist-demo/unlabeled --per-class 10 --out studies/fixmatch`,
-    );
-  withGlobalOptions(command, { outputFolder: 'an earlier budget study', subsetLimits: true }).action(
-    (recipeArg: string | undefined, opts: BudgetCliOptions) => {
-      const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
-      runJob(setResult, opts, {
-        inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
-        prepare: () => ({
-          perClass: parseIntegerList(opts.perClass, '--per-class', 1),
-          seeds: parseIntegerList(opts.seeds, '--seeds', 0),
-          arms: opts.arms.split(',').map((s) => checkBudgetArm(s.trim())),
-          recipe: loadFinetuneRecipe(recipeFile),
+  job: (recipeArg: string | undefined, opts: BudgetCliOptions) => {
+    const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
+    return {
+      inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
+      prepare: () => ({
+        perClass: parseIntegerList(opts.perClass, '--per-class', 1),
+        seeds: parseIntegerList(opts.seeds, '--seeds', 0),
+        arms: opts.arms.split(',').map((s) => checkBudgetArm(s.trim())),
+        recipe: loadFinetuneRecipe(recipeFile),
+      }),
+      work: ({ prepared, io, options }) =>
+        runBudget({
+          ...options,
+          ...prepared,
+          recipeFile,
+          progress: io.showProgress,
+          log: io.note,
         }),
-        work: ({ prepared, io, options }) =>
-          runBudget({
-            ...options,
-            ...prepared,
-            recipeFile,
-            progress: io.showProgress,
-            log: io.note,
-          }),
-        format: (result: BudgetResult) =>
-          `${budgetMarkdown(result.cells, result.note)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png, subsets.json`,
-      });
-    },
-  );
-}
+      format: (result: BudgetResult) =>
+        `${budgetMarkdown(result.cells, result.note)}\nFiles in ${result.out}: runs.arrow, summary.arrow, budget.md, budget.png, subsets.json`,
+    };
+  },
+});

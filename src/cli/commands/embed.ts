@@ -1,7 +1,6 @@
 /** `selfsup embed`: argument parsing only; the work is `embedFolder` in src/embed. */
-import type { Command } from 'commander';
 import { type EmbedFolderOptions, type EmbedFolderResult, embedFolder } from '../../embed/embed-folder.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface EmbedCliOptions extends GlobalOptions, Omit<EmbedFolderOptions, 'model'> {}
@@ -22,42 +21,56 @@ export function formatEmbedResult(r: EmbedFolderResult): string {
   return lines.join('\n');
 }
 
-export function registerEmbed(program: Command, setResult: (p: Promise<number>) => void): void {
-  const command = program
-    .command('embed')
-    .description(
-      'embed images with a backbone: embeddings (Arrow), near-duplicate pairs, outliers, and a 2-D map (PNG)',
-    )
-    .argument('<model>', backboneHelp('the backbone'))
-    .requiredOption('--data <path>', imagesHelp('images'))
-    .option('--class-folders', 'treat the subfolders of --data as classes (labels colour the map)')
-    .option('--labels <file>', 'IDX labels file for an IDX --data (default: the sibling labels file)')
-    .option(
-      '--duplicate-threshold <x>',
-      'cosine similarity at or above which a pair is a near-duplicate (-1..1)',
-      numberArg({ min: -1, max: 1 }),
-      0.98,
-    )
-    .option(
-      '--neighbors <k>',
-      'neighbours for outlier scores and the map (2-200)',
-      numberArg({ min: 2, max: 200, integer: true }),
-      10,
-    )
-    .option('--outliers <n>', 'how many outliers to list', numberArg({ min: 0, integer: true }), 50)
-    .option('--no-map', 'skip the 2-D map')
-    .option('--no-center', 'compare raw embeddings (default: subtract the mean embedding first)')
-    .option('--seed <n>', 'seed of the map layout and of --limit sampling', numberArg({ integer: true }), 0)
-    .option(
-      '--map-epochs <n>',
-      'UMAP epochs (default 500 below 2,000 images, else 200)',
-      numberArg({ min: 10, max: 5000, integer: true }),
-    )
-
-    .option('--limit <n>', 'embed a seeded random sample of at most n images', numberArg({ min: 3, integer: true }))
-    .addHelpText(
-      'after',
-      `
+export const registerEmbed = jobCommand({
+  name: 'embed',
+  description: 'embed images with a backbone: embeddings (Arrow), near-duplicate pairs, outliers, and a 2-D map (PNG)',
+  argument: { name: '<model>', help: backboneHelp('the backbone') },
+  options: [
+    { flags: '--data <path>', help: imagesHelp('images'), required: true },
+    { flags: '--class-folders', help: 'treat the subfolders of --data as classes (labels colour the map)' },
+    { flags: '--labels <file>', help: 'IDX labels file for an IDX --data (default: the sibling labels file)' },
+    {
+      flags: '--duplicate-threshold <x>',
+      help: 'cosine similarity at or above which a pair is a near-duplicate (-1..1)',
+      parse: numberArg({ min: -1, max: 1 }),
+      default: 0.98,
+    },
+    {
+      flags: '--neighbors <k>',
+      help: 'neighbours for outlier scores and the map (2-200)',
+      parse: numberArg({ min: 2, max: 200, integer: true }),
+      default: 10,
+    },
+    {
+      flags: '--outliers <n>',
+      help: 'how many outliers to list',
+      parse: numberArg({ min: 0, integer: true }),
+      default: 50,
+    },
+    { flags: '--no-map', help: 'skip the 2-D map' },
+    { flags: '--no-center', help: 'compare raw embeddings (default: subtract the mean embedding first)' },
+    {
+      flags: '--seed <n>',
+      help: 'seed of the map layout and of --limit sampling',
+      parse: numberArg({ integer: true }),
+      default: 0,
+    },
+    {
+      flags: '--map-epochs <n>',
+      help: 'UMAP epochs (default 500 below 2,000 images, else 200)',
+      parse: numberArg({ min: 10, max: 5000, integer: true }),
+    },
+    {
+      flags: '--limit <n>',
+      help: 'embed a seeded random sample of at most n images',
+      parse: numberArg({ min: 3, integer: true }),
+    },
+  ],
+  shared: {
+    outputFolder: 'an earlier embed output',
+    forwardPass: { batchSize: 128, inputSize: 'from the export manifest' },
+  },
+  helpAfter: `
 Outputs in --out: embeddings.arrow (index, path, label, class, vector: FixedSizeList<float32>),
 near-duplicates.arrow, outliers.arrow, map.png + map.arrow (x, y), summary.json, failures.arrow.
 
@@ -65,22 +78,16 @@ Examples:
   $ selfsup embed runs/demo/pretrain --data data/fashion-mnist-demo/unlabeled --out runs/demo/embed
   $ selfsup embed exports/resnet18 --data data/fashion-mnist-demo/test --class-folders --out embed-test
   $ selfsup embed runs/demo/pretrain --data data/fashion-mnist-demo/idx/t10k-images-idx3-ubyte.gz --out embed-idx --json`,
-    );
-  withGlobalOptions(command, {
-    outputFolder: 'an earlier embed output',
-    forwardPass: { batchSize: 128, inputSize: 'from the export manifest' },
-  }).action((model: string, opts: EmbedCliOptions) => {
-    runJob(setResult, opts, {
-      inputs: { '<model>': model, '--data': opts.data, '--labels': opts.labels },
-      work: ({ io, options }) =>
-        embedFolder({
-          ...options,
-          model,
-          onStage: io.note,
-          onWarning: io.warn,
-          onProgress: (done, total) => io.progress('embed', done, total),
-        }),
-      format: formatEmbedResult,
-    });
-  });
-}
+  job: (model, opts: EmbedCliOptions) => ({
+    inputs: { '<model>': model, '--data': opts.data, '--labels': opts.labels },
+    work: ({ io, options }) =>
+      embedFolder({
+        ...options,
+        model: model as string,
+        onStage: io.note,
+        onWarning: io.warn,
+        onProgress: (done, total) => io.progress('embed', done, total),
+      }),
+    format: formatEmbedResult,
+  }),
+});

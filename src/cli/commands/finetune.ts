@@ -1,5 +1,4 @@
 /** `selfsup finetune`: argument parsing only; the work is `runFinetune` in src/finetune. */
-import type { Command } from 'commander';
 import { type DataSpec, type FinetuneSummary, runFinetune } from '../../finetune/run.js';
 import type { SelfTrainingRound } from '../../finetune/self-training.js';
 import {
@@ -8,7 +7,7 @@ import {
   loadFinetuneRecipe,
 } from '../../recipes/finetune-recipe.js';
 import { UsageError } from '../../util/errors.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
 
 /** The options as commander parses them; the data options are the library's (DataSpec). */
 interface FinetuneCliOptions extends GlobalOptions, DataSpec {
@@ -68,50 +67,67 @@ export function formatFinetuneSummary(s: FinetuneSummary): string {
   return lines.join('\n');
 }
 
-export function registerFinetune(program: Command, setResult: (p: Promise<number>) => void): void {
-  const command = program
-    .command('finetune')
-    .description(
-      'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
-    )
-    .argument('[recipe]', `a finetuning recipe (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`)
-    .requiredOption('--backbone <path>', backboneHelp('the backbone to finetune (--from-scratch: its architecture)'))
-    .requiredOption('--labels <path>', imagesHelp('labeled images'))
-    .option(
-      '--resume',
-      'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
-    )
-    .option(
-      '--unlabeled <path>',
-      imagesHelp(
+export const registerFinetune = jobCommand({
+  name: 'finetune',
+  description:
+    'train a classifier on a (pre)trained backbone from labeled images; writes the model, a report and a label review',
+  argument: {
+    name: '[recipe]',
+    help: `a finetuning recipe (recipes/finetune-*.yaml; default: recipes/${DEFAULT_FINETUNE_RECIPE})`,
+  },
+  options: [
+    {
+      flags: '--backbone <path>',
+      help: backboneHelp('the backbone to finetune (--from-scratch: its architecture)'),
+      required: true,
+    },
+    { flags: '--labels <path>', help: imagesHelp('labeled images'), required: true },
+    {
+      flags: '--resume',
+      help: 'continue an interrupted finetune of --out from its last checkpoint (<out>.training/); same recipe, backbone and data',
+    },
+    {
+      flags: '--unlabeled <path>',
+      help: imagesHelp(
         'unlabeled images for FixMatch and self-training (labels they have only serve to report pseudo-label accuracy)',
       ),
-    )
-    .option(
-      '--test <path>',
-      imagesHelp('labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)'),
-    )
-    .option('--from-scratch', 'same architecture as --backbone but randomly initialised (the baseline)')
-    .option('--seed <n>', 'override the recipe seed', numberArg({ integer: true, min: 0 }))
-    .option('--per-class <n>', 'experiment: keep n labeled images per class', numberArg({ integer: true, min: 1 }))
-    .option(
-      '--minority <classes>',
-      'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
-    )
-    .option('--minority-factor <x>', 'fraction kept for --minority classes', numberArg({ min: 0.001, max: 1 }), 0.1)
-    .option(
-      '--flip-labels <fraction>',
-      'experiment: flip this fraction of training labels (the label review reports precision at k)',
-      numberArg({ min: 0, max: 0.9 }),
-    )
-    .option(
-      '--subset-seed <n>',
-      'seed of the experiment subsets (default: the recipe seed)',
-      numberArg({ integer: true, min: 0 }),
-    )
-    .addHelpText(
-      'after',
-      `
+    },
+    {
+      flags: '--test <path>',
+      help: imagesHelp(
+        'labeled images for the report (default: a stratified holdout of --labels, recipe eval.holdout)',
+      ),
+    },
+    { flags: '--from-scratch', help: 'same architecture as --backbone but randomly initialised (the baseline)' },
+    { flags: '--seed <n>', help: 'override the recipe seed', parse: numberArg({ integer: true, min: 0 }) },
+    {
+      flags: '--per-class <n>',
+      help: 'experiment: keep n labeled images per class',
+      parse: numberArg({ integer: true, min: 1 }),
+    },
+    {
+      flags: '--minority <classes>',
+      help: 'experiment: class indices (comma-separated) that keep only --minority-factor of their labels',
+    },
+    {
+      flags: '--minority-factor <x>',
+      help: 'fraction kept for --minority classes',
+      parse: numberArg({ min: 0.001, max: 1 }),
+      default: 0.1,
+    },
+    {
+      flags: '--flip-labels <fraction>',
+      help: 'experiment: flip this fraction of training labels (the label review reports precision at k)',
+      parse: numberArg({ min: 0, max: 0.9 }),
+    },
+    {
+      flags: '--subset-seed <n>',
+      help: 'seed of the experiment subsets (default: the recipe seed)',
+      parse: numberArg({ integer: true, min: 0 }),
+    },
+  ],
+  shared: { outputFolder: 'an earlier finetune output', subsetLimits: true },
+  helpAfter: `
 Outputs in --out: classifier.json + classifier.safetensors (the model), backbone/ (finetuned backbone,
 torchvision names), recipe.yaml (resolved), history.arrow, metrics.arrow + curves.png (per step),
 report/ (report.json, report.md, predictions.arrow, confusion.arrow/.png, reliability.png),
@@ -132,57 +148,52 @@ Examples:
       --unlabeled data/fashion-mnist-demo/unlabeled --out models/fixmatch
   $ selfsup finetune recipes/finetune-focal.yaml --backbone exports/resnet18 --labels /data/fmnist --test /data/fmnist \\
       --per-class 100 --minority 0,2,4,6,8 --minority-factor 0.1 --out models/focal-imbalanced`,
-    );
-  withGlobalOptions(command, { outputFolder: 'an earlier finetune output', subsetLimits: true }).action(
-    (recipeArg: string | undefined, opts: FinetuneCliOptions) => {
-      const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
-      runJob(setResult, opts, {
-        inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
-        prepare: () => {
-          const recipe = loadFinetuneRecipe(recipeFile);
-          if (opts.seed !== undefined) recipe.seed = opts.seed;
-          return recipe;
-        },
-        work: ({ prepared: recipe, io }) => {
-          io.note(
-            `finetune: recipe ${recipeFile}, backbone ${opts.backbone}${opts.fromScratch ? ' (random init)' : ''}`,
-          );
-          return runFinetune({
-            recipe,
-            recipeFile,
-            backbone: opts.backbone,
-            fromScratch: opts.fromScratch,
-            labels: opts.labels,
-            unlabeled: opts.unlabeled,
-            unlabeledLimit: opts.unlabeledLimit,
-            testLimit: opts.testLimit,
-            test: opts.test,
-            out: opts.out,
-            overwrite: opts.overwrite,
-            subsets: {
-              perClass: opts.perClass,
-              minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,
-              minorityFactor: opts.minorityFactor,
-              flipFraction: opts.flipLabels,
-              seed: opts.subsetSeed,
-            },
-            resume: opts.resume,
-            progress: io.showProgress,
-            onWarning: io.warn,
-            onRound: (r) => io.note(`self-training ${formatSelfTrainingRound(r)}`),
-            onEpoch: (m) =>
-              io.note(
-                `epoch ${m.epoch + 1} (${m.stage < 0 ? 'probe' : `stage ${m.stage + 1}`}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
-                  (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
-                  (m.pseudoLabelAccuracy !== undefined
-                    ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
-                    : '') +
-                  ` (${m.seconds.toFixed(1)} s)`,
-              ),
-          });
-        },
-        format: formatFinetuneSummary,
-      });
-    },
-  );
-}
+  job: (recipeArg: string | undefined, opts: FinetuneCliOptions) => {
+    const recipeFile = recipeArg ?? defaultFinetuneRecipeFile();
+    return {
+      inputs: { '[recipe]': recipeFile, '--backbone': opts.backbone },
+      prepare: () => {
+        const recipe = loadFinetuneRecipe(recipeFile);
+        if (opts.seed !== undefined) recipe.seed = opts.seed;
+        return recipe;
+      },
+      work: ({ prepared: recipe, io }) => {
+        io.note(`finetune: recipe ${recipeFile}, backbone ${opts.backbone}${opts.fromScratch ? ' (random init)' : ''}`);
+        return runFinetune({
+          recipe,
+          recipeFile,
+          backbone: opts.backbone,
+          fromScratch: opts.fromScratch,
+          labels: opts.labels,
+          unlabeled: opts.unlabeled,
+          unlabeledLimit: opts.unlabeledLimit,
+          testLimit: opts.testLimit,
+          test: opts.test,
+          out: opts.out,
+          overwrite: opts.overwrite,
+          subsets: {
+            perClass: opts.perClass,
+            minorityClasses: opts.minority ? parseClassList(opts.minority, '--minority') : undefined,
+            minorityFactor: opts.minorityFactor,
+            flipFraction: opts.flipLabels,
+            seed: opts.subsetSeed,
+          },
+          resume: opts.resume,
+          progress: io.showProgress,
+          onWarning: io.warn,
+          onRound: (r) => io.note(`self-training ${formatSelfTrainingRound(r)}`),
+          onEpoch: (m) =>
+            io.note(
+              `epoch ${m.epoch + 1} (${m.stage < 0 ? 'probe' : `stage ${m.stage + 1}`}): loss ${m.loss.toFixed(4)}, train accuracy ${(100 * m.trainAccuracy).toFixed(1)}%` +
+                (m.maskRate !== undefined ? `, mask rate ${(100 * m.maskRate).toFixed(1)}%` : '') +
+                (m.pseudoLabelAccuracy !== undefined
+                  ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
+                  : '') +
+                ` (${m.seconds.toFixed(1)} s)`,
+            ),
+        });
+      },
+      format: formatFinetuneSummary,
+    };
+  },
+});

@@ -1,5 +1,4 @@
 /** `selfsup select-study`: argument parsing only; the work is `runSelectionStudyJob` in src/select. */
-import { type Command, Option } from 'commander';
 import { SELECTION_STRATEGIES, type SelectionStrategy } from '../../select/strategies.js';
 import {
   runSelectionStudyJob,
@@ -8,7 +7,7 @@ import {
   studyTable,
 } from '../../select/study.js';
 import { UsageError } from '../../util/errors.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
 import { parseIntegerList } from './budget.js';
 import { measureOption } from './select.js';
 
@@ -46,35 +45,58 @@ export function formatStudyResult(r: SelectionStudyResult): string {
   ].join('\n');
 }
 
-export function registerSelectStudy(program: Command, setResult: (p: Promise<number>) => void): void {
-  const command = program
-    .command('select-study')
-    .description('simulated labeling loop: rounds of select, reveal labels, fit, evaluate, per strategy and seed')
-    .argument('<model>', backboneHelp('the backbone'))
-    .requiredOption('--pool <path>', imagesHelp('labeled pool whose labels stay hidden until picked'))
-    .requiredOption('--test <path>', imagesHelp('labeled test images'))
-    .option('--class-folders', 'the subfolders of --pool and --test are classes')
-    .option(
-      '--strategies <list>',
-      `comma-separated: ${SELECTION_STRATEGIES.join(', ')}`,
-      SELECTION_STRATEGIES.join(','),
-    )
-    .option('--seeds <list>', 'seeds, comma-separated', '0,1,2')
-    .option('--rounds <n>', 'rounds', numberArg({ min: 1, max: 1000, integer: true }), 10)
-    .option('--per-round <n>', 'labels revealed per round', numberArg({ min: 1, integer: true }), 100)
-    .option('--pool-limit <n>', 'use a seeded sample of at most n pool images', numberArg({ min: 2, integer: true }))
-    .option('--test-limit <n>', 'use a seeded sample of at most n test images', numberArg({ min: 1, integer: true }))
-    .option('--rare-classes <list>', 'make these class indices rare in the pool, comma-separated')
-    .option('--rare-fraction <x>', 'fraction of each rare class kept', numberArg({ min: 1e-6, max: 1 }), 0.1)
-    .addOption(measureOption('uncertainty measure'))
-    .addOption(
-      new Option('--first-round <name>', 'round 1 of the strategies that need a classifier (there is none yet)')
-        .choices(['random', 'diversity', 'typical'])
-        .default('typical'),
-    )
-    .addHelpText(
-      'after',
-      `
+export const registerSelectStudy = jobCommand({
+  name: 'select-study',
+  description: 'simulated labeling loop: rounds of select, reveal labels, fit, evaluate, per strategy and seed',
+  argument: { name: '<model>', help: backboneHelp('the backbone') },
+  options: [
+    {
+      flags: '--pool <path>',
+      help: imagesHelp('labeled pool whose labels stay hidden until picked'),
+      required: true,
+    },
+    { flags: '--test <path>', help: imagesHelp('labeled test images'), required: true },
+    { flags: '--class-folders', help: 'the subfolders of --pool and --test are classes' },
+    {
+      flags: '--strategies <list>',
+      help: `comma-separated: ${SELECTION_STRATEGIES.join(', ')}`,
+      default: SELECTION_STRATEGIES.join(','),
+    },
+    { flags: '--seeds <list>', help: 'seeds, comma-separated', default: '0,1,2' },
+    { flags: '--rounds <n>', help: 'rounds', parse: numberArg({ min: 1, max: 1000, integer: true }), default: 10 },
+    {
+      flags: '--per-round <n>',
+      help: 'labels revealed per round',
+      parse: numberArg({ min: 1, integer: true }),
+      default: 100,
+    },
+    {
+      flags: '--pool-limit <n>',
+      help: 'use a seeded sample of at most n pool images',
+      parse: numberArg({ min: 2, integer: true }),
+    },
+    {
+      flags: '--test-limit <n>',
+      help: 'use a seeded sample of at most n test images',
+      parse: numberArg({ min: 1, integer: true }),
+    },
+    { flags: '--rare-classes <list>', help: 'make these class indices rare in the pool, comma-separated' },
+    {
+      flags: '--rare-fraction <x>',
+      help: 'fraction of each rare class kept',
+      parse: numberArg({ min: 1e-6, max: 1 }),
+      default: 0.1,
+    },
+    measureOption('uncertainty measure'),
+    {
+      flags: '--first-round <name>',
+      help: 'round 1 of the strategies that need a classifier (there is none yet)',
+      choices: ['random', 'diversity', 'typical'],
+      default: 'typical',
+    },
+  ],
+  shared: { outputFolder: 'an earlier study', forwardPass: { batchSize: 256, inputSize: "the model's" } },
+  helpAfter: `
 The classifier of each round is a softmax regression on the frozen backbone's features;
 round 1 starts from no labels, so strategies that need a classifier pick with --first-round there.
 Outputs in --out: study.arrow (strategy, seed, round, labels, accuracy, macro_f1,
@@ -83,31 +105,25 @@ classes_covered, rare_picked, rare_share, select_seconds), study.md, accuracy.pn
 Examples:
   $ selfsup select-study runs/fmnist --pool /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz --test /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz --out studies/select
   $ selfsup select-study runs/demo/pretrain --pool data/fashion-mnist-demo/labeled --test data/fashion-mnist-demo/test --class-folders --rounds 4 --per-round 20 --out studies/demo-select`,
-    );
-  withGlobalOptions(command, {
-    outputFolder: 'an earlier study',
-    forwardPass: { batchSize: 256, inputSize: "the model's" },
-  }).action((model: string, opts: StudyCliOptions) => {
-    runJob(setResult, opts, {
-      inputs: { '<model>': model, '--pool': opts.pool, '--test': opts.test },
-      prepare: () => ({
-        strategies: parseStrategies(opts.strategies),
-        seeds: parseIntegerList(opts.seeds, '--seeds'),
-        rareClasses: opts.rareClasses ? parseIntegerList(opts.rareClasses, '--rare-classes') : undefined,
+  job: (model: string | undefined, opts: StudyCliOptions) => ({
+    inputs: { '<model>': model, '--pool': opts.pool, '--test': opts.test },
+    prepare: () => ({
+      strategies: parseStrategies(opts.strategies),
+      seeds: parseIntegerList(opts.seeds, '--seeds'),
+      rareClasses: opts.rareClasses ? parseIntegerList(opts.rareClasses, '--rare-classes') : undefined,
+    }),
+    work: ({ prepared, io, options }) =>
+      runSelectionStudyJob({
+        ...options,
+        ...prepared,
+        model: model as string,
+        onStage: io.note,
+        onProgress: io.progress,
+        onRound: (r) =>
+          io.note(
+            `${r.strategy} seed ${r.seed} round ${r.round}: ${r.labels} labels, accuracy ${(r.accuracy * 100).toFixed(1)}%, rare share ${(r.rareShare * 100).toFixed(1)}%`,
+          ),
       }),
-      work: ({ prepared, io, options }) =>
-        runSelectionStudyJob({
-          ...options,
-          ...prepared,
-          model,
-          onStage: io.note,
-          onProgress: io.progress,
-          onRound: (r) =>
-            io.note(
-              `${r.strategy} seed ${r.seed} round ${r.round}: ${r.labels} labels, accuracy ${(r.accuracy * 100).toFixed(1)}%, rare share ${(r.rareShare * 100).toFixed(1)}%`,
-            ),
-        }),
-      format: formatStudyResult,
-    });
-  });
-}
+    format: formatStudyResult,
+  }),
+});

@@ -1,5 +1,4 @@
 /** `selfsup select`: argument parsing only; the work is `selectImages` in src/select. */
-import { type Command, Option } from 'commander';
 import { UNCERTAINTY_MEASURES } from '../../select/scores.js';
 import {
   PICK_EXPORTS,
@@ -8,14 +7,14 @@ import {
   selectImages,
 } from '../../select/select-images.js';
 import { SELECTION_STRATEGIES } from '../../select/strategies.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, numberArg, runJob, withGlobalOptions } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg, type OptionRow } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface SelectCliOptions extends GlobalOptions, Omit<SelectImagesOptions, 'model'> {}
 
 /** `--measure`: the uncertainty measure of the strategies that use a classifier's probabilities (select, select-study). */
-export function measureOption(help: string): Option {
-  return new Option('--measure <name>', help).choices([...UNCERTAINTY_MEASURES]).default('margin');
+export function measureOption(help: string): OptionRow {
+  return { flags: '--measure <name>', help, choices: UNCERTAINTY_MEASURES, default: 'margin' };
 }
 
 /** Human summary: how many were picked, from what, and where the outputs are. */
@@ -43,37 +42,48 @@ export function formatSelectResult(r: SelectImagesResult): string {
   return lines.join('\n');
 }
 
-export function registerSelect(program: Command, setResult: (p: Promise<number>) => void): void {
-  const command = program
-    .command('select')
-    .description(
-      'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
-    )
-    .argument(
-      '<model>',
-      backboneHelp('a finetuned model folder (every strategy), or for random, diversity and typical a backbone'),
-    )
-    .requiredOption('--data <path>', imagesHelp('the unlabeled pool'))
-    .requiredOption('--budget <n>', 'how many images to pick', numberArg({ min: 1, integer: true }))
-    .addOption(new Option('--strategy <name>', 'how to pick').choices([...SELECTION_STRATEGIES]).default('typical'))
-    .addOption(measureOption('uncertainty measure (uncertainty, hybrid)'))
-    .option('--labeled <path>', imagesHelp('images already labeled, never picked again, nor their near-duplicates'))
-    .option('--class-folders', 'the subfolders of --labeled (and --data) are classes (balanced counts their labels)')
-    .option(
-      '--duplicate-threshold <x>',
-      'cosine similarity at or above which an image is a near-duplicate of a picked or labeled one (0-1]',
-      numberArg({ min: 1e-6, max: 1 }),
-      0.98,
-    )
-    .option('--seed <n>', 'seed of every random choice', numberArg({ integer: true }), 0)
-    .addOption(
-      new Option('--export-picks <how>', 'also put the picked files in <out>/picks/')
-        .choices([...PICK_EXPORTS])
-        .default('none'),
-    )
-    .addHelpText(
-      'after',
-      `
+export const registerSelect = jobCommand({
+  name: 'select',
+  description:
+    'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
+  argument: {
+    name: '<model>',
+    help: backboneHelp('a finetuned model folder (every strategy), or for random, diversity and typical a backbone'),
+  },
+  options: [
+    { flags: '--data <path>', help: imagesHelp('the unlabeled pool'), required: true },
+    {
+      flags: '--budget <n>',
+      help: 'how many images to pick',
+      parse: numberArg({ min: 1, integer: true }),
+      required: true,
+    },
+    { flags: '--strategy <name>', help: 'how to pick', choices: SELECTION_STRATEGIES, default: 'typical' },
+    measureOption('uncertainty measure (uncertainty, hybrid)'),
+    {
+      flags: '--labeled <path>',
+      help: imagesHelp('images already labeled, never picked again, nor their near-duplicates'),
+    },
+    {
+      flags: '--class-folders',
+      help: 'the subfolders of --labeled (and --data) are classes (balanced counts their labels)',
+    },
+    {
+      flags: '--duplicate-threshold <x>',
+      help: 'cosine similarity at or above which an image is a near-duplicate of a picked or labeled one (0-1]',
+      parse: numberArg({ min: 1e-6, max: 1 }),
+      default: 0.98,
+    },
+    { flags: '--seed <n>', help: 'seed of every random choice', parse: numberArg({ integer: true }), default: 0 },
+    {
+      flags: '--export-picks <how>',
+      help: 'also put the picked files in <out>/picks/',
+      choices: PICK_EXPORTS,
+      default: 'none',
+    },
+  ],
+  shared: { outputFolder: 'an earlier selection', forwardPass: { batchSize: 128, inputSize: "the model's" } },
+  helpAfter: `
 Strategies: diversity = k-center greedy on the backbone's embeddings (covers the pool,
 rare kinds of image included); typical = the image nearest the centre of each of --budget
 clusters (representative picks); uncertainty = the classifier's least certain images
@@ -88,21 +98,15 @@ and picks/ with --export-picks copy|link.
 Examples:
   $ selfsup select runs/demo/pretrain --data data/fashion-mnist-demo/unlabeled --budget 50 --out to-label
   $ selfsup select runs/demo/finetune --data data/fashion-mnist-demo/unlabeled --labeled data/fashion-mnist-demo/train --class-folders --strategy hybrid --budget 50 --out to-label-2`,
-    );
-  withGlobalOptions(command, {
-    outputFolder: 'an earlier selection',
-    forwardPass: { batchSize: 128, inputSize: "the model's" },
-  }).action((model: string, opts: SelectCliOptions) => {
-    runJob(setResult, opts, {
-      inputs: { '<model>': model, '--data': opts.data, '--labeled': opts.labeled },
-      work: ({ io, options }) =>
-        selectImages({
-          ...options,
-          model,
-          onStage: io.note,
-          onProgress: io.progress,
-        }),
-      format: formatSelectResult,
-    });
-  });
-}
+  job: (model, opts: SelectCliOptions) => ({
+    inputs: { '<model>': model, '--data': opts.data, '--labeled': opts.labeled },
+    work: ({ io, options }) =>
+      selectImages({
+        ...options,
+        model: model as string,
+        onStage: io.note,
+        onProgress: io.progress,
+      }),
+    format: formatSelectResult,
+  }),
+});
