@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { barChartSvg, writePng } from '../report/plot.js';
-import { writeArrowTable } from '../util/arrow.js';
+import { rowColumns, writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
@@ -394,33 +394,20 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     `Minutes are wall time per run (training and test evaluation); the whole study took ${minutes.toFixed(1)} min, ` +
     `1-minute load average ${loadAtStart.toFixed(2)} at the start and ${loadAtEnd.toFixed(2)} at the end on ${os.cpus().length} cores.`;
   await writeOutputDir(options.out, output, async (dir) => {
-    await writeArrowTable(path.join(dir, 'runs.arrow'), {
-      arm: rows.map((r) => r.arm),
-      per_class: Int32Array.from(rows, (r) => r.perClass),
-      seed: Int32Array.from(rows, (r) => r.seed),
-      train_images: Int32Array.from(rows, (r) => r.trainImages),
-      epochs: Int32Array.from(rows, (r) => r.epochs),
-      accuracy: Float64Array.from(rows, (r) => r.accuracy),
-      val_accuracy: Float64Array.from(rows, (r) => r.valAccuracy),
-      macro_f1: Float64Array.from(rows, (r) => r.macroF1),
-      ece: Float64Array.from(rows, (r) => r.ece),
-      mask_rate: Float64Array.from(rows, (r) => r.maskRate),
-      pseudo_label_accuracy: Float64Array.from(rows, (r) => r.pseudoLabelAccuracy),
-      seconds: Float64Array.from(rows, (r) => r.seconds),
-    });
-    await writeArrowTable(path.join(dir, 'summary.arrow'), {
-      arm: cells.map((c) => c.arm),
-      per_class: Int32Array.from(cells, (c) => c.perClass),
-      runs: Int32Array.from(cells, (c) => c.runs),
-      accuracy_mean: Float64Array.from(cells, (c) => c.accuracyMean),
-      accuracy_std: Float64Array.from(cells, (c) => c.accuracyStd),
-      macro_f1_mean: Float64Array.from(cells, (c) => c.macroF1Mean),
-      macro_f1_std: Float64Array.from(cells, (c) => c.macroF1Std),
-      val_accuracy_mean: Float64Array.from(cells, (c) => c.valAccuracyMean),
-      val_accuracy_std: Float64Array.from(cells, (c) => c.valAccuracyStd),
-      minutes_mean: Float64Array.from(cells, (c) => c.minutesMean),
-      minutes_total: Float64Array.from(cells, (c) => c.minutesTotal),
-    });
+    await writeArrowTable(
+      path.join(dir, 'runs.arrow'),
+      rowColumns(
+        rows,
+        'arm:utf8 perClass:int32 seed:int32 trainImages:int32 epochs:int32 accuracy valAccuracy macroF1 ece maskRate pseudoLabelAccuracy seconds',
+      ),
+    );
+    await writeArrowTable(
+      path.join(dir, 'summary.arrow'),
+      rowColumns(
+        cells,
+        'arm:utf8 perClass:int32 runs:int32 accuracyMean accuracyStd macroF1Mean macroF1Std valAccuracyMean valAccuracyStd minutesMean minutesTotal',
+      ),
+    );
     await writeFileAtomic(path.join(dir, 'subsets.json'), `${JSON.stringify(subsets)}\n`);
     await writeFileAtomic(path.join(dir, 'budget.md'), budgetMarkdown(cells, note));
     const cost = { minutes, loadAtStart, loadAtEnd, cores: os.cpus().length };

@@ -18,7 +18,7 @@ import { imbalancedSubset } from '../finetune/data.js';
 import { argmaxRows, classificationMetrics, confusionMatrix } from '../finetune/metrics.js';
 import { fitLinearProbe, probeProbabilities } from '../probes/linear-probe.js';
 import { lineChartSvg, writePng } from '../report/plot.js';
-import { writeArrowTable } from '../util/arrow.js';
+import { rowColumns, writeArrowTable } from '../util/arrow.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { assertInteger, assertNumber, InputError, UsageError } from '../util/errors.js';
 import { beginOutputDir, claimOutputDir } from '../util/output-dir.js';
@@ -309,18 +309,13 @@ export async function runSelectionStudyJob(job: SelectionStudyJob): Promise<Sele
     report: path.join(job.out, 'study.md'),
     plot: path.join(job.out, 'accuracy.png'),
   };
-  await writeArrowTable(files.table, {
-    strategy: rows.map((r) => r.strategy),
-    seed: Int32Array.from(rows, (r) => r.seed),
-    round: Int32Array.from(rows, (r) => r.round),
-    labels: Int32Array.from(rows, (r) => r.labels),
-    accuracy: Float64Array.from(rows, (r) => r.accuracy),
-    macro_f1: Float64Array.from(rows, (r) => r.macroF1),
-    classes_covered: Int32Array.from(rows, (r) => r.classesCovered),
-    rare_picked: Int32Array.from(rows, (r) => r.rarePicked),
-    rare_share: Float64Array.from(rows, (r) => r.rareShare),
-    select_seconds: Float64Array.from(rows, (r) => r.selectSeconds),
-  });
+  await writeArrowTable(
+    files.table,
+    rowColumns(
+      rows,
+      'strategy:utf8 seed:int32 round:int32 labels:int32 accuracy macroF1 classesCovered:int32 rarePicked:int32 rareShare selectSeconds',
+    ),
+  );
   const strategies = [...new Set(rows.map((r) => r.strategy))];
   const series = strategies.map((s) => {
     const counts = [...new Set(rows.filter((r) => r.strategy === s).map((r) => r.labels))].sort((a, b) => a - b);

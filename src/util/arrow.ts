@@ -72,6 +72,39 @@ function toVector(name: string, col: ColumnData): Vector {
   throw new Error(`column ${name}: unsupported values (${typeof first})`);
 }
 
+/** The field an entry of a column spec names: `perClass:int32` -> `perClass`. */
+type SpecField<Entry extends string> = Entry extends `${infer Field}:${string}` ? Field : Entry;
+/** Every field a space-separated column spec names. */
+type SpecFields<Spec extends string> = Spec extends `${infer Head} ${infer Tail}`
+  ? SpecField<Head> | SpecFields<Tail>
+  : SpecField<Spec>;
+
+/** A column's name in a table: its field in snake_case (`macroF1Mean` -> `macro_f1_mean`). */
+export function snakeCase(field: string): string {
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/**
+ * The columns of a table with one row per object of `rows`: `spec` lists the fields,
+ * space-separated and in column order, each with its type after a colon (`int32`, `utf8`;
+ * none: float64), e.g. `'arm:utf8 seed:int32 accuracy'`. Columns are named in snake_case.
+ */
+export function rowColumns<Row extends object, Spec extends string>(
+  rows: readonly Row[],
+  spec: Spec & (SpecFields<Spec> extends keyof Row ? unknown : never),
+): Columns {
+  const columns: Columns = {};
+  for (const entry of spec.split(' ')) {
+    const [field, type = 'float64'] = entry.split(':');
+    const value = (row: Row) => (row as Record<string, unknown>)[field];
+    if (type === 'int32') columns[snakeCase(field)] = Int32Array.from(rows, (r) => value(r) as number);
+    else if (type === 'utf8') columns[snakeCase(field)] = rows.map((r) => value(r) as string | null);
+    else if (type === 'float64') columns[snakeCase(field)] = Float64Array.from(rows, (r) => value(r) as number);
+    else throw new Error(`column spec "${entry}": unknown type ${type} (int32, utf8 or float64)`);
+  }
+  return columns;
+}
+
 /** Builds a table; all columns must have the same number of rows. */
 export function buildTable(columns: Columns, metadata: Record<string, string> = {}): Table {
   const vectors: Record<string, Vector> = {};

@@ -2,7 +2,14 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { columnValues, readArrowTable, tableMetadata, writeArrowTable } from '../../src/util/arrow.js';
+import {
+  buildTable,
+  columnValues,
+  readArrowTable,
+  rowColumns,
+  tableMetadata,
+  writeArrowTable,
+} from '../../src/util/arrow.js';
 
 describe('arrow tables', () => {
   it('round-trips numbers, strings, nulls, booleans, bigints and vectors, with metadata', async () => {
@@ -45,5 +52,27 @@ describe('arrow tables', () => {
     await expect(writeArrowTable(path.join(dir, 'x.arrow'), { a: [1, 2], b: [1] })).rejects.toThrow(
       'column b has 1 rows but earlier columns have 2',
     );
+  });
+
+  it('rowColumns: one column per listed field, in order, snake_case names, typed int32/utf8/float64 (also with no rows)', () => {
+    const rows = [
+      { arm: 'scratch', perClass: 10, macroF1: 0.25 },
+      { arm: 'pretrained', perClass: 100, macroF1: 0.75 },
+    ];
+    const t = buildTable(rowColumns(rows, 'arm:utf8 perClass:int32 macroF1'));
+    expect(t.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual([
+      'arm:Utf8',
+      'per_class:Int32',
+      'macro_f1:Float64',
+    ]);
+    expect(columnValues(t, 'per_class')).toEqual([10, 100]);
+    expect(columnValues(t, 'macro_f1')).toEqual([0.25, 0.75]);
+    const empty = buildTable(rowColumns([] as typeof rows, 'arm:utf8 perClass:int32 macroF1'));
+    expect(empty.schema.fields.map((f) => `${f.name}:${f.type}`)).toEqual([
+      'arm:Utf8',
+      'per_class:Int32',
+      'macro_f1:Float64',
+    ]);
+    expect(() => rowColumns(rows, 'perClass:int64' as 'perClass')).toThrow(/unknown type int64/);
   });
 });
