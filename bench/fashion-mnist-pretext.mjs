@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Pretext tasks on Fashion-MNIST (issue 5): pretrain a ResNet-18 on the training
+ * Pretext tasks on Fashion-MNIST: pretrain a ResNet-18 on the training
  * images WITHOUT labels with each pretext task, then fit a linear probe
  * (softmax regression on frozen pooled features) on labeled training images and
  * report its test accuracy, against a randomly initialised backbone of the same

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Finetuning experiments on Fashion-MNIST (issue 6) that run on a frozen
+ * Finetuning experiments on Fashion-MNIST that run on a frozen
  * backbone (linear probes on its features; cheap enough for a shared 2-core
  * machine), each over several seeds:
  *

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The Fashion-MNIST protocol of bench/fashion-mnist-pretext.mjs for the methods, with lightly.
 
-A reference to compare selfsup against (issue 13), not part of the package: lightly's
+A reference to compare selfsup against, not part of the package: lightly's
 heads, losses, momentum update and cosine momentum schedule for BYOL, SimSiam,
 Barlow Twins, VICReg, MoCo v2 and DINO, on the same backbone as selfsup (ResNet-18,
 width multiplier, small stem: bench/torch_fashion_pretext.py's), the same

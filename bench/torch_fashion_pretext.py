@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The Fashion-MNIST pretext protocol of bench/fashion-mnist-pretext.mjs, in PyTorch.
 
-A reference to compare selfsup against (issue 5), not part of the package. Same
+A reference to compare selfsup against, not part of the package. Same
 protocol: a ResNet-18 with a width multiplier and the small stem (3x3/1 conv, no
 max pool), pretrained on a seeded subset of the 60,000 training images without
 labels with one pretext task (rotation: 4-way, all four rotations per image;
