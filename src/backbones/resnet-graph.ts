@@ -6,7 +6,7 @@
  * statistics from the unbiased batch variance), ReLU, global average pooling.
  * Weights are read through `weights` by their torchvision names.
  */
-import { DT_FLOAT, type GraphBuilder } from '../engine/graph-runtime.js';
+import { DT_FLOAT, DT_INT32, type GraphBuilder } from '../engine/graph-runtime.js';
 import { BN_EPSILON, BN_MOMENTUM } from './ops.js';
 import type { ConvNormLayout, ResNetLayout } from './resnet.js';
 import type { HeadBlock } from './types.js';
@@ -31,7 +31,7 @@ const FLOAT = { type: DT_FLOAT };
 
 function padded(g: GraphBuilder, x: string, padding: number): string {
   const paddings = g.constInt([0, 0, padding, padding, padding, padding, 0, 0], [4, 2], 'paddings');
-  return g.op('Pad', [x, paddings], { T: FLOAT, Tpaddings: { type: 3 } });
+  return g.op('Pad', [x, paddings], { T: FLOAT, Tpaddings: { type: DT_INT32 } });
 }
 
 /** PyTorch-style Conv2d without bias on NHWC input with an HWIO kernel, as ops.ts's conv2d. */
@@ -112,7 +112,7 @@ export function resnetGraph(
     h = relu(g.op('AddV2', [out, shortcut], { T: FLOAT }));
   }
   const axes = g.constInt([1, 2], [2], 'pool_axes');
-  const output = g.op('Mean', [h, axes], { T: FLOAT, Tidx: { type: 3 }, keep_dims: { bool: false } });
+  const output = g.op('Mean', [h, axes], { T: FLOAT, Tidx: { type: DT_INT32 }, keep_dims: { bool: false } });
   return { output, updates };
 }
 

@@ -25,6 +25,7 @@ import { type GraphWeights, headGraph, headGraphProblem, resnetGraph } from '../
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
 import {
   DT_FLOAT,
+  DT_INT32,
   GraphBuilder,
   GraphSession,
   type GraphVariableOps,
@@ -179,7 +180,7 @@ export class CompiledTrainingStep {
         const axes = g.constInt([...Array(rank).keys()], [rank], 'norm_axes');
         return g.op('Sum', [g.op('Square', [grad], { T: FLOAT }), axes], {
           T: FLOAT,
-          Tidx: { type: 3 },
+          Tidx: { type: DT_INT32 },
           keep_dims: { bool: false },
         });
       });
