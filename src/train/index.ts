@@ -1,6 +1,14 @@
 /** Training: the pretraining loop, the step engine, optimizers, schedules, checkpoints, metrics and monitors (finetuning uses them too). */
 export * from './checkpoint.js';
 export { embeddingSpread, isCollapsed } from './collapse.js';
+export {
+  type CompiledStepResult,
+  type CompiledStepSpec,
+  CompiledTrainingStep,
+  compiledStepProblem,
+  type MirroredVariable,
+  type Precision,
+} from './compiled-step.js';
 export * from './components.js';
 export * from './loop.js';
 export * from './metrics.js';
@@ -17,3 +25,4 @@ export {
   type StepInputs,
 } from './step.js';
 export { momentumAt, TaskState, type TaskStateInputs } from './task-state.js';
+export { chooseTrainingPath, type TrainingPath } from './training-path.js';
