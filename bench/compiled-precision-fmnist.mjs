@@ -8,7 +8,10 @@
  *
  *   npx tsc -p tsconfig.json && nice -n 10 node bench/compiled-precision-fmnist.mjs \
  *     [--precisions float32,bfloat16] [--seeds 0,1] [--width 0.25] [--epochs 1] [--limit 10000] \
- *     [--batch 128] [--probe-train 5000] [--probe-val 5000] [--out /work/runs/precision]
+ *     [--batch 128] [--probe-train 5000] [--probe-val 5000] [--out /work/runs/precision] [--baseline]
+ *
+ * --baseline also probes the randomly initialised backbone of each seed (what pretraining adds);
+ * --precisions none skips pretraining.
  *
  * Recipe: rotation (all four rotations, linear head), ResNet-18 small stem at --width,
  * SGD lr 0.1 momentum 0.9 Nesterov, weight decay 5e-4, cosine without warmup,
@@ -17,6 +20,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { getTask } from '../dist/pretext-tasks/registry.js';
+import { createBackbone } from '../dist/src/backbones/registry.js';
 import { idxDataset } from '../dist/src/data/datasets/idx.js';
 import { assertFastBackend, initEngine } from '../dist/src/engine/backend.js';
 import { loadBackbone } from '../dist/src/export/backbone-store.js';
@@ -38,6 +42,7 @@ const { values: args } = parseArgs({
     'probe-val': { type: 'string', default: '5000' },
     'probe-steps': { type: 'string', default: '500' },
     out: { type: 'string', default: 'runs/compiled-precision' },
+    baseline: { type: 'boolean', default: false },
   },
 });
 
@@ -57,8 +62,30 @@ const probeVal = {
 };
 
 const rows = [];
+const probeOptions = { steps: Number(args['probe-steps']) };
 for (const seed of args.seeds.split(',').map(Number)) {
-  for (const precision of args.precisions.split(',')) {
+  if (args.baseline) {
+    // The pretraining runs' starting point: the loop derives the backbone's rng as root.derive('backbone').
+    const backbone = createBackbone('resnet18', {
+      widthMultiplier: Number(args.width),
+      stem: 'small',
+      inputChannels: 1,
+      rng: createRng(seed).derive('backbone'),
+    });
+    const probe = await probeBackbone(backbone, probeTrain, probeVal, INPUT, probeOptions);
+    backbone.dispose();
+    const row = {
+      seed,
+      precision: 'random init',
+      steps: 0,
+      lastLoss: Number.NaN,
+      pretrainMinutes: 0,
+      probeValAccuracy: probe.testAccuracy,
+    };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+  }
+  for (const precision of args.precisions === 'none' ? [] : args.precisions.split(',')) {
     const recipe = resolvePretrainRecipe(
       {
         name: `rotation-${precision}-s${seed}`,
@@ -93,7 +120,7 @@ for (const seed of args.seeds.split(',').map(Number)) {
     });
     const pretrainMinutes = (performance.now() - start) / 60000;
     const { backbone } = await loadBackbone(run.runDir);
-    const probe = await probeBackbone(backbone, probeTrain, probeVal, INPUT, { steps: Number(args['probe-steps']) });
+    const probe = await probeBackbone(backbone, probeTrain, probeVal, INPUT, probeOptions);
     backbone.dispose();
     const row = {
       seed,
