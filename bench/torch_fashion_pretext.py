@@ -59,9 +59,10 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """torchvision's ResNet-18 layout with widths 64*w..512*w and the small stem."""
+    """torchvision's ResNet-18 layout and names with widths 64*w..512*w and the small stem;
+    with `classes`, a linear head `fc` on the pooled features (forward then gives logits)."""
 
-    def __init__(self, width, channels=1):
+    def __init__(self, width, channels=1, classes=None):
         super().__init__()
         widths = [max(1, round(64 * width * 2**i)) for i in range(4)]
         self.conv1 = nn.Conv2d(channels, widths[0], 3, 1, 1, bias=False)
@@ -73,6 +74,7 @@ class ResNet18(nn.Module):
             cin = w
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.feature_dim = cin
+        self.fc = nn.Linear(cin, classes) if classes else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -82,8 +84,8 @@ class ResNet18(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return x.mean(dim=(2, 3))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x)))).mean(dim=(2, 3))
+        return self.fc(x) if self.fc is not None else x
 
 
 def nt_xent(z1, z2, temperature):

@@ -26,7 +26,6 @@ its metadata). Threads: --threads (default 2), OpenMP waiting passively.
 """
 
 import argparse
-import gzip
 import json
 import math
 import os
@@ -40,16 +39,8 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+from torch_fashion_pretext import ResNet18, read_idx  # noqa: E402  (the one small-stem ResNet-18 of bench/)
 
 
 def resample_matrix(in_length, out_length):
@@ -75,50 +66,6 @@ def prepare(images, size):
         r = resample_matrix(images.shape[1], size)
         x = np.einsum("oh,nhw,pw->nop", r, x, r)
     return torch.from_numpy(np.ascontiguousarray(x[:, None]))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
-
-
-class ResNet18(nn.Module):
-    """torchvision's ResNet-18 layout and names, widths 64w..512w, the small stem, a linear head."""
-
-    def __init__(self, width, channels, classes):
-        super().__init__()
-        widths = [max(1, round(64 * width * 2**i)) for i in range(4)]
-        self.conv1 = nn.Conv2d(channels, widths[0], 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
-        cin = widths[0]
-        for i, w in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
-            cin = w
-        self.fc = nn.Linear(cin, classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
 DTYPES = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}
