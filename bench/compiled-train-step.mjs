@@ -9,7 +9,10 @@
  *
  *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
  *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] \
- *     [--python /path/to/python-with-torch] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *     [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *
+ * --python takes a comma-separated list, e.g. a current PyTorch in a virtualenv and
+ * Debian's PyTorch 1.13 (/usr/bin/python3): each runs in every round, in that order.
  *
  * Prints one line per measurement with the load average, then per case the
  * median ratios over rounds. CPU seconds per wall second show how many threads
@@ -29,7 +32,7 @@ const steps = Number(option('steps', '3'));
 const rounds = Number(option('rounds', '3'));
 const threads = Number(option('threads', '2'));
 const only = option('only', undefined);
-const python = option('python', '/usr/bin/python3');
+const pythons = option('python', '/usr/bin/python3').split(',');
 const useTorch = !args.includes('--no-torch');
 const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',');
 
@@ -173,7 +176,7 @@ function measureCompiled(c, precision) {
   }
 }
 
-function measureTorch(c) {
+function measureTorch(python, c) {
   const r = spawnSync(
     python,
     [
@@ -194,12 +197,15 @@ const load = () =>
     .join(' ');
 const engine = initEngine({ quiet: true });
 const graph = graphRuntimeStatus();
-const torchVersion = useTorch
-  ? spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim()
-  : undefined;
+const torches = (useTorch ? pythons : [])
+  .map((python) => ({
+    python,
+    version: spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim(),
+  }))
+  .filter((t) => t.version);
 console.log(
   `engine ${engine.backend} (TensorFlow ${engine.tensorflowVersion}), graph addon ${graph.available ? graph.version : graph.reason}, ` +
-    `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torchVersion || 'n/a'} (${python}); cpus ${os.cpus().length}`,
+    `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torches.map((t) => `${t.version} (${t.python})`).join(', ') || 'n/a'}; cpus ${os.cpus().length}`,
 );
 console.log(`load average at start: ${load()}`);
 const results = [];
@@ -225,7 +231,7 @@ for (let round = 0; round < rounds; round++) {
           ` steps ${(r.stepTimes ?? r.step_times.map((t) => +t.toFixed(3))).join(' ')}${extra}${build}${leak} [load ${load()}]`,
       );
     };
-    if (torchVersion) record(`torch-${torchVersion}`, measureTorch(c));
+    for (const t of torches) record(`torch-${t.version}`, measureTorch(t.python, c));
     for (const v of variants) {
       if (v === 'eager') record(v, measureEager(c));
       else if (v === 'compiled-f32') record(v, measureCompiled(c, 'float32'));
@@ -243,10 +249,10 @@ for (const c of CASES) {
   const name = `${c.arch} ${c.size}px batch ${c.batch}`;
   const rows = results.filter((r) => r.case === name);
   const keys = Object.keys(rows[0]?.imagesPerSecond ?? {});
-  const bases = [keys.find((k) => k.startsWith('torch')), 'eager'].filter((k) => k && keys.includes(k));
+  const bases = [...keys.filter((k) => k.startsWith('torch')), 'eager'].filter((k) => keys.includes(k));
   for (const base of bases)
     for (const k of keys) {
-      if (k === base || (base === 'eager' && k.startsWith('torch'))) continue;
+      if (k === base || k.startsWith('torch')) continue;
       for (const [what, field] of [
         ['img/s', 'imagesPerSecond'],
         ['img per CPU-s', 'imagesPerCpuSecond'],
