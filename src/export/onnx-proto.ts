@@ -1,12 +1,12 @@
 /**
  * ONNX protobuf messages through protobufjs and ONNX's own schema (onnx.proto,
- * as a descriptor in onnx-schema.ts): a small graph builder that collects nodes
+ * as a descriptor in onnx-schema.json): a small graph builder that collects nodes
  * and initializers, and encode/decode of a ModelProto. Nothing here knows about
  * ResNets; src/export/onnx.ts builds the graph.
  */
 import protobuf from 'protobufjs';
 import { InputError } from '../util/errors.js';
-import { ONNX_SCHEMA } from './onnx-schema.js';
+import { onnxSchema } from './onnx-schema.js';
 import { float32ToFloat16Bits } from './safetensors.js';
 
 /** TensorProto.DataType values used here. */
@@ -20,8 +20,13 @@ const ATTRIBUTE_INT = 2;
 const ATTRIBUTE_STRING = 3;
 const ATTRIBUTE_INTS = 7;
 
-const root = protobuf.Root.fromJSON(ONNX_SCHEMA as unknown as protobuf.INamespace);
-const ModelProto = root.lookupType('onnx.ModelProto');
+let modelProtoType: protobuf.Type | undefined;
+
+/** onnx.ModelProto, built from the schema on first use. */
+function modelProto(): protobuf.Type {
+  modelProtoType ??= protobuf.Root.fromJSON(onnxSchema().descriptor).lookupType('onnx.ModelProto');
+  return modelProtoType;
+}
 
 /** A symbolic (`batch`) or fixed (`3`) dimension of a graph input or output. */
 export type OnnxDim = string | number;
@@ -169,6 +174,7 @@ export interface OnnxModelFields {
 
 /** Serialises a ModelProto. */
 export function encodeOnnxModel(fields: OnnxModelFields): Uint8Array {
+  const ModelProto = modelProto();
   const message = ModelProto.fromObject({
     ir_version: fields.irVersion,
     opset_import: [{ domain: '', version: fields.opset }],
@@ -201,6 +207,7 @@ export interface DecodedOnnxModel {
 
 /** Parses ONNX bytes (for checks and tests); `file` names the source in errors. */
 export function decodeOnnxModel(bytes: Uint8Array, file = '<buffer>'): DecodedOnnxModel {
+  const ModelProto = modelProto();
   try {
     const message = ModelProto.decode(bytes);
     return ModelProto.toObject(message, { longs: Number, defaults: false }) as DecodedOnnxModel;
