@@ -210,6 +210,12 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
       throw fail(`${callable.qualifiedName}: ${(e as Error).message}`);
     }
   };
+  /** The top `count` values, popped, in stack order. */
+  const popItems = (count: number): unknown[] => {
+    const items = new Array<unknown>(count);
+    for (let i = count - 1; i >= 0; i--) items[i] = pop();
+    return items;
+  };
   const setItems = (target: unknown, items: unknown[]) => {
     if (!(target instanceof Map)) throw fail(`SETITEM(S) on ${describe(target)}`);
     if (items.length % 2 !== 0) throw fail('SETITEMS with an odd number of values');
@@ -220,6 +226,9 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
     else if (target instanceof Set) for (const item of items) target.add(item);
     else throw fail(`APPEND(S) on ${describe(target)}`);
   };
+  // SETITEM(S) and APPEND(S) take their items off the stack first, then fill the value below them.
+  const setItemsOnTop = (items: unknown[]) => setItems(top(), items);
+  const appendItemsOnTop = (items: unknown[]) => appendItems(top(), items);
   // Which global made a value, so BUILD can ask it how to set state.
   const madeBy = new WeakMap<object, AllowedGlobal>();
   const remember = (value: unknown, maker: AllowedGlobal) => {
@@ -345,23 +354,14 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
         stack.push([]);
         break;
       case 0x85: // TUPLE1
-        stack.push([pop()]);
+        stack.push(popItems(1));
         break;
-      case 0x86: {
-        // TUPLE2
-        const b = pop();
-        const a = pop();
-        stack.push([a, b]);
+      case 0x86: // TUPLE2
+        stack.push(popItems(2));
         break;
-      }
-      case 0x87: {
-        // TUPLE3
-        const c = pop();
-        const b = pop();
-        const a = pop();
-        stack.push([a, b, c]);
+      case 0x87: // TUPLE3
+        stack.push(popItems(3));
         break;
-      }
       case 0x74: // TUPLE
       case 0x6c: // LIST
         stack.push(popMark());
@@ -369,18 +369,12 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
       case 0x5d: // EMPTY_LIST
         stack.push([]);
         break;
-      case 0x61: {
-        // APPEND
-        const item = pop();
-        appendItems(top(), [item]);
+      case 0x61: // APPEND
+        appendItemsOnTop(popItems(1));
         break;
-      }
-      case 0x65: {
-        // APPENDS
-        const items = popMark();
-        appendItems(top(), items);
+      case 0x65: // APPENDS
+        appendItemsOnTop(popMark());
         break;
-      }
       case 0x7d: // EMPTY_DICT
         stack.push(new Map());
         break;
@@ -391,19 +385,12 @@ export function unpickle(bytes: Uint8Array, options: UnpickleOptions, start = 0)
         stack.push(dict);
         break;
       }
-      case 0x73: {
-        // SETITEM
-        const value = pop();
-        const key = pop();
-        setItems(top(), [key, value]);
+      case 0x73: // SETITEM
+        setItemsOnTop(popItems(2));
         break;
-      }
-      case 0x75: {
-        // SETITEMS
-        const items = popMark();
-        setItems(top(), items);
+      case 0x75: // SETITEMS
+        setItemsOnTop(popMark());
         break;
-      }
       case 0x8f: // EMPTY_SET
         stack.push(new Set());
         break;
