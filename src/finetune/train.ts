@@ -328,11 +328,8 @@ export async function trainClassifier(
     const { batchSize, stepsPerEpoch } = phase;
     const meter = new FixMatchMeter();
     const stepRows: MetricsRow[] = [];
-    let lossSum = 0;
-    let supSum = 0;
-    let unsupSum = 0;
-    let correct = 0;
-    let seen = 0;
+    // Running sums over the epoch's steps: losses (total, supervised, unlabeled) and right predictions.
+    const sums = { loss: 0, supervised: 0, unlabeled: 0, correct: 0, seen: 0 };
     let lr = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
       const stepStart = performance.now();
@@ -439,13 +436,13 @@ export async function trainClassifier(
       const supValue = step.kept.sup.dataSync()[0];
       let batchCorrect = 0;
       for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) batchCorrect++;
-      correct += batchCorrect;
-      seen += batchSize;
-      lossSum += lossValue;
-      supSum += supValue;
+      sums.correct += batchCorrect;
+      sums.seen += batchSize;
+      sums.loss += lossValue;
+      sums.supervised += supValue;
       let maskRate = Number.NaN;
       if (step.kept.unsup && step.kept.mask && step.kept.pseudo && unlabeledBatch && unlabeled) {
-        unsupSum += step.kept.unsup.dataSync()[0];
+        sums.unlabeled += step.kept.unsup.dataSync()[0];
         const mask = step.kept.mask.dataSync();
         maskRate = Array.from(mask).reduce((a, b) => a + b, 0) / Math.max(1, mask.length);
         const hidden = Array.from(unlabeledBatch, (i) => unlabeled.labels[i]);
@@ -480,10 +477,10 @@ export async function trainClassifier(
     return {
       epoch: epochIndex,
       stage: phase.stage,
-      loss: lossSum / stepsPerEpoch,
-      supervisedLoss: supSum / stepsPerEpoch,
-      unlabeledLoss: fm ? unsupSum / stepsPerEpoch : undefined,
-      trainAccuracy: correct / seen,
+      loss: sums.loss / stepsPerEpoch,
+      supervisedLoss: sums.supervised / stepsPerEpoch,
+      unlabeledLoss: fm ? sums.unlabeled / stepsPerEpoch : undefined,
+      trainAccuracy: sums.correct / sums.seen,
       learningRate: lr,
       maskRate: fm?.maskRate,
       pseudoLabelAccuracy: fm?.pseudoLabelAccuracy,
