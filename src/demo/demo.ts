@@ -266,28 +266,33 @@ function lastCheckpointDir(runDir: string): string | undefined {
   return path.join(runDir, 'checkpoints', readFileSync(pointer, 'utf8').trim());
 }
 
+/** What the closing message calls each output, in the order it lists them. */
+const OUTPUT_NAMES: Record<keyof DemoOutputs, string> = {
+  manifest: 'scan manifest',
+  run: 'run folder',
+  checkpoint: 'checkpoint',
+  metrics: 'metrics',
+  curves: 'training curves',
+  backbone: 'backbone',
+  exportSafetensors: 'export (PyTorch)',
+  exportTfjs: 'export (tfjs)',
+  finetune: 'finetuned model',
+  report: 'report',
+  confusion: 'confusion matrix',
+  embeddings: 'embeddings',
+  map: 'embedding map',
+};
+
 /** The demo's closing message: where each output is. */
 export function formatDemoResult(r: DemoResult): string {
   const o = r.outputs;
-  const rows: Array<[string, string | undefined]> = [
-    ['scan manifest', o.manifest],
-    ['run folder', o.run],
-    ['checkpoint', o.checkpoint],
-    ['metrics', o.metrics],
-    ['training curves', o.curves],
-    ['backbone', o.backbone],
-    ['export (PyTorch)', o.exportSafetensors],
-    ['export (tfjs)', o.exportTfjs],
-    ['finetuned model', o.finetune],
-    ['report', o.report],
-    ['confusion matrix', o.confusion],
-    ['embeddings', o.embeddings],
-    ['embedding map', o.map],
-  ];
   const lines = [`selfsup demo finished in ${(r.seconds / 60).toFixed(1)} min${r.quick ? ' (--quick)' : ''}.`, ''];
   for (const s of r.steps) lines.push(`  ${s.name.padEnd(9)} ${s.seconds.toFixed(0).padStart(4)} s  ${s.summary}`);
   lines.push('', 'Outputs:');
-  for (const [name, file] of rows) if (file) lines.push(`  ${name.padEnd(17)} ${shortPath(file)}`);
+  for (const [key, name] of Object.entries(OUTPUT_NAMES)) {
+    const file = o[key as keyof DemoOutputs];
+    if (file) lines.push(`  ${name.padEnd(17)} ${shortPath(file)}`);
+  }
   lines.push(
     '',
     'Next: load the export in PyTorch (docs/interop.md), or embed your own images:',
