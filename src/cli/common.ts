@@ -212,6 +212,11 @@ export function backboneHelp(what: string): string {
   return `${what}: ${BACKBONE_SOURCES}`;
 }
 
+/** The `<model>` argument of the commands that run a model over images (embed, select, select-study). */
+export function modelArgument(what: string): { name: string; help: string } {
+  return { name: '<model>', help: backboneHelp(what) };
+}
+
 /**
  * Throws an InputError naming the file (and the option it came from) when an
  * input does not exist; an `images,labels` IDX pair is checked file by file, a
@@ -234,6 +239,17 @@ export interface JobConsole {
   progress(stage: string, done: number, total: number): void;
   /** Whether the library's own progress output should show (not with --quiet or --json). */
   showProgress: boolean;
+}
+
+/** The stage and progress callbacks of the library calls that report stages (selectImages, runSelectionStudy). */
+export interface StageCallbacks {
+  onStage: (text: string) => void;
+  onProgress: (stage: string, done: number, total: number) => void;
+}
+
+/** Stage and progress callbacks that show on `io`: stages as status lines, progress as one bar per stage. */
+export function stageCallbacks(io: JobConsole): StageCallbacks {
+  return { onStage: io.note, onProgress: io.progress };
 }
 
 /** The console of a command run with `opts`. */

@@ -1,6 +1,6 @@
 /** `selfsup embed`: argument parsing only; the work is `embedFolder` in src/embed. */
 import { type EmbedFolderOptions, type EmbedFolderResult, embedFolder } from '../../embed/embed-folder.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
+import { type GlobalOptions, imagesHelp, jobCommand, modelArgument, numberArg } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface EmbedCliOptions extends GlobalOptions, Omit<EmbedFolderOptions, 'model'> {}
@@ -24,7 +24,7 @@ export function formatEmbedResult(r: EmbedFolderResult): string {
 export const registerEmbed = jobCommand({
   name: 'embed',
   description: 'embed images with a backbone: embeddings (Arrow), near-duplicate pairs, outliers, and a 2-D map (PNG)',
-  argument: { name: '<model>', help: backboneHelp('the backbone') },
+  argument: modelArgument('the backbone'),
   options: [
     { flags: '--data <path>', help: imagesHelp('images'), required: true },
     { flags: '--class-folders', help: 'treat the subfolders of --data as classes (labels colour the map)' },

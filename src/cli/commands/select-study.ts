@@ -7,7 +7,7 @@ import {
   studyTable,
 } from '../../select/study.js';
 import { UsageError } from '../../util/errors.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
+import { type GlobalOptions, imagesHelp, jobCommand, modelArgument, numberArg, stageCallbacks } from '../common.js';
 import { parseIntegerList } from './budget.js';
 import { measureOption } from './select.js';
 
@@ -48,7 +48,7 @@ export function formatStudyResult(r: SelectionStudyResult): string {
 export const registerSelectStudy = jobCommand({
   name: 'select-study',
   description: 'simulated labeling loop: rounds of select, reveal labels, fit, evaluate, per strategy and seed',
-  argument: { name: '<model>', help: backboneHelp('the backbone') },
+  argument: modelArgument('the backbone'),
   options: [
     {
       flags: '--pool <path>',
@@ -117,8 +117,7 @@ Examples:
         ...options,
         ...prepared,
         model: model as string,
-        onStage: io.note,
-        onProgress: io.progress,
+        ...stageCallbacks(io),
         onRound: (r) =>
           io.note(
             `${r.strategy} seed ${r.seed} round ${r.round}: ${r.labels} labels, accuracy ${(r.accuracy * 100).toFixed(1)}%, rare share ${(r.rareShare * 100).toFixed(1)}%`,

@@ -7,7 +7,15 @@ import {
   selectImages,
 } from '../../select/select-images.js';
 import { SELECTION_STRATEGIES } from '../../select/strategies.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg, type OptionRow } from '../common.js';
+import {
+  type GlobalOptions,
+  imagesHelp,
+  jobCommand,
+  modelArgument,
+  numberArg,
+  type OptionRow,
+  stageCallbacks,
+} from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface SelectCliOptions extends GlobalOptions, Omit<SelectImagesOptions, 'model'> {}
@@ -46,10 +54,7 @@ export const registerSelect = jobCommand({
   name: 'select',
   description:
     'choose which images of an unlabeled pool to label next (diversity, typical, uncertainty, hybrid, balanced, random)',
-  argument: {
-    name: '<model>',
-    help: backboneHelp('a finetuned model folder (every strategy), or for random, diversity and typical a backbone'),
-  },
+  argument: modelArgument('a finetuned model folder (every strategy), or for random, diversity and typical a backbone'),
   options: [
     { flags: '--data <path>', help: imagesHelp('the unlabeled pool'), required: true },
     {
@@ -100,13 +105,7 @@ Examples:
   $ selfsup select runs/demo/finetune --data data/fashion-mnist-demo/unlabeled --labeled data/fashion-mnist-demo/train --class-folders --strategy hybrid --budget 50 --out to-label-2`,
   job: (model, opts: SelectCliOptions) => ({
     inputs: { '<model>': model, '--data': opts.data, '--labeled': opts.labeled },
-    work: ({ io, options }) =>
-      selectImages({
-        ...options,
-        model: model as string,
-        onStage: io.note,
-        onProgress: io.progress,
-      }),
+    work: ({ io, options }) => selectImages({ ...options, model: model as string, ...stageCallbacks(io) }),
     format: formatSelectResult,
   }),
 });
