@@ -18,6 +18,7 @@ import {
   type EngineInfo,
   initEngine,
 } from '../engine/backend.js';
+import { UNCERTAINTY_MEASURES } from '../select/scores.js';
 import { describeValue, InputError, UsageError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 
@@ -375,4 +376,19 @@ export function jobCommand<Result, Prepared, Options extends GlobalOptions>(
       runJob(setResult, opts, spec.job(argument, opts)),
     );
   };
+}
+
+/** Parses "10,100" into [10, 100]; names the option on error. */
+export function parseIntegerList(value: string, option: string, min = 0): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  const out = parts.map(Number);
+  if (parts.some((p) => p === '') || out.some((n) => !Number.isInteger(n) || n < min)) {
+    throw new UsageError(`Expected a comma-separated list of integers >= ${min} for ${option} but received "${value}"`);
+  }
+  return out;
+}
+
+/** `--measure`: the uncertainty measure of the strategies that use a classifier's probabilities (select, select-study). */
+export function measureOption(help: string): OptionRow {
+  return { flags: '--measure <name>', help, choices: UNCERTAINTY_MEASURES, default: 'margin' };
 }

@@ -3,6 +3,7 @@
  * defaults, ranges, descriptions). Its `train` section speaks the pretraining
  * dialect (optimizer-schema.ts); only the defaults differ.
  */
+import type { LabeledViewName } from '../data/augment/presets.js';
 import type { PipelineSpec } from '../data/types.js';
 import * as optimization from './optimizer-schema.js';
 import { type ObjectField, s } from './schema.js';
@@ -30,7 +31,7 @@ export interface FinetuneRecipe {
     beta: number;
     sampler: 'shuffle' | 'class-balanced';
   };
-  augment: { train: 'none' | 'weak' | PipelineSpec };
+  augment: { train: LabeledViewName | PipelineSpec };
   fixmatch: {
     enabled: boolean;
     threshold: number;

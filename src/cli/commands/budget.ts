@@ -12,8 +12,7 @@ import {
   defaultFinetuneRecipeFile,
   loadFinetuneRecipe,
 } from '../../recipes/finetune-recipe.js';
-import { UsageError } from '../../util/errors.js';
-import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg } from '../common.js';
+import { backboneHelp, type GlobalOptions, imagesHelp, jobCommand, numberArg, parseIntegerList } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike, with the lists still text. */
 interface BudgetCliOptions
@@ -22,16 +21,6 @@ interface BudgetCliOptions
   perClass: string;
   seeds: string;
   arms: string;
-}
-
-/** Parses "10,100" into [10, 100]; names the option on error. */
-export function parseIntegerList(value: string, option: string, min = 0): number[] {
-  const parts = value.split(',').map((s) => s.trim());
-  const out = parts.map(Number);
-  if (parts.some((p) => p === '') || out.some((n) => !Number.isInteger(n) || n < min)) {
-    throw new UsageError(`Expected a comma-separated list of integers >= ${min} for ${option} but received "${value}"`);
-  }
-  return out;
 }
 
 export const registerBudget = jobCommand({

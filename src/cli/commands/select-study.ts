@@ -7,9 +7,16 @@ import {
   studyTable,
 } from '../../select/study.js';
 import { UsageError } from '../../util/errors.js';
-import { type GlobalOptions, imagesHelp, jobCommand, modelArgument, numberArg, stageCallbacks } from '../common.js';
-import { parseIntegerList } from './budget.js';
-import { measureOption } from './select.js';
+import {
+  type GlobalOptions,
+  imagesHelp,
+  jobCommand,
+  measureOption,
+  modelArgument,
+  numberArg,
+  parseIntegerList,
+  stageCallbacks,
+} from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike, with the lists still text. */
 interface StudyCliOptions

@@ -1,5 +1,4 @@
 /** `selfsup select`: argument parsing only; the work is `selectImages` in src/select. */
-import { UNCERTAINTY_MEASURES } from '../../select/scores.js';
 import {
   PICK_EXPORTS,
   type SelectImagesOptions,
@@ -11,19 +10,14 @@ import {
   type GlobalOptions,
   imagesHelp,
   jobCommand,
+  measureOption,
   modelArgument,
   numberArg,
-  type OptionRow,
   stageCallbacks,
 } from '../common.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface SelectCliOptions extends GlobalOptions, Omit<SelectImagesOptions, 'model'> {}
-
-/** `--measure`: the uncertainty measure of the strategies that use a classifier's probabilities (select, select-study). */
-export function measureOption(help: string): OptionRow {
-  return { flags: '--measure <name>', help, choices: UNCERTAINTY_MEASURES, default: 'margin' };
-}
 
 /** Human summary: how many were picked, from what, and where the outputs are. */
 export function formatSelectResult(r: SelectImagesResult): string {
