@@ -7,8 +7,10 @@
  * console.log(result.files.embeddings, result.duplicatePairs);
  * ```
  */
+
 import path from 'node:path';
 import { type OpenSourceOptions, openImageSource } from '../data/open.js';
+import type { CompileSetting, PrecisionSetting } from '../engine/graph-path.js';
 import { writeArrowTable } from '../util/arrow.js';
 import { assertInteger } from '../util/errors.js';
 import { claimOutputDir, writeOutputDir } from '../util/output-dir.js';
@@ -39,6 +41,9 @@ export interface EmbedFolderOptions
   onProgress?: (done: number, total: number) => void;
   /** Told when `inputSize` disagrees with the input size the backbone's manifest recommends. */
   onWarning?: (message: string) => void;
+  /** The forward pass as a compiled graph (default auto: where it can run) and its precision (default float32). */
+  compile?: CompileSetting;
+  precision?: PrecisionSetting;
 }
 
 export interface EmbedFolderResult extends EmbedSummary {
@@ -79,6 +84,8 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
       batchSize: options.batchSize,
       subset,
       onProgress: options.onProgress,
+      inference: { compile: options.compile ?? 'auto', precision: options.precision ?? 'float32' },
+      onForwardPath: (reason) => options.onStage?.(`forward pass: ${reason}`),
     });
     let summary: EmbedSummary | undefined;
     await writeOutputDir(options.out, output, async (dir) => {

@@ -2,7 +2,7 @@
  * Runs a backbone over every image of a source and collects the pooled
  * features: the first half of `selfsup embed`.
  */
-import * as tf from '@tensorflow/tfjs';
+import { createForwardPass, DEFAULT_INFERENCE, type InferenceSetting } from '../backbones/inference-graph.js';
 import type { Backbone } from '../backbones/types.js';
 import { runPipeline } from '../data/augment/pipeline.js';
 import { evalView } from '../data/augment/presets.js';
@@ -18,6 +18,10 @@ export interface EmbedImagesOptions {
   subset?: Int32Array;
   /** Called after every batch with the images done so far and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** The compiled forward pass where it can run, else eager (default: DEFAULT_INFERENCE, float32). */
+  inference?: InferenceSetting;
+  /** Called once with the line saying which forward pass runs and why. */
+  onForwardPath?: (reason: string) => void;
 }
 
 /** An image that could not be decoded; it is skipped, never silently. */
@@ -52,36 +56,41 @@ export async function embedImages(
   const indices: number[] = [];
   const chunks: Float32Array[] = [];
   const failures: EmbedFailure[] = [];
-  for (let start = 0; start < total; start += batchSize) {
-    const batchIndices = Array.from(order.subarray(start, Math.min(total, start + batchSize)));
-    const loaded = await Promise.all(
-      batchIndices.map(async (index) => {
-        try {
-          const image = await source.load(index, preprocess.channels);
-          return { index, view: runPipeline(image, spec, rng) };
-        } catch (e) {
-          failures.push({ index, path: source.describe(index), reason: (e as Error).message });
-          return undefined;
-        }
-      }),
-    );
-    const good = loaded.filter((x): x is NonNullable<typeof x> => x !== undefined);
-    if (good.length > 0) {
-      const input = new Float32Array(good.length * pixels); // [b, S, S, C]
-      good.forEach((g, i) => {
-        input.set(g.view.data, i * pixels);
-      });
-      const features = tf.tidy(() =>
-        backbone.features(
-          tf.tensor4d(input, [good.length, preprocess.size, preprocess.size, preprocess.channels]),
-          false,
-        ),
-      ); // [b, D]
-      chunks.push((await features.data()) as Float32Array);
-      features.dispose();
-      for (const g of good) indices.push(g.index);
+  const forward = createForwardPass(backbone, undefined, options.inference ?? DEFAULT_INFERENCE);
+  options.onForwardPath?.(forward.path.reason);
+  try {
+    for (let start = 0; start < total; start += batchSize) {
+      const batchIndices = Array.from(order.subarray(start, Math.min(total, start + batchSize)));
+      const loaded = await Promise.all(
+        batchIndices.map(async (index) => {
+          try {
+            const image = await source.load(index, preprocess.channels);
+            return { index, view: runPipeline(image, spec, rng) };
+          } catch (e) {
+            failures.push({ index, path: source.describe(index), reason: (e as Error).message });
+            return undefined;
+          }
+        }),
+      );
+      const good = loaded.filter((x): x is NonNullable<typeof x> => x !== undefined);
+      if (good.length > 0) {
+        const input = new Float32Array(good.length * pixels); // [b, S, S, C]
+        good.forEach((g, i) => {
+          input.set(g.view.data, i * pixels);
+        });
+        const shape: [number, number, number, number] = [
+          good.length,
+          preprocess.size,
+          preprocess.size,
+          preprocess.channels,
+        ];
+        chunks.push(forward.run(input, shape).features); // [b * D]
+        for (const g of good) indices.push(g.index);
+      }
+      options.onProgress?.(Math.min(total, start + batchSize), total);
     }
-    options.onProgress?.(Math.min(total, start + batchSize), total);
+  } finally {
+    forward.dispose();
   }
   const vectors = new Float32Array(indices.length * dim);
   let offset = 0;

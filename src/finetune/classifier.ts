@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHead } from '../backbones/heads.js';
+import { createForwardPass, DEFAULT_INFERENCE, type InferenceSetting } from '../backbones/inference-graph.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import { augmentTensorBatch } from '../data/augment/tensor-batch.js';
@@ -30,6 +31,13 @@ export function classifierHeadBlocks(hidden: number[], numClasses: number): Head
 export class Classifier {
   readonly head: Head;
   readonly numClasses: number;
+  /**
+   * How extractFeatures and predictProbabilities run their forward pass: the
+   * compiled graph where it can run (src/backbones/inference-graph.ts), else eager.
+   */
+  inference: InferenceSetting = DEFAULT_INFERENCE;
+  /** Called once per batched forward pass with the line saying which path it took and why. */
+  onForwardPath?: (reason: string) => void;
   private disposed = false;
 
   constructor(
@@ -74,12 +82,12 @@ export class Classifier {
 
   /** Backbone features [N * D] (evaluation mode) for every image of `set`. */
   extractFeatures(set: ImageSet, batchSize = 128, rng?: Rng): Float32Array {
-    return this.mapBatches(set, batchSize, this.backbone.featureDim, (x) => this.backbone.features(x, false), rng);
+    return this.mapBatches(set, batchSize, this.backbone.featureDim, false, rng);
   }
 
   /** Softmax probabilities [N * K] (evaluation mode) for every image of `set`. */
   predictProbabilities(set: ImageSet, batchSize = 128, rng?: Rng): Float32Array {
-    return this.mapBatches(set, batchSize, this.numClasses, (x) => tf.softmax(this.logits(x, false)), rng);
+    return this.mapBatches(set, batchSize, this.numClasses, true, rng);
   }
 
   /** Probabilities [N * K] from precomputed features [N * D] (head only, evaluation mode). */
@@ -98,24 +106,28 @@ export class Classifier {
     return out;
   }
 
-  private mapBatches(
-    set: ImageSet,
-    batchSize: number,
-    width: number,
-    f: (x: tf.Tensor4D) => tf.Tensor2D,
-    rng?: Rng,
-  ): Float32Array {
+  private mapBatches(set: ImageSet, batchSize: number, width: number, withHead: boolean, rng?: Rng): Float32Array {
     const out = new Float32Array(set.count * width);
     const positions = new Int32Array(batchSize);
-    for (let start = 0; start < set.count; start += batchSize) {
-      const end = Math.min(set.count, start + batchSize);
-      for (let i = start; i < end; i++) positions[i - start] = i;
-      const values = tf.tidy(() => {
+    const forward = createForwardPass(this.backbone, withHead ? this.head : undefined, this.inference);
+    this.onForwardPath?.(forward.path.reason);
+    try {
+      for (let start = 0; start < set.count; start += batchSize) {
+        const end = Math.min(set.count, start + batchSize);
+        for (let i = start; i < end; i++) positions[i - start] = i;
         // The eval pipeline draws no random numbers; the rng only satisfies the signature.
         const x = this.evalInputs(set, positions.subarray(0, end - start), rng ?? NO_RANDOM);
-        return f(x).dataSync();
-      });
-      out.set(values, start * width);
+        let pixels: Float32Array;
+        try {
+          pixels = x.dataSync() as Float32Array;
+        } finally {
+          x.dispose();
+        }
+        const outputs = forward.run(pixels, x.shape);
+        out.set(withHead ? outputs.probabilities! : outputs.features, start * width);
+      }
+    } finally {
+      forward.dispose();
     }
     return out;
   }

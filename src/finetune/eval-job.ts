@@ -1,5 +1,6 @@
 /** `selfsup eval` as a library call: a finetuned model folder on a labeled set -> a report folder. */
 import path from 'node:path';
+import type { InferenceSetting } from '../backbones/inference-graph.js';
 import { openImageSource } from '../data/open.js';
 import { checkOutputDir, namedInputs, type OutputDirOptions, writeOutputDir } from '../util/output-dir.js';
 import { remapLabels } from './data.js';
@@ -19,6 +20,10 @@ export interface EvalJob {
   batchSize?: number;
   calibrationBins?: number;
   progress?: boolean;
+  /** The forward pass as a compiled graph (default: where it can run, float32); see src/backbones/inference-graph.ts. */
+  inference?: InferenceSetting;
+  /** Called with status lines (which forward pass runs and why). */
+  onNote?: (line: string) => void;
 }
 
 export interface EvalSummary {
@@ -53,6 +58,8 @@ export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
     const source = await openImageSource(job.labels, { needLabels: true, split: 't10k' });
     const loaded = await loadImageSet(source, { size: input.size, channels: input.channels, progress: job.progress });
     const set = withLabels(loaded, remapLabels(loaded.labels, loaded.classNames, classNames, job.labels));
+    if (job.inference) classifier.inference = job.inference;
+    classifier.onForwardPath = (reason) => job.onNote?.(`forward pass: ${reason}`);
     const probabilities = classifier.predictProbabilities(set, job.batchSize ?? 256);
     const evaluation = evaluateProbabilities(probabilities, set.labels, classNames, job.calibrationBins ?? 15);
     await writeOutputDir(out, output, (dir) =>

@@ -2,7 +2,7 @@
  * Frozen-backbone features: inference mode (BatchNorm running statistics), the
  * deterministic evaluation view, in source-index order.
  */
-import * as tf from '@tensorflow/tfjs';
+import { createForwardPass, DEFAULT_INFERENCE, type InferenceSetting } from '../backbones/inference-graph.js';
 import type { Backbone } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import { createLoader } from '../data/loader.js';
@@ -28,6 +28,14 @@ export function evalBatches(source: ImageSource, input: InputSpec, batchSize = 2
     });
 }
 
+/** How feature extraction runs its forward pass, and where it says which path it took. */
+export interface FeatureOptions {
+  /** The compiled graph where it can run, else eager (default: DEFAULT_INFERENCE, float32). */
+  inference?: InferenceSetting;
+  /** Called once with the line saying which forward pass runs and why. */
+  onForwardPath?: (reason: string) => void;
+}
+
 /**
  * Features [N * D] (inference mode) of the images the batches hold (first view),
  * in batch order, with `labels[index]` of each (-1 when there are none).
@@ -37,19 +45,20 @@ export async function extractFeatures(
   batches: BatchesOf,
   indices: Int32Array,
   labels?: Int32Array,
+  options: FeatureOptions = {},
 ): Promise<FeatureSet> {
   const chunks: Float32Array[] = [];
   const chunkLabels: number[] = [];
-  for await (const batch of batches(indices)) {
-    const view = batch.views[0];
-    const values = tf.tidy(
-      () =>
-        backbone
-          .features(tf.tensor4d(view.data, view.shape as [number, number, number, number]), false)
-          .dataSync() as Float32Array,
-    ); // [B * D]
-    chunks.push(values);
-    for (const index of batch.indices) chunkLabels.push(labels ? labels[index] : -1);
+  const forward = createForwardPass(backbone, undefined, options.inference ?? DEFAULT_INFERENCE);
+  options.onForwardPath?.(forward.path.reason);
+  try {
+    for await (const batch of batches(indices)) {
+      const view = batch.views[0];
+      chunks.push(forward.run(view.data, view.shape as [number, number, number, number]).features); // [B * D]
+      for (const index of batch.indices) chunkLabels.push(labels ? labels[index] : -1);
+    }
+  } finally {
+    forward.dispose();
   }
   const total = chunks.reduce((n, c) => n + c.length, 0);
   const features = new Float32Array(total);
@@ -69,9 +78,10 @@ export async function backboneFeatures(
   indices: Int32Array,
   input: InputSpec,
   batchSize = 256,
+  options: FeatureOptions = {},
 ): Promise<FeatureSet> {
   if (!source.labels) throw new UsageError(`${source.describe(0)}: a linear probe needs labeled images`);
-  return extractFeatures(backbone, evalBatches(source, input, batchSize), indices, source.labels);
+  return extractFeatures(backbone, evalBatches(source, input, batchSize), indices, source.labels, options);
 }
 
 /** Extracts evaluation-view features of the train and test images and fits a linear probe on them. */
@@ -80,10 +90,12 @@ export async function probeBackbone(
   train: { source: ImageSource; indices: Int32Array },
   test: { source: ImageSource; indices: Int32Array },
   input: InputSpec,
-  options: LinearProbeOptions = {},
+  options: LinearProbeOptions & FeatureOptions = {},
 ): Promise<LinearProbeResult> {
-  const trainSet = await backboneFeatures(backbone, train.source, train.indices, input);
-  const testSet = await backboneFeatures(backbone, test.source, test.indices, input);
+  const trainSet = await backboneFeatures(backbone, train.source, train.indices, input, 256, options);
+  const testSet = await backboneFeatures(backbone, test.source, test.indices, input, 256, {
+    inference: options.inference,
+  });
   let classes = train.source.classNames?.length ?? 0;
   for (const labels of [trainSet.labels, testSet.labels])
     for (const label of labels) classes = Math.max(classes, label + 1);

@@ -5,7 +5,13 @@
  * (`train.optimizer: {name, lr, ...}`, `train.schedule: {name, ...}`) and differ
  * only in defaults.
  */
-import { type ObjectField, s } from './schema.js';
+import {
+  COMPILE_SETTINGS,
+  type CompileSetting,
+  PRECISION_SETTINGS,
+  type PrecisionSetting,
+} from '../engine/graph-path.js';
+import { type Field, type ObjectField, s } from './schema.js';
 
 export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'lars'] as const;
 export const SCHEDULE_NAMES = ['cosine', 'step', 'constant'] as const;
@@ -109,9 +115,26 @@ export function divergenceSchema(): ObjectField {
   });
 }
 
-/** `train.compile`: the compiled graph step where it can run (auto), always (on) or never (off). */
-export type CompileSetting = 'auto' | 'on' | 'off';
-/** `train.precision`: bfloat16 where the CPU has AVX512-BF16 or AMX and the step is compiled (auto). */
-export type PrecisionSetting = 'auto' | 'float32' | 'bfloat16';
-export const COMPILE_SETTINGS: readonly CompileSetting[] = ['auto', 'on', 'off'];
-export const PRECISION_SETTINGS: readonly PrecisionSetting[] = ['auto', 'float32', 'bfloat16'];
+/** `train.compile` and `train.precision` (the rule: chooseGraphPath, src/engine/graph-path.ts). */
+export { COMPILE_SETTINGS, type CompileSetting, PRECISION_SETTINGS, type PrecisionSetting };
+
+/**
+ * `train.compile`: the training step as one compiled graph. `conditions` says
+ * what a run of this kind needs for it; the default is `off` for every recipe.
+ */
+export function compileSchema(conditions: string): Field {
+  return s.oneOf(
+    `The training step as one compiled TensorFlow graph (forward, loss, gradients and SGD update in a session; docs/install.md, "Compiled training step"): \`auto\` where the graph addon is built and the run can be compiled (${conditions}), else the eager step with one line saying why; \`on\` = fail when it cannot; \`off\` = always eager. The run prints which step it uses.`,
+    COMPILE_SETTINGS,
+    { default: 'off' },
+  );
+}
+
+/** `train.precision`: float32, bfloat16 (compiled only) or auto. */
+export function precisionSchema(): Field {
+  return s.oneOf(
+    '`float32`, `bfloat16` (the compiled graph runs convolutions and matrix products in bfloat16 through oneDNN; weights, BatchNorm statistics and the loss stay float32) or `auto` (bfloat16 when the step is compiled and the CPU has AVX512-BF16 or AMX, else float32).',
+    PRECISION_SETTINGS,
+    { default: 'auto' },
+  );
+}

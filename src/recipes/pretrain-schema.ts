@@ -3,15 +3,15 @@
  * and the TypeScript type of a resolved recipe.
  */
 import {
-  COMPILE_SETTINGS,
   type CompileSetting,
+  compileSchema,
   type DivergenceLimits,
   divergenceSchema,
   lrField,
   type OptimizerConfig,
   optimizerSchema,
-  PRECISION_SETTINGS,
   type PrecisionSetting,
+  precisionSchema,
   type ScheduleConfig,
   scheduleSchema,
 } from './optimizer-schema.js';
@@ -168,16 +168,10 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
     }),
     keepCheckpoints: s.integer('Keep the newest N checkpoints.', { min: 1, default: 3 }),
     divergence: divergenceSchema(),
-    compile: s.oneOf(
-      'The training step as one compiled TensorFlow graph (forward, loss, gradients and SGD update in a session; docs/install.md, "Compiled training step"): `auto` where the graph addon is built and the run can be compiled (tasks with a compiled step, ResNet, heads of linear/ReLU blocks, SGD, no task state, no online probe, no warm-up parameter groups), else the eager step with one line saying why; `on` = fail when it cannot; `off` = always eager. The run prints which step it uses.',
-      COMPILE_SETTINGS,
-      { default: 'off' },
+    compile: compileSchema(
+      'tasks with a compiled step, ResNet, heads of linear/ReLU blocks, SGD, no task state, no online probe, no warm-up parameter groups',
     ),
-    precision: s.oneOf(
-      '`float32`, `bfloat16` (the compiled graph runs convolutions and matrix products in bfloat16 through oneDNN; weights, BatchNorm statistics and the loss stay float32) or `auto` (bfloat16 when the step is compiled and the CPU has AVX512-BF16 or AMX, else float32).',
-      PRECISION_SETTINGS,
-      { default: 'auto' },
-    ),
+    precision: precisionSchema(),
   }),
   monitor: s.object('Monitoring that tells whether pretraining works.', {
     knn: s.object('kNN accuracy on a labelled validation set (only when one is given: `--val <data>`).', {

@@ -1,6 +1,7 @@
 /** `selfsup embed`: argument parsing only; the work is `embedFolder` in src/embed. */
 import { type EmbedFolderOptions, type EmbedFolderResult, embedFolder } from '../../embed/embed-folder.js';
 import { type GlobalOptions, imagesHelp, jobCommand, modelArgument, numberArg } from '../common.js';
+import { FORWARD_PASS_OPTIONS } from '../forward-pass-options.js';
 
 /** The options as commander parses them: the library call's, named alike. */
 interface EmbedCliOptions extends GlobalOptions, Omit<EmbedFolderOptions, 'model'> {}
@@ -65,6 +66,7 @@ export const registerEmbed = jobCommand({
       help: 'embed a seeded random sample of at most n images',
       parse: numberArg({ min: 3, integer: true }),
     },
+    ...FORWARD_PASS_OPTIONS,
   ],
   shared: {
     outputFolder: 'an earlier embed output',

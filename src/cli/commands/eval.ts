@@ -1,7 +1,17 @@
 /** `selfsup eval`: argument parsing only; the work is `runEvaluation` in src/finetune. */
 import type { Command } from 'commander';
+import type { CompileSetting, PrecisionSetting } from '../../engine/graph-path.js';
 import { type EvalSummary, runEvaluation } from '../../finetune/eval-job.js';
-import { type GlobalOptions, imagesHelp, numberArg, overwriteOption, runJob, withGlobalOptions } from '../common.js';
+import {
+  type GlobalOptions,
+  imagesHelp,
+  numberArg,
+  optionOf,
+  overwriteOption,
+  runJob,
+  withGlobalOptions,
+} from '../common.js';
+import { FORWARD_PASS_OPTIONS } from '../forward-pass-options.js';
 
 interface EvalCliOptions extends GlobalOptions {
   labels: string;
@@ -9,6 +19,8 @@ interface EvalCliOptions extends GlobalOptions {
   overwrite?: boolean;
   batchSize: number;
   bins: number;
+  compile: CompileSetting;
+  precision: PrecisionSetting;
 }
 
 export function formatEvalSummary(s: EvalSummary): string {
@@ -37,6 +49,8 @@ export function registerEval(program: Command, setResult: (p: Promise<number>) =
         numberArg({ integer: true, min: 2, max: 100 }),
         15,
       )
+      .addOption(optionOf(FORWARD_PASS_OPTIONS[0]))
+      .addOption(optionOf(FORWARD_PASS_OPTIONS[1]))
       .addHelpText(
         'after',
         `
@@ -56,6 +70,8 @@ Examples:
           batchSize: opts.batchSize,
           calibrationBins: opts.bins,
           progress: io.showProgress,
+          inference: { compile: opts.compile, precision: opts.precision },
+          onNote: io.note,
         }),
       format: formatEvalSummary,
     });
