@@ -129,6 +129,8 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
         : undefined,
       probe: recipe.probe.epochs > 0 ? { ...recipe.probe } : undefined,
       seed: recipe.seed,
+      compile: recipe.train.compile,
+      precision: recipe.train.precision,
     };
   } catch (e) {
     if (e instanceof SchemaError && file !== 'recipe') throw new RecipeError(file, e.message, e.keyPath);

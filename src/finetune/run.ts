@@ -127,6 +127,7 @@ export async function finetuneOnData(
       onStep: options.onStep,
       runDir: options.runDir,
       resume: options.resume,
+      onNote: options.onNote,
     });
     let probabilities: Float32Array;
     const { featureCache, featureKey } = options;
@@ -196,6 +197,8 @@ export interface FinetuneJob extends DataSpec {
   onRound?: (round: SelfTrainingRound) => void;
   /** Told when the recipe's input disagrees with the backbone's recorded preprocessing. */
   onWarning?: (message: string) => void;
+  /** Status lines: which training step and forward pass run, and why. */
+  onNote?: (line: string) => void;
 }
 
 /** Where a finetune writing `out` keeps its checkpoints while it trains. */
@@ -270,6 +273,8 @@ export interface FinetuneSummary {
   seconds: number;
   /** Self-training: round 0's accuracy and each student round (pseudo-labels, their accuracy, the student's accuracy). */
   selfTraining?: { firstAccuracy: number; rounds: SelfTrainingRound[] };
+  /** Which training step the stages used and why (`compiled graph, bfloat16 (...)`, `eager step, float32 (...)`). */
+  trainingStep: string;
 }
 
 /** The whole `selfsup finetune` job; returns the headline numbers. */
@@ -300,6 +305,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
         recipeFile: job.recipeFile,
         runDir: trainingDir,
         resume: job.resume,
+        onNote: job.onNote,
       };
       if (recipe.selfTraining.rounds > 0) {
         // Round 0 takes the backbone opened above; each student starts from a new copy of it.
@@ -341,6 +347,7 @@ export async function runFinetune(job: FinetuneJob): Promise<FinetuneSummary> {
       flippedPrecisionAtK: o.flippedPrecisionAtK,
       imbalanceRatio: o.imbalance.imbalanceRatio,
       seconds: o.seconds,
+      trainingStep: o.training.trainingStep,
       ...(selfTraining
         ? { selfTraining: { firstAccuracy: selfTraining.firstAccuracy, rounds: selfTraining.rounds } }
         : {}),

@@ -15,17 +15,27 @@
  * is variables and optimizer slots (owned and disposed here).
  */
 import * as tf from '@tensorflow/tfjs';
+import { chooseInferencePath } from '../backbones/inference-graph.js';
 import { evalView } from '../data/augment/presets.js';
 import { augmentTensorBatch } from '../data/augment/tensor-batch.js';
 import type { PipelineSpec } from '../data/types.js';
-import type { DivergenceLimits, OptimizerConfig, ScheduleConfig } from '../recipes/optimizer-schema.js';
+import type {
+  CompileSetting,
+  DivergenceLimits,
+  OptimizerConfig,
+  PrecisionSetting,
+  ScheduleConfig,
+} from '../recipes/optimizer-schema.js';
+import type { CompiledStepResult } from '../train/compiled-step.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch } from '../train/metrics.js';
 import { createOptimizer, type TrainableParam } from '../train/optimizers.js';
 import { DivergenceError, divergence, lossAndGradients } from '../train/step.js';
+import { chooseTrainingPath } from '../train/training-path.js';
 import { UsageError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
 import type { Classifier } from './classifier.js';
+import { CompiledFinetuneStep, compiledFinetuneProblem } from './compiled-finetune.js';
 import {
   featureMoments,
   firstLinearOf,
@@ -99,6 +109,13 @@ export interface TrainOptions {
    */
   probe?: ProbeSpec;
   seed: string | number;
+  /**
+   * The stages' training step as one compiled graph (compiled-finetune.ts): `auto` where it
+   * can run, `on` (fail when it cannot), `off` (eager, the default). See src/train/training-path.ts.
+   */
+  compile?: CompileSetting;
+  /** Precision of the compiled step and of the forward passes that follow it (default auto). */
+  precision?: PrecisionSetting;
 }
 
 export interface ProbeSpec {
@@ -132,6 +149,8 @@ export interface TrainResult {
   precomputedFeatures: boolean;
   /** FixMatch's running statistics at the end (alignment, self-adaptive thresholds); undefined without them. */
   pseudoLabelState?: PseudoLabelState;
+  /** Which training step the stages used and why (`compiled graph, bfloat16 (...)`, `eager step, float32 (...)`). */
+  trainingStep: string;
 }
 
 export interface TrainContext {
@@ -148,6 +167,8 @@ export interface TrainContext {
   runDir?: string;
   /** Continue from the last checkpoint in `runDir` (none yet: start from the beginning). */
   resume?: boolean;
+  /** Status lines: which training step and forward pass run, and why. */
+  onNote?: (line: string) => void;
 }
 
 /** Per-class weights for the loss from the labeled set's counts. */
@@ -209,6 +230,28 @@ export async function trainClassifier(
     allParams.filter((p) => used.has(p.name)),
   );
   const stagePhases = phases.filter((p) => p.stage >= 0);
+  // The stages' step: one compiled graph where the run allows it (training-path.ts), else eager.
+  const compile = options.compile ?? 'off';
+  const runProblem = options.fixmatch
+    ? 'FixMatch chooses pseudo-labels on the host between its weak and strong forward passes'
+    : stagePhases.every((p) => p.precomputed)
+      ? 'the stages train the head on backbone features computed once'
+      : undefined;
+  const trainingPath = chooseTrainingPath(
+    compile,
+    options.precision ?? 'auto',
+    compile === 'off'
+      ? undefined
+      : (runProblem ?? compiledFinetuneProblem(classifier, options.optimizer, options.loss)),
+  );
+  context.onNote?.(`training step: ${trainingPath.reason}`);
+  // Forward passes (features for the probe, evaluation) follow: the step's precision when it is compiled.
+  classifier.inference = { compile: 'auto', precision: trainingPath.compiled ? trainingPath.precision : 'float32' };
+  context.onNote?.(
+    `forward pass (features, evaluation): ${chooseInferencePath(classifier.backbone, classifier.head, classifier.inference).reason}`,
+  );
+  const optimizerParams = allParams.filter((p) => used.has(p.name)).map((p) => p.name);
+  let compiledStep: CompiledFinetuneStep | undefined;
   const featureDim = classifier.backbone.featureDim;
   const firstLinear = firstLinearOf(classifier);
   const headNames = firstLinear
@@ -263,6 +306,21 @@ export async function trainClassifier(
         moments = firstLinear ? featureMoments(extracted, featureDim, positions) : undefined;
         features = moments ? standardize(extracted, featureDim, moments) : extracted;
       }
+      if (trainingPath.compiled && !phase.precomputed) {
+        // Built per stage (its trained set and BatchNorm mode); the weights as they are now are copied in.
+        compiledStep = new CompiledFinetuneStep({
+          classifier,
+          trained: phase.trained,
+          optimizer,
+          optimizerParams,
+          optimizerConfig: options.optimizer,
+          gradClipNorm: options.gradClipNorm,
+          loss: options.loss,
+          classWeights,
+          backboneTraining: phase.backboneTraining,
+          precision: trainingPath.precision,
+        });
+      }
       for (; epoch < end; epoch++) {
         const row = await runEpoch(phase, epoch);
         history.push(row);
@@ -280,7 +338,14 @@ export async function trainClassifier(
         const lastOfPhase = epoch + 1 === end;
         const due =
           phase.stage < 0 ? lastOfPhase : (epoch + 1 - phase.firstEpoch) % options.checkpoints.everyEpochs === 0;
+        if (compiledStep && lastOfPhase) {
+          // The session's weights back to the tfjs variables before the next stage, checkpoints and evaluation.
+          compiledStep.pull();
+          compiledStep.dispose();
+          compiledStep = undefined;
+        }
         if (checkpoints && (due || lastOfPhase || !next)) {
+          compiledStep?.pull();
           await checkpoints.save({
             epoch: epoch + 1,
             globalStep,
@@ -302,6 +367,7 @@ export async function trainClassifier(
       await checkpoints.status('failed', epoch, globalStep, (error as Error).message).catch(() => {});
     throw error;
   } finally {
+    compiledStep?.dispose();
     if (features && moments && firstLinear) foldStandardization(firstLinear, moments);
     optimizer.dispose();
     progress?.finish();
@@ -313,6 +379,7 @@ export async function trainClassifier(
     classWeights,
     precomputedFeatures: stagePhases.every((p) => p.precomputed),
     pseudoLabelState: options.fixmatch && usesRunningStatistics(options.fixmatch) ? pseudoState : undefined,
+    trainingStep: trainingPath.reason,
   };
 
   /** One epoch of `phase`: steps, then its history row and metrics rows. */
@@ -359,67 +426,89 @@ export async function trainClassifier(
       const lambda = fixmatch ? unlabeledWeight(fixmatch, local + s / stepsPerEpoch) : 0;
       // The statistics after this step's batch; committed once the step is applied.
       let nextPseudoState: PseudoLabelState | undefined;
-      const step = lossAndGradients(
-        phase.trained,
-        () => {
-          const labels = tf.tensor1d(
-            Array.from(batch, (i) => labeled.labels[i]),
-            'int32',
+      let step: ReturnType<typeof lossAndGradients> | undefined;
+      let compiledResult: CompiledStepResult | undefined;
+      let lossValue: number;
+      let gradNorm: number;
+      if (compiledStep) {
+        // The same augmented batch as the eager step; forward, backward and update in the session.
+        const x = tf.tidy(() =>
+          augmentTensorBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled')),
+        );
+        try {
+          compiledResult = compiledStep.run(
+            x,
+            Int32Array.from(batch, (i) => labeled.labels[i]),
+            lr,
           );
-          let logits: tf.Tensor2D;
-          let unlabeledLogits: [tf.Tensor2D, tf.Tensor2D] | undefined;
-          if (phase.precomputed && features) {
-            const rows = new Float32Array(batchSize * featureDim);
-            batch.forEach((i, j) => {
-              rows.set(features!.subarray(i * featureDim, (i + 1) * featureDim), j * featureDim);
-            });
-            logits = classifier.head.apply(tf.tensor2d(rows, [batchSize, featureDim]), true);
-          } else {
-            const parts = [augmentTensorBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
-            if (unlabeledBatch && unlabeled && fixmatch) {
-              const pixels = batchPixels(unlabeled, unlabeledBatch);
-              parts.push(augmentTensorBatch(pixels, fixmatch.weakView, stepRng.derive('weak')));
-              parts.push(augmentTensorBatch(pixels, fixmatch.strongView, stepRng.derive('strong')));
+        } finally {
+          x.dispose();
+        }
+        lossValue = compiledResult.loss;
+        gradNorm = compiledResult.gradNorm;
+      } else {
+        step = lossAndGradients(
+          phase.trained,
+          () => {
+            const labels = tf.tensor1d(
+              Array.from(batch, (i) => labeled.labels[i]),
+              'int32',
+            );
+            let logits: tf.Tensor2D;
+            let unlabeledLogits: [tf.Tensor2D, tf.Tensor2D] | undefined;
+            if (phase.precomputed && features) {
+              const rows = new Float32Array(batchSize * featureDim);
+              batch.forEach((i, j) => {
+                rows.set(features!.subarray(i * featureDim, (i + 1) * featureDim), j * featureDim);
+              });
+              logits = classifier.head.apply(tf.tensor2d(rows, [batchSize, featureDim]), true);
+            } else {
+              const parts = [augmentTensorBatch(batchPixels(labeled, batch), labeledView, stepRng.derive('labeled'))];
+              if (unlabeledBatch && unlabeled && fixmatch) {
+                const pixels = batchPixels(unlabeled, unlabeledBatch);
+                parts.push(augmentTensorBatch(pixels, fixmatch.weakView, stepRng.derive('weak')));
+                parts.push(augmentTensorBatch(pixels, fixmatch.strongView, stepRng.derive('strong')));
+              }
+              const x = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
+              // One forward pass over [labeled; weak; strong] so BatchNorm sees them together (as FixMatch does).
+              const joint = classifier.logits(x, phase.backboneTraining, true); // [B + 2U, K]
+              if (parts.length === 1) logits = joint;
+              else {
+                const u = unlabeledBatch?.length ?? 0;
+                const [l, weak, strong] = tf.split(joint, [batchSize, u, u], 0) as tf.Tensor2D[];
+                logits = l;
+                unlabeledLogits = [weak, strong];
+              }
             }
-            const x = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor4D);
-            // One forward pass over [labeled; weak; strong] so BatchNorm sees them together (as FixMatch does).
-            const joint = classifier.logits(x, phase.backboneTraining, true); // [B + 2U, K]
-            if (parts.length === 1) logits = joint;
-            else {
-              const u = unlabeledBatch?.length ?? 0;
-              const [l, weak, strong] = tf.split(joint, [batchSize, u, u], 0) as tf.Tensor2D[];
-              logits = l;
-              unlabeledLogits = [weak, strong];
+            const sup = supervisedLoss(logits, labels, options.loss, classWeights);
+            const keep: Record<string, tf.Tensor> = { pred: tf.argMax(logits, 1), sup };
+            if (!unlabeledLogits || !fixmatch) return { loss: sup, keep };
+            let unsup: tf.Scalar;
+            if (usesRunningStatistics(fixmatch)) {
+              // Alignment and thresholds on the host from the weak view's probabilities (constants
+              // for the gradient), then the masked cross-entropy of the strong view.
+              const probs = tf.softmax(unlabeledLogits[0]).dataSync(); // [U * K]
+              const selection = selectPseudoLabels(probs, numClasses, pseudoState, labeledPrior, fixmatch);
+              nextPseudoState = selection.state;
+              const pseudo = tf.tensor1d(selection.labels, 'int32');
+              const mask = tf.tensor1d(selection.mask);
+              unsup = pseudoLabelLoss(unlabeledLogits[1], pseudo, mask);
+              Object.assign(keep, { unsup, mask, pseudo });
+            } else {
+              const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], fixmatch.threshold);
+              unsup = terms.loss;
+              Object.assign(keep, { unsup, mask: terms.mask, pseudo: terms.pseudoLabels });
             }
-          }
-          const sup = supervisedLoss(logits, labels, options.loss, classWeights);
-          const keep: Record<string, tf.Tensor> = { pred: tf.argMax(logits, 1), sup };
-          if (!unlabeledLogits || !fixmatch) return { loss: sup, keep };
-          let unsup: tf.Scalar;
-          if (usesRunningStatistics(fixmatch)) {
-            // Alignment and thresholds on the host from the weak view's probabilities (constants
-            // for the gradient), then the masked cross-entropy of the strong view.
-            const probs = tf.softmax(unlabeledLogits[0]).dataSync(); // [U * K]
-            const selection = selectPseudoLabels(probs, numClasses, pseudoState, labeledPrior, fixmatch);
-            nextPseudoState = selection.state;
-            const pseudo = tf.tensor1d(selection.labels, 'int32');
-            const mask = tf.tensor1d(selection.mask);
-            unsup = pseudoLabelLoss(unlabeledLogits[1], pseudo, mask);
-            Object.assign(keep, { unsup, mask, pseudo });
-          } else {
-            const terms = fixMatchTerms(unlabeledLogits[0], unlabeledLogits[1], fixmatch.threshold);
-            unsup = terms.loss;
-            Object.assign(keep, { unsup, mask: terms.mask, pseudo: terms.pseudoLabels });
-          }
-          return { loss: tf.add(sup, tf.mul(unsup, lambda)) as tf.Scalar, keep };
-        },
-        options.gradClipNorm,
-      );
-      const lossValue = step.loss.dataSync()[0];
-      const gradNorm = step.norm.dataSync()[0];
+            return { loss: tf.add(sup, tf.mul(unsup, lambda)) as tf.Scalar, keep };
+          },
+          options.gradClipNorm,
+        );
+        lossValue = step.loss.dataSync()[0];
+        gradNorm = step.norm.dataSync()[0];
+      }
       const problem = divergence(lossValue, gradNorm, referenceLoss, options.divergence);
       if (problem) {
-        step.dispose();
+        step?.dispose();
         const where = `epoch ${epochIndex}, step ${s} (global step ${globalStep + 1})`;
         const kept = checkpoints?.lastGood
           ? `the last good checkpoint is ${checkpoints.lastGood}`
@@ -428,27 +517,32 @@ export async function trainClassifier(
         await checkpoints?.status('diverged', epoch, globalStep, message);
         throw new DivergenceError(message, context.runDir ?? '', checkpoints?.lastGood);
       }
-      tf.tidy(() => optimizer.apply(step.grads, lr));
+      if (compiledStep) compiledStep.countUpdate();
+      else if (step) tf.tidy(() => optimizer.apply(step.grads, lr));
       if (nextPseudoState) pseudoState = nextPseudoState;
       referenceLoss ??= lossValue;
       globalStep++;
-      const predicted = step.kept.pred.dataSync();
-      const supValue = step.kept.sup.dataSync()[0];
+      let supValue = lossValue;
       let batchCorrect = 0;
-      for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) batchCorrect++;
+      if (compiledResult) batchCorrect = Math.round(compiledResult.metrics.accuracy * batchSize);
+      else if (step) {
+        const predicted = step.kept.pred.dataSync();
+        supValue = step.kept.sup.dataSync()[0];
+        for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) batchCorrect++;
+      }
       sums.correct += batchCorrect;
       sums.seen += batchSize;
       sums.loss += lossValue;
       sums.supervised += supValue;
       let maskRate = Number.NaN;
-      if (step.kept.unsup && step.kept.mask && step.kept.pseudo && unlabeledBatch && unlabeled) {
+      if (step?.kept.unsup && step.kept.mask && step.kept.pseudo && unlabeledBatch && unlabeled) {
         sums.unlabeled += step.kept.unsup.dataSync()[0];
         const mask = step.kept.mask.dataSync();
         maskRate = Array.from(mask).reduce((a, b) => a + b, 0) / Math.max(1, mask.length);
         const hidden = Array.from(unlabeledBatch, (i) => unlabeled.labels[i]);
         meter.add(mask, step.kept.pseudo.dataSync(), hidden);
       }
-      step.dispose();
+      step?.dispose();
       const seconds = (performance.now() - stepStart) / 1000;
       const stepRow: MetricsRow = {
         kind: 'step',

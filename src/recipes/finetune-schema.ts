@@ -24,6 +24,8 @@ export interface FinetuneRecipe {
     divergence: optimization.DivergenceLimits;
     checkpointEveryEpochs: number;
     keepCheckpoints: number;
+    compile: optimization.CompileSetting;
+    precision: optimization.PrecisionSetting;
   };
   loss: { type: 'cross-entropy' | 'focal'; labelSmoothing: number; gamma: number };
   balance: {
@@ -124,6 +126,10 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       { min: 1, default: 1 },
     ),
     keepCheckpoints: s.integer('Keep the newest N checkpoints.', { min: 1, default: 2 }),
+    compile: optimization.compileSchema(
+      "a ResNet backbone, a linear head (`head.hidden: []`), SGD, no FixMatch, stages whose batches go through the backbone — a head-only run on precomputed features and the LP-FT probe stay eager; cross-entropy with label smoothing, focal loss and class weights compile. Evaluation and feature extraction use the compiled forward pass wherever the graph addon is built, in float32 or in the compiled step's precision",
+    ),
+    precision: optimization.precisionSchema(),
   }),
   loss: s.object('The supervised loss.', {
     type: s.oneOf(

@@ -19,10 +19,11 @@
  * ResourceApplyMomentum computes exactly this.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { CompiledTaskStep, PretextTask } from '../../pretext-tasks/types.js';
+import type { CompiledTaskStep } from '../../pretext-tasks/types.js';
 import type { ResNetLayout } from '../backbones/resnet.js';
 import { type GraphWeights, headGraph, headGraphProblem, resnetGraph } from '../backbones/resnet-graph.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
+import type { Precision } from '../engine/graph-path.js';
 import {
   DT_FLOAT,
   DT_INT32,
@@ -40,7 +41,7 @@ import { isDecayExempt } from './optimizers.js';
 
 const FLOAT = { type: DT_FLOAT };
 
-export type Precision = 'float32' | 'bfloat16';
+export type { Precision };
 
 /** A variable mirrored in the session: its tfjs variable and how the optimizer treats it. */
 export interface MirroredVariable {
@@ -55,9 +56,19 @@ export interface MirroredVariable {
   momentum?: tf.Variable;
 }
 
+/**
+ * What the compiled step needs of a task: its id (for messages) and its
+ * `compiled` hook. A pretext task is one; finetuning's supervised loss is another
+ * (src/finetune/compiled-finetune.ts).
+ */
+export interface CompiledTask {
+  id: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
+  compiled?: CompiledTaskStep<any>;
+}
+
 export interface CompiledStepSpec {
-  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option and head types
-  task: PretextTask<any, any>;
+  task: CompiledTask;
   taskOptions: object;
   backbone: Backbone;
   /** The task's head modules by name (task.headModules(heads)). */
@@ -71,6 +82,11 @@ export interface CompiledStepSpec {
   precision: Precision;
   intraOpThreads: number;
   interOpThreads: number;
+  /**
+   * BatchNorm of the backbone with batch statistics, updating its running
+   * statistics (the default), or with its running statistics (a frozen backbone under a trained head).
+   */
+  backboneTraining?: boolean;
 }
 
 /** What one compiled step returns. */
@@ -157,7 +173,7 @@ export class CompiledTrainingStep {
         read: (name) => this.variable(`${prefix}${name}`).read,
         handle: (name) => this.variable(`${prefix}${name}`).handle,
       });
-      const forward = resnetGraph(g, layout, this.images, weights('backbone.'), true);
+      const forward = resnetGraph(g, layout, this.images, weights('backbone.'), spec.backboneTraining ?? true);
       this.features = forward.output;
       const heads = spec.heads as Record<string, HeadWithBlocks>;
       const head = (name: string, x: string) => {

@@ -181,6 +181,7 @@ Examples:
           resume: opts.resume,
           progress: io.showProgress,
           onWarning: io.warn,
+          onNote: io.note,
           onRound: (r) => io.note(`self-training ${formatSelfTrainingRound(r)}`),
           onEpoch: (m) =>
             io.note(
