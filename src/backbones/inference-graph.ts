@@ -24,6 +24,8 @@ export interface InferenceSetting {
   compile: CompileSetting;
   /** float32 (the default), bfloat16, or auto (bfloat16 when compiled on a CPU with AVX512-BF16 or AMX). */
   precision: PrecisionSetting;
+  /** How the two settings are named in the path's line and errors (default `compile`, `precision`). */
+  names?: { compile: string; precision: string };
 }
 
 /** Forward passes are compiled where they can be, in float32, unless asked otherwise. */
@@ -178,13 +180,13 @@ export function chooseInferencePath(
   backbone: Backbone,
   head: Head | undefined,
   setting: InferenceSetting = DEFAULT_INFERENCE,
-  keys: { compile: string; precision: string } = { compile: 'compile', precision: 'precision' },
 ): GraphPath {
+  const names = setting.names ?? { compile: 'compile', precision: 'precision' };
   return chooseGraphPath(
     setting.compile,
     setting.precision,
     setting.compile === 'off' ? undefined : inferenceGraphProblem(backbone, head),
-    { work: 'forward pass', eager: 'eager forward pass', compileKey: keys.compile, precisionKey: keys.precision },
+    { work: 'forward pass', eager: 'eager forward pass', compileKey: names.compile, precisionKey: names.precision },
   );
 }
 

@@ -84,7 +84,11 @@ export async function embedFolder(options: EmbedFolderOptions): Promise<EmbedFol
       batchSize: options.batchSize,
       subset,
       onProgress: options.onProgress,
-      inference: { compile: options.compile ?? 'auto', precision: options.precision ?? 'float32' },
+      inference: {
+        compile: options.compile ?? 'auto',
+        precision: options.precision ?? 'float32',
+        names: { compile: '--compile', precision: '--precision' },
+      },
       onForwardPath: (reason) => options.onStage?.(`forward pass: ${reason}`),
     });
     let summary: EmbedSummary | undefined;

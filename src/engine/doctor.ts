@@ -131,8 +131,8 @@ function describeGraph(g: DoctorReport['graph']): string {
       ? `train.precision auto -> bfloat16 (the CPU has ${g.bfloat16Features.join(', ')})`
       : 'train.precision auto -> float32 (the CPU has neither AVX512-BF16 nor AMX)';
   return g.available
-    ? `available (graph addon on TensorFlow ${g.version}): runs with train.compile auto|on use it where they can; ${precision}`
-    : `unavailable, runs use the eager step in float32: ${g.reason}`;
+    ? `available (graph addon on TensorFlow ${g.version}): pretraining and finetuning runs with train.compile auto|on use it where they can; ${precision}; evaluation, embedding and feature extraction run compiled forward passes (float32 unless asked)`
+    : `unavailable, runs use the eager step and forward pass in float32: ${g.reason}`;
 }
 
 export function formatDoctorReport(r: DoctorReport): string {

@@ -58,7 +58,8 @@ export async function runEvaluation(job: EvalJob): Promise<EvalSummary> {
     const source = await openImageSource(job.labels, { needLabels: true, split: 't10k' });
     const loaded = await loadImageSet(source, { size: input.size, channels: input.channels, progress: job.progress });
     const set = withLabels(loaded, remapLabels(loaded.labels, loaded.classNames, classNames, job.labels));
-    if (job.inference) classifier.inference = job.inference;
+    if (job.inference)
+      classifier.inference = { names: { compile: '--compile', precision: '--precision' }, ...job.inference };
     classifier.onForwardPath = (reason) => job.onNote?.(`forward pass: ${reason}`);
     const probabilities = classifier.predictProbabilities(set, job.batchSize ?? 256);
     const evaluation = evaluateProbabilities(probabilities, set.labels, classNames, job.calibrationBins ?? 15);

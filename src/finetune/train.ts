@@ -246,7 +246,14 @@ export async function trainClassifier(
   );
   context.onNote?.(`training step: ${trainingPath.reason}`);
   // Forward passes (features for the probe, evaluation) follow: the step's precision when it is compiled.
-  classifier.inference = { compile: 'auto', precision: trainingPath.compiled ? trainingPath.precision : 'float32' };
+  classifier.inference = {
+    compile: 'auto',
+    precision: trainingPath.compiled ? trainingPath.precision : 'float32',
+    names: {
+      compile: 'compile',
+      precision: trainingPath.compiled ? "the compiled step's precision" : 'float32 when the step is eager',
+    },
+  };
   context.onNote?.(
     `forward pass (features, evaluation): ${chooseInferencePath(classifier.backbone, classifier.head, classifier.inference).reason}`,
   );

@@ -390,7 +390,9 @@ describe.skipIf(!status.available)('a compiled finetuning run', () => {
     const reference = await run('on', { runDir: tmp(), onNote: (line) => notes.push(line) });
     expect(reference.result.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
     expect(notes).toContain('training step: compiled graph, float32 (recipe.train.precision)');
-    expect(notes).toContain('forward pass (features, evaluation): compiled graph, float32 (precision)');
+    expect(notes).toContain(
+      "forward pass (features, evaluation): compiled graph, float32 (the compiled step's precision)",
+    );
     // probe 2 steps, head stage 4, all stage 2 x 4.
     expect(reference.result.metrics.stepRows().length).toBe(14);
 
