@@ -298,6 +298,13 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     subsets: [],
   };
   const featureCache: FeatureCache = new Map();
+  // Which training step and forward pass the runs use: said once, and again only when a run differs.
+  const noted = new Set<string>();
+  const noteOnce = (line: string) => {
+    if (noted.has(line)) return;
+    noted.add(line);
+    options.log?.(line);
+  };
   for (const perClass of options.perClass) {
     for (const seed of options.seeds) {
       const drawn = perClassSubset(poolLabels, numClasses, perClass, createRng(seed).derive('budget', perClass));
@@ -331,6 +338,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
         };
         const finetuneOptions = {
           recipeFile: options.recipeFile,
+          onNote: noteOnce,
           featureCache,
           // A scratch backbone depends on the seed; the pretrained one does not.
           featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',

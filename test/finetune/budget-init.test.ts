@@ -69,6 +69,10 @@ describe('budget init:<weights> arms', () => {
     // Rounds 0 in the recipe: the arm still runs one.
     expect(lines.filter((l) => / round 1: /.test(l))).toHaveLength(1);
     expect(lines.filter((l) => / round 2: /.test(l))).toHaveLength(0);
+    // Which step the runs use, said once for the whole study.
+    expect(lines.filter((l) => l.startsWith('training step: '))).toEqual([
+      'training step: eager step, float32 (recipe.train.compile is off)',
+    ]);
   });
 
   it('rejects an empty init: arm and weights with other input channels', async () => {
