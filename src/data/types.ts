@@ -42,6 +42,12 @@ export type AugmentStep =
   | { op: 'resize'; size: number }
   | { op: 'centerCrop'; size: number }
   | { op: 'randomResizedCrop'; size: number; scale?: [number, number]; ratio?: [number, number] }
+  /**
+   * torchvision RandomCrop(size, padding, fill): pad every side by `padding` px of
+   * `fill` (0-1 scale, every channel), then a size x size crop at a uniform offset
+   * (top first, then left); no resampling. The CIFAR "translate by up to 4 px".
+   */
+  | { op: 'randomCrop'; size: number; padding?: number; fill?: number }
   | { op: 'horizontalFlip'; p?: number }
   | { op: 'verticalFlip'; p?: number }
   | {

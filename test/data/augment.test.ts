@@ -15,6 +15,7 @@ import {
   flipHorizontal,
   flipVertical,
   jigsawTiles,
+  randomCropOffset,
   randomResizedCropBox,
   resizeShorter,
   rotate90,
@@ -24,7 +25,7 @@ import { type FloatImage, resampleBox, toFloatImage } from '../../src/data/augme
 import { runPipeline, validatePipeline } from '../../src/data/augment/pipeline.js';
 import { JIGSAW_PIPELINE, SIMCLR_PIPELINE } from '../../src/data/augment/presets.js';
 import type { RawImage } from '../../src/data/types.js';
-import { createRng } from '../../src/util/rng.js';
+import { createRng, type Rng } from '../../src/util/rng.js';
 import { testCard } from './fixtures.js';
 
 const card = (w: number, h: number): RawImage => ({
@@ -35,6 +36,20 @@ const card = (w: number, h: number): RawImage => ({
 });
 const pixel = (img: FloatImage, x: number, y: number) =>
   Array.from(img.data.subarray((y * img.width + x) * img.channels, (y * img.width + x + 1) * img.channels));
+
+/** An Rng whose int() answers are scripted (and checked to be in range); `asked` records each n. */
+function scriptedRng(answers: number[], asked: number[]): Rng {
+  const rng = {
+    int(n: number): number {
+      asked.push(n);
+      const answer = answers.shift();
+      if (answer === undefined || answer < 0 || answer >= n) throw new Error(`no scripted answer in [0, ${n})`);
+      return answer;
+    },
+    derive: () => rng,
+  };
+  return rng as unknown as Rng;
+}
 
 describe('resampling and geometry', () => {
   it('resampling to the same size is the identity; a constant image stays constant when shrunk', () => {
@@ -99,6 +114,62 @@ describe('resampling and geometry', () => {
       height: 10,
       width: 10,
     });
+  });
+
+  it('randomCrop pads by `padding` px of `fill` and takes size x size pixels at the drawn offset, unresampled', () => {
+    // A 5x4 one-channel ramp, value (8y + x) / 64 (exact in float32, all below the fill 0.75).
+    const ramp: FloatImage = {
+      data: Float32Array.from({ length: 20 }, (_, i) => (8 * Math.floor(i / 5) + (i % 5)) / 64),
+      width: 5,
+      height: 4,
+      channels: 1,
+    };
+    const F = 48; // the fill 0.75, in 64ths
+    const crop = (top: number, left: number, fill?: number) => {
+      const asked: number[] = [];
+      const rng = scriptedRng([top, left], asked);
+      const out = runPipeline(ramp, [{ op: 'randomCrop', size: 4, padding: 2, fill }], rng);
+      // The padded image is 9x8: top drawn first from 0..4, then left from 0..5 (torchvision's order).
+      expect(asked).toEqual([5, 6]);
+      expect(out.shape).toEqual([4, 4, 1]);
+      return Array.from(out.data, (v) => v * 64);
+    };
+    // Top-right corner of the padded image: padded rows 0-3 are image rows -2..1, columns 5-8 are image columns 3..6.
+    expect(crop(0, 5, 0.75)).toEqual([F, F, F, F, F, F, F, F, 3, 4, F, F, 11, 12, F, F]);
+    // Bottom-left corner: image rows 2..5, columns -2..1.
+    expect(crop(4, 0, 0.75)).toEqual([F, F, 16, 17, F, F, 24, 25, F, F, F, F, F, F, F, F]);
+    // Centre: the image itself, shifted by nothing.
+    expect(crop(2, 2, 0.75)).toEqual([0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+    // The default fill is 0 (black before normalisation).
+    expect(crop(0, 0)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 8, 9]);
+    // Decoded 8-bit images: the same pixels on the 0-1 scale.
+    const raw = card(6, 5);
+    const rng = scriptedRng([1, 2], []);
+    const out = runPipeline(raw, [{ op: 'randomCrop', size: 6, padding: 1, fill: 0.5 }], rng);
+    const expected = toFloatImage(raw);
+    const got: FloatImage = { data: out.data, width: 6, height: 6, channels: 3 };
+    // Top 1, left 2 in the 8x7 padded image: output (x, y) is image (x + 1, y); row 5 and column 5 are fill.
+    for (let y = 0; y < 6; y++)
+      for (let x = 0; x < 6; x++)
+        expect(pixel(got, x, y)).toEqual(y < 5 && x < 5 ? pixel(expected, x + 1, y) : [0.5, 0.5, 0.5]);
+  });
+
+  it('randomCrop offsets reach every position of the padded image; no draw when it is exactly the size', () => {
+    const rng = createRng('crop');
+    const tops = new Set<number>();
+    const lefts = new Set<number>();
+    for (let i = 0; i < 400; i++) {
+      const { top, left } = randomCropOffset(8, 6, 6, 2, rng);
+      tops.add(top);
+      lefts.add(left);
+    }
+    // An 8x6 image padded by 2 is 12x10: a 6 px crop starts 2 px before the image up to its far edge + 2 - 6.
+    expect([...tops].sort((a, b) => a - b)).toEqual([-2, -1, 0, 1, 2]);
+    expect([...lefts].sort((a, b) => a - b)).toEqual([-2, -1, 0, 1, 2, 3, 4]);
+    expect(randomCropOffset(4, 4, 8, 2, scriptedRng([], []))).toEqual({ top: -2, left: -2 });
+    expect(() => runPipeline(card(5, 4), [{ op: 'randomCrop', size: 9, padding: 2 }], createRng(1))).toThrow(
+      'randomCrop: a 5x4 image padded by 2 px is 9x8, smaller than the 9x9 crop; resize the image first or raise padding',
+    );
   });
 
   it('flips are involutions and rotate90 four times is the identity; one turn is counter-clockwise', () => {
@@ -265,7 +336,7 @@ describe('pipelines', () => {
 
   it('rejects bad steps with errors naming the step and key', () => {
     expect(() => validatePipeline([{ op: 'flip' }], 3, 'views[0]')).toThrow(
-      'Expected one of "resize", "centerCrop", "randomResizedCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "randomErasing", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
+      'Expected one of "resize", "centerCrop", "randomResizedCrop", "randomCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "randomErasing", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
     );
     expect(() =>
       validatePipeline(
@@ -278,6 +349,18 @@ describe('pipelines', () => {
     ).toThrow('Expected a number between 0 and 1 for pipeline[0].p but received 2 (number)');
     expect(() => validatePipeline([{ op: 'randomResizedCrop', size: 8, scale: [0.9, 0.1] }], 3)).toThrow(
       'Expected [low, high] with 0.000001 <= low <= high <= 1 for pipeline[0].scale but received [0.9,0.1] (array)',
+    );
+    expect(() => validatePipeline([{ op: 'randomCrop', size: 32, padding: -4 }], 3, 'augment.train')).toThrow(
+      'Expected an integer between 0 and 4096 for augment.train[0].padding but received -4 (number)',
+    );
+    expect(() => validatePipeline([{ op: 'randomCrop', size: 32, padding: 4, fill: 255 }], 3)).toThrow(
+      'Expected a number between 0 and 1 for pipeline[0].fill but received 255 (number)',
+    );
+    expect(() => validatePipeline([{ op: 'randomCrop', padding: 4 }], 3)).toThrow(
+      'Expected an integer between 1 and 8192 for pipeline[0].size but received undefined',
+    );
+    expect(() => validatePipeline([{ op: 'randomCrop', size: 32, pad: 4 }], 3)).toThrow(
+      'Unknown key pipeline[0].pad for op "randomCrop" (allowed: size, padding, fill) with value 4 (number)',
     );
     expect(() => validatePipeline([{ op: 'centerCrop', size: 8, colour: 1 }], 3)).toThrow(
       'Unknown key pipeline[0].colour for op "centerCrop" (allowed: size) with value 1 (number)',
@@ -309,6 +392,13 @@ describe('pipelines', () => {
     expect(validatePipeline(SIMCLR_PIPELINE(32, 3), 3)).toEqual([32, 32, 3]);
     expect(validatePipeline(SIMCLR_PIPELINE(96, 1), 1)).toEqual([96, 96, 1]);
     expect(validatePipeline(JIGSAW_PIPELINE(96, 24, 3), 3)).toEqual([9, 24, 24, 3]);
+    // The CIFAR view: a random crop fixes the size, even after a resize that keeps the aspect ratio.
+    expect(
+      validatePipeline(
+        [{ op: 'resize', size: 32 }, { op: 'randomCrop', size: 32, padding: 4 }, { op: 'horizontalFlip' }],
+        3,
+      ),
+    ).toEqual([32, 32, 3]);
     expect(SIMCLR_PIPELINE(32).some((s) => s.op === 'gaussianBlur')).toBe(false);
     expect(SIMCLR_PIPELINE(96).some((s) => s.op === 'gaussianBlur')).toBe(true);
   });

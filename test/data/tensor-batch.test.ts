@@ -106,6 +106,17 @@ const cases: Array<[string, FloatImage[], PipelineSpec]> = [
   ['solarize', rgb, [{ op: 'solarize', p: 0.5, threshold: 0.5 }]],
   ['random erasing', rgb, [{ op: 'randomErasing', p: 0.7, scale: [0.05, 0.3], value: 0.25 }]],
   ['rotate90', square, [{ op: 'rotate90' }]],
+  ['randomCrop with padding and fill', rgb, [{ op: 'randomCrop', size: 15, padding: 4, fill: 0.5 }]],
+  ['randomCrop without padding (a plain crop)', gray, [{ op: 'randomCrop', size: 11 }]],
+  [
+    'resize + randomCrop + flip (the CIFAR view)',
+    rgb,
+    [
+      { op: 'resize', size: 12 },
+      { op: 'randomCrop', size: 12, padding: 4 },
+      { op: 'horizontalFlip', p: 0.5 },
+    ],
+  ],
   ['normalize, one value for all channels', rgb, [{ op: 'normalize', mean: [0.5], std: [0.25] }]],
   ['FixMatch weak view', rgb, weakView(12, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])],
   ['FixMatch strong view', rgb, strongView(12, [0.4, 0.5, 0.6], [0.2, 0.25, 0.3])],
@@ -119,6 +130,20 @@ describe('tensor executor vs per-image executor', () => {
 
   it.each(cases)('%s: agree within 1e-4 over several seeds', (_name, batch, spec) => {
     for (const seed of [1, 2, 3]) expect(compare(batch, spec, seed).difference).toBeLessThan(TOLERANCE);
+  });
+
+  it('randomCrop picks pixels: the two executors agree exactly, and too small an image is an error in both', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      expect(compare(rgb, [{ op: 'randomCrop', size: 17, padding: 3, fill: 0.25 }], seed).difference).toBe(0);
+      expect(compare(square, [{ op: 'randomCrop', size: 14, padding: 2 }], seed).difference).toBe(0);
+    }
+    const message = 'randomCrop: a 15x20 image padded by 1 px is 17x22, smaller than the 18x18 crop';
+    expect(() => compare(rgb, [{ op: 'randomCrop', size: 18, padding: 1 }], 1)).toThrow(message);
+    const x = tf.zeros([2, 20, 15, 3]) as tf.Tensor4D;
+    const before = tf.memory().numTensors;
+    expect(() => augmentTensorBatch(x, [{ op: 'randomCrop', size: 18, padding: 1 }], createRng(1))).toThrow(message);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
   });
 
   it('resize keeps the aspect ratio (no squashing to a square)', () => {

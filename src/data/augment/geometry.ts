@@ -67,6 +67,35 @@ export function randomResizedCropBox(width: number, height: number, scale: Range
   return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
 }
 
+/**
+ * The draw of torchvision RandomCrop(size, padding): the top-left corner of a
+ * size x size crop of the image padded by `padding` px on every side, top drawn
+ * first, then left, each uniform over every position that fits (no draw when the
+ * padded image is exactly size x size, as torchvision). Returned in the
+ * coordinates of the unpadded image, so the padded band is where top or left < 0
+ * or the crop passes the far edge. Throws RangeError when the padded image is
+ * smaller than the crop.
+ */
+export function randomCropOffset(
+  width: number,
+  height: number,
+  size: number,
+  padding: number,
+  rng: Rng,
+): { top: number; left: number } {
+  const paddedWidth = width + 2 * padding;
+  const paddedHeight = height + 2 * padding;
+  if (paddedWidth < size || paddedHeight < size) {
+    throw new RangeError(
+      `randomCrop: a ${width}x${height} image padded by ${padding} px is ${paddedWidth}x${paddedHeight}, smaller than the ${size}x${size} crop; resize the image first or raise padding`,
+    );
+  }
+  if (paddedWidth === size && paddedHeight === size) return { top: -padding, left: -padding };
+  const top = rng.int(paddedHeight - size + 1);
+  const left = rng.int(paddedWidth - size + 1);
+  return { top: top - padding, left: left - padding };
+}
+
 /** Mirrors left-right in place. */
 export function flipHorizontal(image: FloatImage): FloatImage {
   const { width, height, channels: c, data } = image;

@@ -140,11 +140,22 @@ export function resampleBox(
   return { data: out, width: outWidth, height: outHeight, channels: c };
 }
 
-/** Crops (left, top, width, height), filling outside the image with 0 (torchvision pads center crops). */
-export function cropWithPadding(image: AnyImage, left: number, top: number, width: number, height: number): FloatImage {
+/**
+ * Crops (left, top, width, height), filling outside the image with `fill` (0-1 scale,
+ * every channel; 0 as torchvision pads center crops).
+ */
+export function cropWithPadding(
+  image: AnyImage,
+  left: number,
+  top: number,
+  width: number,
+  height: number,
+  fill = 0,
+): FloatImage {
   const c = image.channels;
   const scale = unitScale(image);
   const out = new Float32Array(width * height * c);
+  if (fill !== 0) out.fill(fill);
   for (let y = 0; y < height; y++) {
     const sy = top + y;
     if (sy < 0 || sy >= image.height) continue;

@@ -13,18 +13,20 @@ import {
   flipHorizontal,
   flipVertical,
   jigsawTiles,
+  randomCropOffset,
   randomResizedCropBox,
   resizeShorter,
   rotate90,
   sampleBox,
 } from './geometry.js';
-import { type AnyImage, type FloatImage, resampleBox, toFloatImage } from './image.js';
+import { type AnyImage, cropWithPadding, type FloatImage, resampleBox, toFloatImage } from './image.js';
 
 /** Every op, with the keys it accepts (besides `op`). */
 export const STEP_KEYS: Record<AugmentStep['op'], readonly string[]> = {
   resize: ['size'],
   centerCrop: ['size'],
   randomResizedCrop: ['size', 'scale', 'ratio'],
+  randomCrop: ['size', 'padding', 'fill'],
   horizontalFlip: ['p'],
   verticalFlip: ['p'],
   colorJitter: ['p', 'brightness', 'contrast', 'saturation', 'hue'],
@@ -40,6 +42,7 @@ export const STEP_KEYS: Record<AugmentStep['op'], readonly string[]> = {
 /** Default values of optional keys (documented in docs/data.md). */
 export const STEP_DEFAULTS = {
   randomResizedCrop: { scale: [0.08, 1] as [number, number], ratio: [3 / 4, 4 / 3] as [number, number] },
+  randomCrop: { padding: 0, fill: 0 },
   flipP: 0.5,
   colorJitter: { p: 1, brightness: 0, contrast: 0, saturation: 0, hue: 0 },
   randomGrayscale: { p: 0.1 },
@@ -95,6 +98,11 @@ export function validateStep(step: unknown, where: string, channels: 1 | 3): Aug
       assertInteger(k('size'), s.size, 1, 8192);
       optional(s, 'scale', (v) => assertRange(k('scale'), v, 1e-6, 1));
       optional(s, 'ratio', (v) => assertRange(k('ratio'), v, 1e-3, 1e3));
+      break;
+    case 'randomCrop':
+      assertInteger(k('size'), s.size, 1, 8192);
+      optional(s, 'padding', (v) => assertInteger(k('padding'), v, 0, 4096));
+      optional(s, 'fill', (v) => assertNumber(k('fill'), v, 0, 1));
       break;
     case 'horizontalFlip':
     case 'verticalFlip':
@@ -166,7 +174,7 @@ export function validatePipeline(spec: unknown, channels: 1 | 3, where = 'pipeli
       throw new UsageError(`${where}[${i}]: normalize must be the last step (it is step ${i} of ${spec.length})`);
     }
     if (step.op === 'resize') side = null;
-    if (step.op === 'centerCrop' || step.op === 'randomResizedCrop') side = step.size;
+    if (step.op === 'centerCrop' || step.op === 'randomResizedCrop' || step.op === 'randomCrop') side = step.size;
     if (step.op === 'jigsaw') {
       if (tiles) throw new UsageError(`${where}[${i}]: only one jigsaw step per pipeline`);
       tiles = step.grid * step.grid;
@@ -175,7 +183,7 @@ export function validatePipeline(spec: unknown, channels: 1 | 3, where = 'pipeli
   });
   if (side === null) {
     throw new UsageError(
-      `${where}: output size is not fixed; end the geometric steps with centerCrop, randomResizedCrop or jigsaw so every image in a batch has the same shape`,
+      `${where}: output size is not fixed; end the geometric steps with centerCrop, randomResizedCrop, randomCrop or jigsaw so every image in a batch has the same shape`,
     );
   }
   return tiles ? [tiles, side, side, channels] : [side, side, channels];
@@ -193,6 +201,11 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
       const d = STEP_DEFAULTS.randomResizedCrop;
       const box = randomResizedCropBox(image.width, image.height, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
       return resampleBox(image, box.left, box.top, box.width, box.height, step.size, step.size);
+    }
+    case 'randomCrop': {
+      const d = STEP_DEFAULTS.randomCrop;
+      const { top, left } = randomCropOffset(image.width, image.height, step.size, step.padding ?? d.padding, rng);
+      return cropWithPadding(image, left, top, step.size, step.size, step.fill ?? d.fill);
     }
     case 'horizontalFlip':
       return rng.chance(step.p ?? STEP_DEFAULTS.flipP) ? flipHorizontal(owned()) : owned();

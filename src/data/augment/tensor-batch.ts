@@ -25,7 +25,7 @@ import {
   LUMA_R,
   reflectIndex,
 } from './color.js';
-import { randomResizedCropBox, sampleBox } from './geometry.js';
+import { randomCropOffset, randomResizedCropBox, sampleBox } from './geometry.js';
 import { resampleMatrix } from './image.js';
 import { STEP_DEFAULTS } from './pipeline.js';
 
@@ -188,6 +188,36 @@ function applyStep(x: tf.Tensor4D, step: AugmentStep, streams: () => Rng[]): tf.
         cols.set(resampleMatrix(box.left, box.width, size, w), i * size * w);
       });
       return separable(x, rows, size, cols, size);
+    }
+    case 'randomCrop': {
+      // Pad with the fill, then each image's rows and columns picked by index (exact, no resampling).
+      const d = STEP_DEFAULTS.randomCrop;
+      const { size } = step;
+      const padding = step.padding ?? d.padding;
+      const rows = new Int32Array(batch * size);
+      const cols = new Int32Array(batch * size);
+      streams().forEach((rng, i) => {
+        const { top, left } = randomCropOffset(w, h, size, padding, rng);
+        for (let k = 0; k < size; k++) {
+          rows[i * size + k] = top + padding + k;
+          cols[i * size + k] = left + padding + k;
+        }
+      });
+      const padded =
+        padding > 0
+          ? tf.pad(
+              x,
+              [
+                [0, 0],
+                [padding, padding],
+                [padding, padding],
+                [0, 0],
+              ],
+              step.fill ?? d.fill,
+            )
+          : x;
+      const picked = tf.gather(padded, tf.tensor2d(rows, [batch, size], 'int32'), 1, 1); // [B, size, W + 2p, C]
+      return tf.gather(picked, tf.tensor2d(cols, [batch, size], 'int32'), 2, 1) as tf.Tensor4D; // [B, size, size, C]
     }
     case 'horizontalFlip':
     case 'verticalFlip': {
