@@ -1,4 +1,5 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validatePipeline } from '../../src/data/augment/pipeline.js';
@@ -55,6 +56,37 @@ describe('finetune recipes', () => {
     const wrongMean = resolveFinetuneRecipe({ input: { mean: [0.5, 0.5, 0.5] } });
     expect(() => resolveInput(wrongMean, 1, manifest)).toThrow(
       'recipe.input.mean: Expected a list of exactly 1 numbers (one per channel) but received [0.5, 0.5, 0.5]',
+    );
+  });
+
+  it('a recipe can spell its own augmentation with randomCrop (pad + translate, CIFAR style)', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'selfsup-recipe-'));
+    const file = path.join(dir, 'finetune-crop.yaml');
+    writeFileSync(
+      file,
+      [
+        'augment:',
+        '  train:',
+        '    - {op: randomCrop, size: 28, padding: 4}',
+        '    - {op: horizontalFlip}',
+        '    - {op: normalize, mean: [0.5], std: [0.5]}',
+        '',
+      ].join('\n'),
+    );
+    const recipe = loadFinetuneRecipe(file);
+    rmSync(dir, { recursive: true, force: true });
+    const options = trainOptionsOf(recipe, resolveInput(recipe, 1, manifest));
+    expect(options.trainView[0]).toEqual({ op: 'randomCrop', size: 28, padding: 4 });
+    expect(validatePipeline(options.trainView, 1, 'train')).toEqual([28, 28, 1]);
+    const bad = resolveFinetuneRecipe({ augment: { train: [{ op: 'randomCrop', size: 28, padding: 'four' }] } });
+    expect(() => trainOptionsOf(bad, resolveInput(bad, 1, manifest))).toThrow(
+      'Expected an integer between 0 and 4096 for recipe.augment.train[0].padding but received "four" (string)',
+    );
+    const misspelt = resolveFinetuneRecipe({
+      fixmatch: { enabled: true, weakView: [{ op: 'randomCrop', size: 28, padding: 4, fil: 0.5 }] },
+    });
+    expect(() => trainOptionsOf(misspelt, resolveInput(misspelt, 1, manifest))).toThrow(
+      'Unknown key recipe.fixmatch.weakView[0].fil for op "randomCrop" (allowed: size, padding, fill) with value 0.5 (number)',
     );
   });
 
