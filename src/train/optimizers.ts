@@ -47,6 +47,13 @@ export interface VariableOptimizer {
   stateVariables(): Array<{ name: string; variable: tf.Variable }>;
   /** Host-side state (update counts) for checkpoints. */
   hostState(): OptimizerHostState;
+  /** Updates parameter `name` has received so far (Adam's `t` is this plus one at its next update). */
+  updateCount(name: string): number;
+  /**
+   * Counts one update that was applied elsewhere (a compiled step in a graph
+   * session) to the named parameters, as apply() counts its own.
+   */
+  countUpdate(names: Iterable<string>): void;
   restoreHostState(state: OptimizerHostState): void;
   /**
    * Starts the named parameters afresh (zero slots, update count 0), e.g. after
@@ -126,8 +133,21 @@ abstract class SlotOptimizer implements VariableOptimizer {
 
   hostState(): OptimizerHostState {
     const paramSteps: Record<string, number> = {};
-    for (const [name, t] of this.paramSteps) if (t !== this.steps) paramSteps[name] = t;
+    // Every parameter whose count differs from `steps`, those never updated (0) included.
+    for (const p of this.params) {
+      const t = this.paramSteps.get(p.name) ?? 0;
+      if (t !== this.steps) paramSteps[p.name] = t;
+    }
     return Object.keys(paramSteps).length ? { steps: this.steps, paramSteps } : { steps: this.steps };
+  }
+
+  updateCount(name: string): number {
+    return this.paramSteps.get(name) ?? 0;
+  }
+
+  countUpdate(names: Iterable<string>): void {
+    this.steps++;
+    for (const name of names) this.paramSteps.set(name, (this.paramSteps.get(name) ?? 0) + 1);
   }
 
   restoreHostState(state: OptimizerHostState): void {

@@ -197,6 +197,15 @@ describe('parameter groups and state kept per parameter', () => {
     ]);
     // Three steps train `early` only (like a head-only stage), then both.
     for (let t = 0; t < 3; t++) tf.tidy(() => optimizer.apply({ early: tf.tensor1d([1]) }, 0.1));
+    // A parameter not updated yet is recorded with count 0, so a run resumed here starts it from its first update.
+    expect(optimizer.hostState()).toEqual({ steps: 3, paramSteps: { late: 0 } });
+    expect([optimizer.updateCount('early'), optimizer.updateCount('late')]).toEqual([3, 0]);
+    const resumedVariable = tf.variable(tf.tensor1d([0]));
+    const resumed = createOptimizer(cfg, [{ name: 'late', variable: resumedVariable, kind: 'dense' }]);
+    resumed.restoreHostState({ steps: 3, paramSteps: { late: 0 } });
+    expect(resumed.updateCount('late')).toBe(0);
+    resumed.dispose();
+    resumedVariable.dispose();
     tf.tidy(() => optimizer.apply({ early: tf.tensor1d([1]), late: tf.tensor1d([4]) }, 0.1));
     // Adam's first update of a parameter moves it by lr (m_hat / sqrt(v_hat) = sign(g)), whatever the step count.
     expect(late.dataSync()[0]).toBeCloseTo(-0.1, 6);
@@ -213,6 +222,9 @@ describe('parameter groups and state kept per parameter', () => {
     expect(optimizer.hostState()).toEqual({ steps: 4, paramSteps: { early: 0, late: 1 } });
     const slot = optimizer.stateVariables().find((v) => v.name === 'optimizer.m.early')!;
     expect(Array.from(slot.variable.dataSync())).toEqual([0]);
+    // An update applied elsewhere (a compiled step) is counted as apply() counts it.
+    optimizer.countUpdate(['late']);
+    expect(optimizer.hostState()).toEqual({ steps: 5, paramSteps: { early: 0, late: 2 } });
     optimizer.dispose();
     other.dispose();
     tf.dispose([early, late]);
