@@ -30,6 +30,9 @@ import type { LossSpec } from './train.js';
 
 const FLOAT = { type: DT_FLOAT };
 
+/** The optimizers finetuning runs compiled (its loop feeds Adam's per-parameter update counts). */
+const FINETUNE_OPTIMIZERS = ['sgd', 'adam', 'adamw'] as const;
+
 /** The supervised loss as a compiled task: feeds [images, one-hot labels]; the graph's loss and accuracy. */
 export function supervisedCompiledTask(loss: LossSpec, numClasses: number, classWeights?: number[]): CompiledTask {
   const compiled: CompiledTaskStep<object> = {
@@ -104,13 +107,16 @@ export function compiledFinetuneProblem(
   optimizer: OptimizerConfig,
   loss: LossSpec,
 ): string | undefined {
-  return compiledStepProblem({
-    task: supervisedCompiledTask(loss, classifier.numClasses),
-    taskOptions: {},
-    backbone: classifier.backbone,
-    heads: { classifier: classifier.head },
-    optimizer,
-  });
+  return compiledStepProblem(
+    {
+      task: supervisedCompiledTask(loss, classifier.numClasses),
+      taskOptions: {},
+      backbone: classifier.backbone,
+      heads: { classifier: classifier.head },
+      optimizer,
+    },
+    FINETUNE_OPTIMIZERS,
+  );
 }
 
 /** What one stage's compiled step is built from. */
@@ -119,8 +125,6 @@ export interface CompiledFinetuneSpec {
   /** The stage's trained parameters (with their lrScale: the backbone/head parameter groups). */
   trained: TrainableParam[];
   optimizer: VariableOptimizer;
-  /** Every parameter the optimizer updates over the run (its per-parameter update counts). */
-  optimizerParams: string[];
   optimizerConfig: OptimizerConfig;
   gradClipNorm: number;
   loss: LossSpec;
@@ -139,27 +143,29 @@ export class CompiledFinetuneStep {
   private readonly step: CompiledTrainingStep;
   private readonly trainedNames: Set<string>;
   private readonly rng = createRng('compiled-finetune');
+  /** Graph name (`backbone.conv1.weight`) -> the classifier's (`conv1.weight`). */
+  private readonly classifierNames = new Map<string, string>();
 
   constructor(private readonly spec: CompiledFinetuneSpec) {
     const { classifier } = spec;
     const trained = new Map(spec.trained.map((p) => [p.name, p]));
     this.trainedNames = new Set(spec.trained.map((p) => p.name));
-    const momentum = new Map(
-      spec.optimizer
-        .stateVariables()
-        .filter((v) => v.name.startsWith('optimizer.momentum.'))
-        .map((v) => [v.name.slice('optimizer.momentum.'.length), v.variable]),
-    );
+    const state = new Map(spec.optimizer.stateVariables().map((v) => [v.name, v.variable]));
     // Graph names: `backbone.<torchvision name>`, `heads.classifier.<head variable name>`.
     const mirrored: MirroredVariable[] = classifier.variables().map((v) => {
       const param = trained.get(v.name);
+      const name = v.name.startsWith('head.') ? `heads.classifier.${v.name}` : `backbone.${v.name}`;
+      this.classifierNames.set(name, v.name);
+      const m = param && state.get(`optimizer.m.${v.name}`);
+      const second = param && state.get(`optimizer.v.${v.name}`);
       return {
-        name: v.name.startsWith('head.') ? `heads.classifier.${v.name}` : `backbone.${v.name}`,
+        name,
         variable: v.variable,
         trainable: param !== undefined,
         kind: v.kind,
         lrScale: param?.lrScale,
-        momentum: param ? momentum.get(v.name) : undefined,
+        momentum: param ? state.get(`optimizer.momentum.${v.name}`) : undefined,
+        adam: m && second ? { m, v: second } : undefined,
       };
     });
     const { size, channels } = classifier.spec.input;
@@ -176,6 +182,7 @@ export class CompiledFinetuneStep {
       intraOpThreads: Number(process.env.TF_NUM_INTRAOP_THREADS) || 0,
       interOpThreads: Number(process.env.TF_NUM_INTEROP_THREADS) || 0,
       backboneTraining: spec.backboneTraining,
+      optimizers: FINETUNE_OPTIMIZERS,
     });
   }
 
@@ -186,25 +193,20 @@ export class CompiledFinetuneStep {
    */
   run(images: tf.Tensor4D, labels: Int32Array, lr: number): CompiledStepResult {
     const targets = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), this.spec.classifier.numClasses).toFloat());
+    // Adam's bias correction: each parameter's own update count with this step (as the eager optimizer counts).
+    const { optimizer } = this.spec;
+    const updateCount = (name: string) => optimizer.updateCount(this.classifierNames.get(name) ?? name) + 1;
     try {
-      return this.step.run([images, targets], this.rng, lr);
+      return this.step.run([images, targets], this.rng, lr, false, updateCount);
     } finally {
       targets.dispose();
     }
   }
 
-  /** Counts an applied update where the eager step counts it (optimizer steps, BatchNorm batches). */
+  /** Counts an applied update where the eager step counts it (optimizer update counts, BatchNorm batches). */
   countUpdate(): void {
     const { optimizer, classifier } = this.spec;
-    const state = optimizer.hostState();
-    const paramSteps: Record<string, number> = { ...(state.paramSteps ?? {}) };
-    const steps = state.steps + 1;
-    // Parameters trained now gain one update; the others keep their count (recorded where it now differs).
-    for (const p of this.spec.optimizerParams) {
-      const before = state.paramSteps?.[p] ?? state.steps;
-      paramSteps[p] = this.trainedNames.has(p) ? before + 1 : before;
-    }
-    optimizer.restoreHostState({ steps, paramSteps });
+    optimizer.countUpdate(this.trainedNames);
     const tracked = classifier.backbone as { numBatchesTracked?: number };
     if (this.spec.backboneTraining && tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked++;
   }

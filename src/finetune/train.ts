@@ -257,7 +257,6 @@ export async function trainClassifier(
   context.onNote?.(
     `forward pass (features, evaluation): ${chooseInferencePath(classifier.backbone, classifier.head, classifier.inference).reason}`,
   );
-  const optimizerParams = allParams.filter((p) => used.has(p.name)).map((p) => p.name);
   let compiledStep: CompiledFinetuneStep | undefined;
   const featureDim = classifier.backbone.featureDim;
   const firstLinear = firstLinearOf(classifier);
@@ -319,7 +318,6 @@ export async function trainClassifier(
           classifier,
           trained: phase.trained,
           optimizer,
-          optimizerParams,
           optimizerConfig: options.optimizer,
           gradClipNorm: options.gradClipNorm,
           loss: options.loss,

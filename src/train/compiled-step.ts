@@ -16,7 +16,11 @@
  * The update is torch.optim.SGD's, as optimizers.ts's Sgd: g += wd * p (not for
  * BatchNorm parameters and biases); buf = momentum * buf + g;
  * p -= lr * (nesterov ? g + momentum * buf : buf) — TensorFlow's
- * ResourceApplyMomentum computes exactly this.
+ * ResourceApplyMomentum computes exactly this. Where the caller allows it, also
+ * torch.optim.Adam's (g += wd * p) and AdamW's (p *= 1 - lr * wd) as optimizers.ts's
+ * Adam: TensorFlow's ResourceApplyAdam with each parameter's beta powers fed per
+ * step (its own update count t) and epsilon fed as eps * sqrt(1 - beta2^t), which
+ * makes its `m / (sqrt(v) + epsilon)` torch's `m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CompiledTaskStep } from '../../pretext-tasks/types.js';
@@ -54,7 +58,12 @@ export interface MirroredVariable {
   lrScale?: number;
   /** The optimizer's momentum buffer of this parameter, when it has one. */
   momentum?: tf.Variable;
+  /** Adam's first and second moments of this parameter (adam, adamw). */
+  adam?: { m: tf.Variable; v: tf.Variable };
 }
+
+/** The optimizers a compiled step can run; callers say which of them their loop supports. */
+export type CompiledOptimizerName = 'sgd' | 'adam' | 'adamw';
 
 /**
  * What the compiled step needs of a task: its id (for messages) and its
@@ -87,6 +96,11 @@ export interface CompiledStepSpec {
    * statistics (the default), or with its running statistics (a frozen backbone under a trained head).
    */
   backboneTraining?: boolean;
+  /**
+   * The optimizers the caller's loop can run compiled (default sgd): Adam and AdamW
+   * need each parameter's update count fed per step (run's `updateCount`).
+   */
+  optimizers?: readonly CompiledOptimizerName[];
 }
 
 /** What one compiled step returns. */
@@ -116,6 +130,7 @@ function layoutOf(backbone: Backbone): ResNetLayout | undefined {
  */
 export function compiledStepProblem(
   spec: Pick<CompiledStepSpec, 'task' | 'taskOptions' | 'backbone' | 'heads' | 'optimizer'>,
+  optimizers: readonly CompiledOptimizerName[] = ['sgd'],
 ): string | undefined {
   const status = graphRuntimeStatus();
   if (!status.available) return status.reason;
@@ -130,7 +145,10 @@ export function compiledStepProblem(
     const problem = headGraphProblem(blocks);
     if (problem) return `head ${name}: ${problem}`;
   }
-  if (spec.optimizer.name !== 'sgd') return `optimizer ${spec.optimizer.name} is not compiled yet (sgd is)`;
+  if (!(optimizers as readonly string[]).includes(spec.optimizer.name)) {
+    const listed = optimizers.length === 1 ? `${optimizers[0]} is` : `${optimizers.join(', ')} are`;
+    return `optimizer ${spec.optimizer.name} is not compiled yet (${listed})`;
+  }
   return undefined;
 }
 
@@ -143,6 +161,9 @@ export class CompiledTrainingStep {
   private readonly session: GraphSession;
   private readonly vars = new Map<string, GraphVariableOps>();
   private readonly slots = new Map<string, GraphVariableOps>();
+  private readonly adamSlots = new Map<string, { m: GraphVariableOps; v: GraphVariableOps }>();
+  /** Per trained parameter (adam, adamw): placeholders of beta1^t and beta2^t. */
+  private readonly betaPowers = new Map<string, { beta1: string; beta2: string; epsilon: string }>();
   private readonly images: string;
   private readonly targets: string;
   private readonly lr: string;
@@ -154,7 +175,7 @@ export class CompiledTrainingStep {
   private disposed = false;
 
   constructor(private readonly spec: CompiledStepSpec) {
-    const problem = compiledStepProblem(spec);
+    const problem = compiledStepProblem(spec, spec.optimizers);
     if (problem) throw new Error(`cannot compile the training step: ${problem}`);
     this.compiled = spec.task.compiled as CompiledTaskStep<object>;
     const layout = layoutOf(spec.backbone)!;
@@ -164,6 +185,12 @@ export class CompiledTrainingStep {
       for (const v of spec.variables) {
         this.vars.set(v.name, g.variable(v.name, v.variable.shape));
         if (v.momentum) this.slots.set(v.name, g.variable(`optimizer.momentum.${v.name}`, v.variable.shape));
+        if (v.adam) {
+          this.adamSlots.set(v.name, {
+            m: g.variable(`optimizer.m.${v.name}`, v.variable.shape),
+            v: g.variable(`optimizer.v.${v.name}`, v.variable.shape),
+          });
+        }
       }
       const [height, width, channels] = spec.imageShape;
       this.images = g.placeholder('images', DT_FLOAT, [-1, height, width, channels]);
@@ -210,13 +237,15 @@ export class CompiledTrainingStep {
         );
         scale = g.op('Minimum', [g.constFloat([1], []), limit], { T: FLOAT });
       }
-      const { momentum, nesterov, weightDecay } = spec.optimizer;
+      const { name: optimizerName, momentum, nesterov, weightDecay, betas } = spec.optimizer;
+      const adam = optimizerName === 'adam' || optimizerName === 'adamw';
       const momentumValue = g.constFloat([momentum], [], 'momentum');
       const updates: string[] = [];
       for (const { v, grad } of reached) {
         const ops = this.variable(v.name);
         let g2 = scale ? g.op('Mul', [grad, scale], { T: FLOAT }) : grad;
-        if (weightDecay > 0 && !isDecayExempt(v.kind)) {
+        const decayed = weightDecay > 0 && !isDecayExempt(v.kind);
+        if (decayed && optimizerName !== 'adamw') {
           g2 = g.op('AddV2', [g2, g.op('Mul', [ops.read, g.constFloat([weightDecay], [])], { T: FLOAT })], {
             T: FLOAT,
           });
@@ -226,20 +255,61 @@ export class CompiledTrainingStep {
         // Every update waits for the global norm, i.e. for every gradient: no weight changes under a read.
         const control = [opName(norm)];
         const slot = this.slots.get(v.name);
-        const update =
-          momentum > 0 && slot
-            ? g.op(
-                'ResourceApplyMomentum',
-                [ops.handle, slot.handle, lr, g2, momentumValue],
-                { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
-                { name: `update/${v.name}`, control },
-              )
-            : g.op(
-                'ResourceApplyGradientDescent',
-                [ops.handle, lr, g2],
-                { T: FLOAT, use_locking: { bool: false } },
-                { name: `update/${v.name}`, control },
-              );
+        const moments = this.adamSlots.get(v.name);
+        let update: string;
+        if (adam) {
+          if (!moments) throw new Error(`the compiled step has no Adam moments for ${v.name}`);
+          if (decayed && optimizerName === 'adamw') {
+            // Decoupled decay first (p *= 1 - lr * wd), then the Adam update reads the decayed weight.
+            const factor = g.op(
+              'Sub',
+              [g.constFloat([1], []), g.op('Mul', [lr, g.constFloat([weightDecay], [])], { T: FLOAT })],
+              { T: FLOAT },
+            );
+            const decay = g.op(
+              'AssignVariableOp',
+              [ops.handle, g.op('Mul', [ops.snapshot, factor], { T: FLOAT })],
+              { dtype: FLOAT },
+              { name: `decay/${v.name}`, control },
+            );
+            control.push(opName(decay));
+          }
+          const beta1 = g.placeholder(`beta1_power/${v.name}`, DT_FLOAT, []);
+          const beta2 = g.placeholder(`beta2_power/${v.name}`, DT_FLOAT, []);
+          const epsilon = g.placeholder(`epsilon/${v.name}`, DT_FLOAT, []);
+          this.betaPowers.set(v.name, { beta1, beta2, epsilon });
+          update = g.op(
+            'ResourceApplyAdam',
+            [
+              ops.handle,
+              moments.m.handle,
+              moments.v.handle,
+              beta1,
+              beta2,
+              lr,
+              g.constFloat([betas[0]], []),
+              g.constFloat([betas[1]], []),
+              epsilon,
+              g2,
+            ],
+            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: false } },
+            { name: `update/${v.name}`, control },
+          );
+        } else if (momentum > 0 && slot) {
+          update = g.op(
+            'ResourceApplyMomentum',
+            [ops.handle, slot.handle, lr, g2, momentumValue],
+            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
+            { name: `update/${v.name}`, control },
+          );
+        } else {
+          update = g.op(
+            'ResourceApplyGradientDescent',
+            [ops.handle, lr, g2],
+            { T: FLOAT, use_locking: { bool: false } },
+            { name: `update/${v.name}`, control },
+          );
+        }
         updates.push(opName(update));
       }
       this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
@@ -274,6 +344,11 @@ export class CompiledTrainingStep {
       add(this.variable(v.name), v.variable);
       const slot = this.slots.get(v.name);
       if (slot && v.momentum) add(slot, v.momentum);
+      const moments = this.adamSlots.get(v.name);
+      if (moments && v.adam) {
+        add(moments.m, v.adam.m);
+        add(moments.v, v.adam.v);
+      }
     }
     this.session.run(feeds, [], targets);
   }
@@ -285,6 +360,8 @@ export class CompiledTrainingStep {
       pairs.push([this.variable(v.name), v.variable]);
       const slot = this.slots.get(v.name);
       if (slot && v.momentum) pairs.push([slot, v.momentum]);
+      const moments = this.adamSlots.get(v.name);
+      if (moments && v.adam) pairs.push([moments.m, v.adam.m], [moments.v, v.adam.v]);
     }
     const values = this.session.run(
       {},
@@ -302,8 +379,29 @@ export class CompiledTrainingStep {
    * session. With `measureSpread` the pooled features are fetched too and their
    * spread measured as the eager step does.
    */
-  run(views: tf.Tensor[], rng: Rng, lr: number, measureSpread = false): CompiledStepResult {
+  run(
+    views: tf.Tensor[],
+    rng: Rng,
+    lr: number,
+    measureSpread = false,
+    /** Adam, AdamW: the update count t of a trained parameter with this step (its bias correction). */
+    updateCount?: (name: string) => number,
+  ): CompiledStepResult {
     if (this.disposed) throw new Error('this compiled step was disposed');
+    const powers: Record<string, HostTensor> = {};
+    if (this.betaPowers.size > 0) {
+      if (!updateCount) throw new Error('an Adam step needs the update count of each parameter');
+      const [beta1, beta2] = this.spec.optimizer.betas;
+      for (const [name, placeholders] of this.betaPowers) {
+        const t = updateCount(name);
+        powers[placeholders.beta1] = hostTensor(Float32Array.of(beta1 ** t), []);
+        powers[placeholders.beta2] = hostTensor(Float32Array.of(beta2 ** t), []);
+        powers[placeholders.epsilon] = hostTensor(
+          Float32Array.of(this.spec.optimizer.eps * Math.sqrt(1 - beta2 ** t)),
+          [],
+        );
+      }
+    }
     const { images, targets } = tf.tidy(() => {
       const out = this.compiled.inputs({ views, rng }, this.spec.taskOptions);
       return { images: out.images, targets: out.targets };
@@ -314,6 +412,7 @@ export class CompiledTrainingStep {
         [this.images]: hostTensor(images.dataSync() as Float32Array, images.shape),
         [this.targets]: hostTensor(targets.dataSync() as Float32Array, targets.shape),
         [this.lr]: hostTensor(Float32Array.of(lr), []),
+        ...powers,
       };
     } finally {
       tf.dispose([images, targets]);

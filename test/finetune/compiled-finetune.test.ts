@@ -61,25 +61,29 @@ function createClassifier(seed = 3): Classifier {
   return new Classifier(backbone, { input: INPUT, classNames: CLASSES, hidden: [] }, rng.derive('head'));
 }
 
-/** A classifier, its parameter groups (backbone at half the head's rate) and SGD with non-zero momentum. */
-function setUp(trainable: 'all' | 'head' = 'all') {
+/**
+ * A classifier, its parameter groups (backbone at half the head's rate) and the optimizer with
+ * non-zero state: momentum, or Adam moments with the head 3 updates ahead of the backbone.
+ */
+function setUp(trainable: 'all' | 'head' = 'all', config: OptimizerConfig = sgd) {
   const classifier = createClassifier();
   const params: TrainableParam[] = classifier
     .variables()
     .filter((v) => v.trainable && (trainable === 'all' || v.name.startsWith('head.')))
     .map((v) => ({ name: v.name, variable: v.variable, kind: v.kind, lrScale: v.name.startsWith('head.') ? 1 : 0.5 }));
-  const optimizer = createOptimizer(sgd, params);
+  const optimizer = createOptimizer(config, params);
   tf.tidy(() => {
     const rng = createRng(4);
-    for (const { variable } of optimizer.stateVariables()) {
-      variable.assign(
-        tf.tensor(
-          Float32Array.from({ length: variable.size }, () => rng.normal() * 0.01),
-          variable.shape,
-        ),
-      );
+    for (const { name, variable } of optimizer.stateVariables()) {
+      // Adam's second moment is a running mean of squares: keep it positive.
+      const draw = name.startsWith('optimizer.v.') ? () => (rng.normal() * 0.01) ** 2 : () => rng.normal() * 0.01;
+      variable.assign(tf.tensor(Float32Array.from({ length: variable.size }, draw), variable.shape));
     }
   });
+  if (config.name !== 'sgd') {
+    const paramSteps = Object.fromEntries(params.map((p) => [p.name, p.name.startsWith('head.') ? 3 : 0]));
+    optimizer.restoreHostState({ steps: 3, paramSteps });
+  }
   const set = quadrantSet(BATCH, 5);
   const images = tf.tidy(() => tf.tensor4d(set.pixels, [BATCH, INPUT.size, INPUT.size, 1]).sub(0.3).div(0.3));
   const dispose = () => {
@@ -87,7 +91,7 @@ function setUp(trainable: 'all' | 'head' = 'all') {
     optimizer.dispose();
     classifier.dispose();
   };
-  return { classifier, params, optimizer, images: images as tf.Tensor4D, labels: set.labels, dispose };
+  return { classifier, params, optimizer, config, images: images as tf.Tensor4D, labels: set.labels, dispose };
 }
 type Context = ReturnType<typeof setUp>;
 
@@ -176,8 +180,7 @@ function compiledStep(c: Context, s: StepSetting, precision: 'float32' | 'bfloat
     classifier: c.classifier,
     trained: c.params,
     optimizer: c.optimizer,
-    optimizerParams: c.params.map((p) => p.name),
-    optimizerConfig: sgd,
+    optimizerConfig: c.config,
     gradClipNorm: s.gradClipNorm,
     loss: s.loss,
     classWeights: s.classWeights,
@@ -222,13 +225,20 @@ describe.skipIf(!status.available)('compiled finetuning step (graph addon)', () 
   /** One compiled and one eager step from the same state; both end states, the state is restored. */
   function compare(c: Context, s: StepSetting, precision: 'float32' | 'bfloat16' = 'float32') {
     const before = snapshot(c);
-    const [compiled] = compiledStep(c, s, precision, 0.05);
+    const counts = c.optimizer.hostState();
+    const [compiled] = compiledStep(c, s, precision, c.config.lr);
     const afterCompiled = snapshot(c);
+    const countsAfterCompiled = c.optimizer.hostState();
     restore(c, before);
-    const eagerLoss = eagerStep(c, s, 0.05);
+    c.optimizer.restoreHostState(counts);
+    const eagerLoss = eagerStep(c, s, c.config.lr);
     const afterEager = snapshot(c);
+    const countsAfterEager = c.optimizer.hostState();
     restore(c, before);
-    return { before, compiled, afterCompiled, eagerLoss, afterEager };
+    c.optimizer.restoreHostState(counts);
+    // The compiled step counts its update where apply() counts it.
+    expect(countsAfterCompiled).toEqual(countsAfterEager);
+    return { before, compiled, afterCompiled, eagerLoss, afterEager, countsAfterCompiled };
   }
 
   for (const [name, setting] of [
@@ -272,6 +282,59 @@ describe.skipIf(!status.available)('compiled finetuning step (graph addon)', () 
     }
   });
 
+  for (const config of [
+    { ...sgd, name: 'adam' as const, lr: 0.001, weightDecay: 1e-3 },
+    // Decoupled decay as large as the Adam step (lr x wd x |w| ~ lr x 0.5 x |w|), so its omission would show.
+    { ...sgd, name: 'adamw' as const, lr: 0.01, weightDecay: 0.5 },
+  ]) {
+    it(`${config.name}: the eager update with per-parameter bias correction (float32)`, () => {
+      const c = setUp('all', config);
+      try {
+        expect(c.optimizer.updateCount('head.classifier.0.weight')).toBe(3);
+        expect(c.optimizer.updateCount('conv1.weight')).toBe(0);
+        const { before, compiled, afterCompiled, eagerLoss, afterEager, countsAfterCompiled } = compare(c, smoothed);
+        // Head 4 updates (as many as steps, so not listed), the backbone its first: different bias corrections in one step.
+        expect(countsAfterCompiled.steps).toBe(4);
+        expect(countsAfterCompiled.paramSteps?.['head.classifier.0.weight']).toBeUndefined();
+        expect(countsAfterCompiled.paramSteps?.['conv1.weight']).toBe(1);
+        expect(Math.abs(compiled.loss - eagerLoss)).toBeLessThan(1e-4 * Math.abs(eagerLoss));
+        for (const [key, values] of afterCompiled) {
+          const old = before.get(key)!;
+          expect(
+            values.some((x, i) => x !== old[i]),
+            key,
+          ).toBe(true);
+        }
+        // Adam divides by sqrt(v): a gradient entry near 0 makes its step sensitive to rounding, so the
+        // update is compared as a whole (relative L2) as well as entry by entry against the tensor's scale.
+        const { worst, value } = maxRelativeDifference(afterCompiled, afterEager);
+        expect(value, worst).toBeLessThan(2e-3);
+        expect(updateCosine(before, afterCompiled, afterEager, (k) => !k.includes('.running_'))).toBeGreaterThan(
+          0.99999,
+        );
+        // Each weight tensor's update, ||compiled - eager|| / ||eager update||.
+        let worstUpdate = 0;
+        let worstName = '';
+        for (const [key, x0] of before) {
+          if (key.includes('.running_') || key.startsWith('optimizer.')) continue;
+          const x = afterCompiled.get(key)!;
+          const y = afterEager.get(key)!;
+          let error = 0;
+          let reference = 0;
+          for (let i = 0; i < x0.length; i++) {
+            error += (x[i] - y[i]) ** 2;
+            reference += (y[i] - x0[i]) ** 2;
+          }
+          const relative = Math.sqrt(error / reference);
+          if (relative > worstUpdate) [worstUpdate, worstName] = [relative, key];
+        }
+        expect(worstUpdate, worstName).toBeLessThan(1e-2);
+      } finally {
+        c.dispose();
+      }
+    });
+  }
+
   it.skipIf(cpuBfloat16Features().length === 0)('stays within bfloat16 tolerance with precision bfloat16', () => {
     const { before, compiled, afterCompiled, eagerLoss, afterEager } = compare(ctx!, smoothed, 'bfloat16');
     // bfloat16 keeps 8 significant bits: the loss within 2%, the head's update within 10%, the running
@@ -297,7 +360,6 @@ describe.skipIf(!status.available)('compiled finetuning step (graph addon)', () 
       classifier: c.classifier,
       trained: c.params,
       optimizer: c.optimizer,
-      optimizerParams: c.params.map((p) => p.name),
       optimizerConfig: sgd,
       gradClipNorm: 0,
       loss: smoothed.loss,
@@ -325,8 +387,8 @@ describe.skipIf(!status.available)('compiled finetuning step (graph addon)', () 
 
   it('names why finetuning cannot be compiled', () => {
     const c = ctx!;
-    expect(compiledFinetuneProblem(c.classifier, { ...sgd, name: 'adamw' }, smoothed.loss)).toBe(
-      'optimizer adamw is not compiled yet (sgd is)',
+    expect(compiledFinetuneProblem(c.classifier, { ...sgd, name: 'lars' }, smoothed.loss)).toBe(
+      'optimizer lars is not compiled yet (sgd, adam, adamw are)',
     );
     const mlp = new Classifier(
       new ResNet(
@@ -348,7 +410,9 @@ describe.skipIf(!status.available)('compiled finetuning step (graph addon)', () 
 });
 
 /** A small compiled run: probe (eager, on features), a head stage and an all stage (compiled), with checkpoints. */
-function runOptions(compile: 'on' | 'off'): TrainOptions {
+const adamw: OptimizerConfig = { ...sgd, name: 'adamw', lr: 0.002, weightDecay: 0.01 };
+
+function runOptions(compile: 'on' | 'off', optimizer: OptimizerConfig = { ...sgd, lr: 0.02 }): TrainOptions {
   const defaults = trainOptionsOf(finetuneDefaults(), INPUT);
   return {
     ...defaults,
@@ -357,7 +421,7 @@ function runOptions(compile: 'on' | 'off'): TrainOptions {
       { epochs: 2, trainable: ['all'] },
     ],
     batchSize: 8,
-    optimizer: { ...sgd, lr: 0.02 },
+    optimizer,
     backboneLrMultiplier: 0.5,
     schedule: { ...defaults.schedule, name: 'cosine', warmupEpochs: 0 },
     probe: { epochs: 1, lr: 0.05, batchSize: 16 },
@@ -370,10 +434,17 @@ function runOptions(compile: 'on' | 'off'): TrainOptions {
   };
 }
 
-async function run(compile: 'on' | 'off', context: Omit<TrainContext, 'labeled'>) {
+async function run(
+  compile: 'on' | 'off',
+  context: Omit<TrainContext, 'labeled'>,
+  optimizer: OptimizerConfig = { ...sgd, lr: 0.02 },
+) {
   const classifier = createClassifier(12);
   try {
-    const result = await trainClassifier(classifier, runOptions(compile), { labeled: quadrantSet(32, 21), ...context });
+    const result = await trainClassifier(classifier, runOptions(compile, optimizer), {
+      labeled: quadrantSet(32, 21),
+      ...context,
+    });
     const weights = Object.fromEntries(classifier.variables().map((v) => [v.name, Array.from(v.variable.dataSync())]));
     return { result, weights };
   } finally {
@@ -417,6 +488,36 @@ describe.skipIf(!status.available)('a compiled finetuning run', () => {
     ).rejects.toThrow('crash at step 12');
     expect(readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000010');
     const resumed = await run('on', { runDir, resume: true });
+    expect(stepLosses(resumed.result.metrics)).toEqual(stepLosses(reference.result.metrics));
+    for (const [name, values] of Object.entries(reference.weights)) {
+      const got = resumed.weights[name];
+      const worst = values.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i])), 0);
+      expect(worst, name).toBeLessThan(1e-6);
+    }
+  });
+
+  it('with AdamW (the head ahead of the backbone after the probe): tracks the eager run and resumes', async () => {
+    const reference = await run('on', { runDir: tmp() }, adamw);
+    const eager = await run('off', {}, adamw);
+    const eagerLosses = stepLosses(eager.result.metrics);
+    stepLosses(reference.result.metrics).forEach(([g, loss], i) => {
+      expect(g).toBe(eagerLosses[i][0]);
+      expect(Math.abs(loss - eagerLosses[i][1]), `step ${g}`).toBeLessThan(1e-3 * Math.abs(eagerLosses[i][1]) + 1e-5);
+    });
+    const runDir = tmp();
+    await expect(
+      run(
+        'on',
+        {
+          runDir,
+          onStep: (row) => {
+            if (row.globalStep === 12) throw new Error('crash at step 12');
+          },
+        },
+        adamw,
+      ),
+    ).rejects.toThrow('crash at step 12');
+    const resumed = await run('on', { runDir, resume: true }, adamw);
     expect(stepLosses(resumed.result.metrics)).toEqual(stepLosses(reference.result.metrics));
     for (const [name, values] of Object.entries(reference.weights)) {
       const got = resumed.weights[name];
