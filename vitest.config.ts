@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     env: { TF_CPP_MIN_LOG_LEVEL: '2' },
+    // One temporary folder per run (TMPDIR), removed at the end.
+    globalSetup: ['test/support/temp-root.ts'],
     // The JSON report is what .ci/run counts.
     reporters: ['default', 'json'],
     outputFile: { json: '.vitest-report.json' },
