@@ -163,7 +163,7 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
   }),
   augment: s.object('Augmentation of labeled training images.', {
     train: s.any(
-      '`none`, `weak` (crop 80-100% + flip), `medium` (crop 50-100% + flip + brightness/contrast jitter 0.4), `strong` (crop 35-100%, flip, jitter, Cutout on half the images), or a list of augmentation steps (as in pretraining recipes).',
+      '`none`, `weak` (crop 80-100% + flip), `light` (crop 80-100% + flip + brightness/contrast jitter 0.4), `medium` (crop 50-100% + flip + brightness/contrast jitter 0.4), `strong` (crop 35-100%, flip, jitter, Cutout on half the images), or a list of augmentation steps (as in pretraining recipes).',
       {
         default: 'none',
       },

@@ -49,7 +49,7 @@ describe('finetune recipes', () => {
     );
     const recipe = resolveFinetuneRecipe({ augment: { train: 'extreme' } });
     expect(() => trainOptionsOf(recipe, resolveInput(recipe, 1, manifest))).toThrow(
-      'recipe.augment.train: Expected one of "none", "weak", "medium", "strong" or a list of augmentation steps but received "extreme" (string)',
+      'recipe.augment.train: Expected one of "none", "weak", "light", "medium", "strong" or a list of augmentation steps but received "extreme" (string)',
     );
     const bad = resolveFinetuneRecipe({ augment: { train: [{ op: 'twirl' }] } });
     expect(() => trainOptionsOf(bad, resolveInput(bad, 1, manifest))).toThrow(/recipe\.augment\.train\[0\]/);

@@ -118,13 +118,14 @@ export function JIGSAW_PIPELINE(size: number, tileSize: number, channels: 1 | 3 
 }
 
 /** The named augmentations of labeled finetuning images (`augment.train` of a finetuning recipe). */
-export const LABELED_VIEW_NAMES = ['none', 'weak', 'medium', 'strong'] as const;
+export const LABELED_VIEW_NAMES = ['none', 'weak', 'light', 'medium', 'strong'] as const;
 export type LabeledViewName = (typeof LABELED_VIEW_NAMES)[number];
 
 /**
  * The augmentation of labeled images by strength, for any input size and channels:
  * `none` (the evaluation view: returns []), `weak` (crop 80-100% of the area + flip, FixMatch's
- * weak view), `medium` (crop 50-100% + flip + brightness and contrast jitter 0.4, and saturation
+ * weak view), `light` (the weak view's crop and flip + the jitter below: the few-labels default),
+ * `medium` (crop 50-100% + flip + brightness and contrast jitter 0.4, and saturation
  * 0.4 on colour inputs: the textbook supervised augmentation), `strong` (crop 35-100%, the same
  * flip and jitter, and a Cutout rectangle of 2-25% of the area on half the images).
  */
@@ -136,11 +137,11 @@ export function labeledView(name: LabeledViewName, input: InputSpec): PipelineSp
     input.channels === 3
       ? { op: 'colorJitter', p: 1, brightness: 0.4, contrast: 0.4, saturation: 0.4 }
       : { op: 'colorJitter', p: 1, brightness: 0.4, contrast: 0.4 };
-  const steps: PipelineSpec = [
-    { op: 'randomResizedCrop', size, scale: [name === 'strong' ? 0.35 : 0.5, 1], ratio: [3 / 4, 4 / 3] },
-    { op: 'horizontalFlip', p: 0.5 },
-    jitter,
-  ];
+  const crop: AugmentStep =
+    name === 'light'
+      ? { op: 'randomResizedCrop', size, scale: [0.8, 1], ratio: [0.9, 1.1] }
+      : { op: 'randomResizedCrop', size, scale: [name === 'strong' ? 0.35 : 0.5, 1], ratio: [3 / 4, 4 / 3] };
+  const steps: PipelineSpec = [crop, { op: 'horizontalFlip', p: 0.5 }, jitter];
   if (name === 'strong')
     steps.push({ op: 'randomErasing', p: 0.5, scale: [0.02, 0.25], ratio: [0.3, 3.3], value: 0.5 });
   steps.push(normalizeStep(input));
