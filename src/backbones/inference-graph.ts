@@ -1,7 +1,7 @@
 /**
  * The evaluation-mode forward pass as one compiled TensorFlow graph: a ResNet
  * (BatchNorm with its running statistics) to pooled features [B, D], and
- * optionally a head of linear/ReLU blocks to logits [B, K] and softmax
+ * optionally a head of linear, BatchNorm and ReLU blocks to logits [B, K] and softmax
  * probabilities, built once from the current weights (held as graph constants,
  * so the graph optimiser can fold BatchNorm into the convolutions) and run per
  * batch in a session. With `precision: 'bfloat16'` oneDNN's auto mixed precision

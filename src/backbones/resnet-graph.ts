@@ -1,5 +1,5 @@
 /**
- * The ResNet of {@link resnetLayout} and the linear/ReLU heads of heads.ts as
+ * The ResNet of {@link resnetLayout} and the linear/BatchNorm/ReLU heads of heads.ts as
  * TensorFlow graph operations (src/engine/graph-runtime.ts), computing what
  * resnet.ts and ops.ts compute eagerly: symmetric zero padding, BatchNorm2d with
  * torchvision's epsilon and momentum (FusedBatchNormV3 updates the running
@@ -116,22 +116,41 @@ export function resnetGraph(
   return { output, updates };
 }
 
-/** Why a head cannot be built as a graph yet, or undefined when it can (linear and ReLU blocks). */
+/** Why a head cannot be built as a graph yet, or undefined when it can (linear, BatchNorm and ReLU blocks). */
 export function headGraphProblem(blocks: HeadBlock[]): string | undefined {
   for (const block of blocks) {
     if ('linear' in block && block.normalizedWeight) return 'weight-normalised linear blocks are not compiled yet';
-    if ('batchNorm' in block) return 'BatchNorm head blocks are not compiled yet';
     if ('l2normalize' in block) return 'l2normalize head blocks are not compiled yet';
   }
   return undefined;
 }
 
-/** A head of `blocks` (named `prefix.<index>.weight/bias` as heads.ts names them) on x [B, D]. */
-export function headGraph(g: GraphBuilder, blocks: HeadBlock[], prefix: string, x: string, weights: GraphWeights) {
+/**
+ * A head of `blocks` (named `prefix.<index>.weight/bias` as heads.ts names them) on x [B, D].
+ * BatchNorm1d blocks (heads.ts: the same epsilon and momentum as the backbone's) run as
+ * FusedBatchNormV3 on [B, 1, 1, D]; with `training` they normalise with batch statistics
+ * and push their running-statistics assignments to `updates`.
+ */
+export function headGraph(
+  g: GraphBuilder,
+  blocks: HeadBlock[],
+  prefix: string,
+  x: string,
+  weights: GraphWeights,
+  training = false,
+  updates: string[] = [],
+) {
   const problem = headGraphProblem(blocks);
   if (problem) throw new Error(`head ${prefix}: ${problem}`);
   let y = x;
   blocks.forEach((block, index) => {
+    if ('batchNorm' in block) {
+      const dim = (axis: number) => g.constInt([axis], [], 'axis');
+      const expand = (t: string) => g.op('ExpandDims', [t, dim(1)], { T: FLOAT, Tdim: { type: DT_INT32 } });
+      const normalised = batchNorm(g, expand(expand(y)), `${prefix}.${index}`, weights, training, updates); // [B, 1, 1, D]
+      y = g.op('Squeeze', [normalised], { T: FLOAT, squeeze_dims: { ints: [1, 2] } });
+      return;
+    }
     if ('linear' in block) {
       y = g.op('MatMul', [y, weights.read(`${prefix}.${index}.weight`)], {
         T: FLOAT,

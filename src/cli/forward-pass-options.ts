@@ -5,7 +5,7 @@ import type { OptionRow } from './common.js';
 export const FORWARD_PASS_OPTIONS: readonly OptionRow[] = [
   {
     flags: '--compile <mode>',
-    help: 'the forward pass as a compiled TensorFlow graph: auto = where the graph addon is built and the model compiles (ResNet, linear/ReLU head), else eager with one line saying why; on = fail when it cannot; off = eager',
+    help: 'the forward pass as a compiled TensorFlow graph: auto = where the graph addon is built and the model compiles (a ResNet, a head of linear/BatchNorm/ReLU blocks), else eager with one line saying why; on = fail when it cannot; off = eager',
     choices: COMPILE_SETTINGS,
     default: 'auto',
   },

@@ -127,7 +127,7 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
     ),
     keepCheckpoints: s.integer('Keep the newest N checkpoints.', { min: 1, default: 2 }),
     compile: optimization.compileSchema(
-      "a ResNet backbone, a linear head (`head.hidden: []`), SGD, Adam or AdamW, no FixMatch, stages whose batches go through the backbone — a head-only run on precomputed features and the LP-FT probe stay eager; cross-entropy with label smoothing, focal loss and class weights compile. Evaluation and feature extraction use the compiled forward pass wherever the graph addon is built, in float32 or in the compiled step's precision",
+      "a ResNet backbone, a linear or MLP head, SGD, Adam or AdamW, no FixMatch, stages whose batches go through the backbone — a head-only run on precomputed features and the LP-FT probe stay eager; cross-entropy with label smoothing, focal loss and class weights compile. Evaluation and feature extraction use the compiled forward pass wherever the graph addon is built, in float32 or in the compiled step's precision",
     ),
     precision: optimization.precisionSchema(),
   }),

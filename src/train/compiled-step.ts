@@ -203,10 +203,12 @@ export class CompiledTrainingStep {
       const forward = resnetGraph(g, layout, this.images, weights('backbone.'), spec.backboneTraining ?? true);
       this.features = forward.output;
       const heads = spec.heads as Record<string, HeadWithBlocks>;
+      // Running-statistics assignments of BatchNorm head blocks (training mode, as the eager step's heads).
+      const headUpdates: string[] = [];
       const head = (name: string, x: string) => {
         const module = heads[name];
         if (!module) throw new Error(`task ${spec.task.id} asked for head "${name}", which it did not build`);
-        return headGraph(g, module.blocks, `head.${module.name}`, x, weights(`heads.${name}.`));
+        return headGraph(g, module.blocks, `head.${module.name}`, x, weights(`heads.${name}.`), true, headUpdates);
       };
       const { loss, metrics } = this.compiled.graph(g, forward.output, this.targets, head, spec.taskOptions);
       this.metricNames = Object.keys(metrics);
@@ -313,7 +315,7 @@ export class CompiledTrainingStep {
         updates.push(opName(update));
       }
       this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
-      this.targetsRun = [...updates, ...forward.updates];
+      this.targetsRun = [...updates, ...forward.updates, ...headUpdates];
       this.session = new GraphSession(g, {
         intraOpThreads: spec.intraOpThreads,
         interOpThreads: spec.interOpThreads,

@@ -114,14 +114,40 @@ describe.skipIf(!status.available)('inference graph (graph addon)', () => {
     }
   });
 
+  it('an MLP head with BatchNorm (running statistics) gives the eager logits (float32, within 1e-4)', () => {
+    const mlp = createHead(
+      [{ linear: 12 }, { batchNorm: true }, { relu: true }, { linear: 4 }],
+      backbone!.featureDim,
+      rng.derive('mlp'),
+      'mlp',
+    );
+    // Running statistics away from 0/1: a few training-mode passes.
+    tf.tidy(() => {
+      const features = backbone!.features(tf.tensor4d(images, shape), false);
+      for (let i = 0; i < 3; i++) mlp.apply(features.mul(1 + i), true);
+    });
+    const eager = createForwardPass(backbone!, mlp, { compile: 'off', precision: 'float32' });
+    const graph = createForwardPass(backbone!, mlp, { compile: 'on', precision: 'float32' });
+    try {
+      const e = eager.run(images, shape);
+      const g = graph.run(images, shape);
+      expect(relativeError(g.logits!, e.logits!)).toBeLessThan(1e-4);
+      expect(relativeError(g.probabilities!, e.probabilities!)).toBeLessThan(1e-4);
+    } finally {
+      eager.dispose();
+      graph.dispose();
+      mlp.dispose();
+    }
+  });
+
   it('falls back to eager with one line saying why, and refuses what cannot be had', () => {
-    const mlp = createHead([{ linear: 8 }, { batchNorm: true }, { linear: 3 }], backbone!.featureDim, rng, 'mlp');
+    const mlp = createHead([{ linear: 8 }, { l2normalize: true }], backbone!.featureDim, rng, 'mlp');
     try {
       expect(chooseInferencePath(backbone!, mlp).reason).toBe(
-        'eager forward pass, float32 (the head: BatchNorm head blocks are not compiled yet)',
+        'eager forward pass, float32 (the head: l2normalize head blocks are not compiled yet)',
       );
       expect(() => chooseInferencePath(backbone!, mlp, { compile: 'on', precision: 'float32' })).toThrow(
-        'compile is on but the forward pass cannot be compiled: the head: BatchNorm head blocks are not compiled yet',
+        'compile is on but the forward pass cannot be compiled: the head: l2normalize head blocks are not compiled yet',
       );
       expect(() => chooseInferencePath(backbone!, undefined, { compile: 'off', precision: 'bfloat16' })).toThrow(
         'precision bfloat16 needs the compiled forward pass, which this run cannot use (compile is off); use float32 or auto',
