@@ -16,8 +16,7 @@ import { registerImport } from './commands/import.js';
 import { registerInspect } from './commands/inspect.js';
 import { registerPretrain } from './commands/pretrain.js';
 import { registerScan } from './commands/scan.js';
-import { registerSelect } from './commands/select.js';
-import { registerSelectStudy } from './commands/select-study.js';
+import { registerSelect, registerSelectStudy } from './commands/select.js';
 import { EXIT_USAGE, type Register, reportError } from './common.js';
 
 export type { Register };
