@@ -7,6 +7,7 @@
 # ResNet-18 given as $1 (default: the run the results name).
 #
 #   bash bench/fewlabels-semi.sh [backbone] [out]
+#   ARMS=pretrained+fixmatch bash bench/fewlabels-semi.sh [backbone] [out]   # FixMatch instead
 #
 # The self-training arm logs, per seed, round 0 (= recipes/finetune-few-labels.yaml alone:
 # the teacher) and the student; the budget table reports the student.
@@ -18,6 +19,6 @@ cd "$(dirname "$0")/.."
 uptime
 time nice -n 10 node bin/selfsup.js budget recipes/finetune-semi-supervised.yaml \
   --backbone "$BACKBONE" --labels "$DATA" --test "$DATA" --val-per-class 100 \
-  --unlabeled-limit 10000 --per-class 10 --seeds 0,1,2 --arms pretrained+self-training \
+  --unlabeled-limit 10000 --per-class 10 --seeds 0,1,2 --arms "${ARMS:-pretrained+self-training}" \
   --out "$OUT"
 uptime
