@@ -1,7 +1,9 @@
 /**
  * The training step as one compiled TensorFlow graph: the backbone's forward
- * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet), the
- * task's loss (its `compiled` hook), the gradients (TensorFlow's gradient
+ * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet; one pass,
+ * or one per view when the task's eager step calls the backbone per view, BatchNorm
+ * running statistics chained from pass to pass), the task's loss (its `compiled`
+ * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam), the gradients (TensorFlow's gradient
  * registry), global-norm clipping and the SGD update, built once and run per
  * step in a session with the batch fed in. The grappler remapper fuses ops; with
  * `precision: 'bfloat16'` oneDNN's auto mixed precision runs convolutions and
