@@ -176,12 +176,18 @@ export class CompiledTrainingStep {
   private readonly metricNames: string[];
   private readonly targetsRun: string[];
   private readonly compiled: CompiledTaskStep<object>;
+  /** Backbone forward passes per step (the task's `forwardPasses`): BatchNorm's num_batches_tracked counts each. */
+  readonly forwardPasses: number;
   private disposed = false;
 
   constructor(private readonly spec: CompiledStepSpec) {
     const problem = compiledStepProblem(spec, spec.optimizers);
     if (problem) throw new Error(`cannot compile the training step: ${problem}`);
     this.compiled = spec.task.compiled as CompiledTaskStep<object>;
+    this.forwardPasses = this.compiled.forwardPasses?.(spec.taskOptions) ?? 1;
+    if (!Number.isInteger(this.forwardPasses) || this.forwardPasses < 1) {
+      throw new Error(`task ${spec.task.id} asked for ${this.forwardPasses} forward passes; expected an integer >= 1`);
+    }
     const layout = layoutOf(spec.backbone)!;
     const g = new GraphBuilder();
     this.graph = g;
@@ -335,10 +341,7 @@ export class CompiledTrainingStep {
    * `forwardPasses` over equal parts of the batch, their features concatenated in order.
    */
   private backboneFeatures(g: GraphBuilder, layout: ResNetLayout, weights: TrainingGraphWeights): string {
-    const passes = this.compiled.forwardPasses?.(this.spec.taskOptions) ?? 1;
-    if (!Number.isInteger(passes) || passes < 1) {
-      throw new Error(`task ${this.spec.task.id} asked for ${passes} forward passes; expected an integer >= 1`);
-    }
+    const passes = this.forwardPasses;
     const training = this.spec.backboneTraining ?? true;
     const forward = (images: string) => resnetGraph(g, layout, images, weights.scoped('backbone.'), training).output;
     if (passes === 1) return forward(this.images);
@@ -437,6 +440,11 @@ export class CompiledTrainingStep {
     let feeds: Record<string, HostTensor>;
     try {
       if (this.targets && !targets) throw new Error(`task ${this.spec.task.id} gave no targets for its compiled step`);
+      if (images.shape[0] % this.forwardPasses !== 0) {
+        throw new Error(
+          `task ${this.spec.task.id} gave ${images.shape[0]} images for ${this.forwardPasses} equal forward passes`,
+        );
+      }
       feeds = {
         [this.images]: hostTensor(images.dataSync() as Float32Array, images.shape),
         ...(this.targets && targets

@@ -5,7 +5,7 @@
  * LARS recipe falls back to eager under `auto` with the reason, stops before any
  * work under `on`, and runs compiled once its optimizer is SGD.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -16,6 +16,7 @@ import { initEngine } from '../../src/engine/index.js';
 import { readRecipeTree } from '../../src/recipes/load.js';
 import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
+import { lastCheckpointName } from '../../src/train/checkpoint.js';
 import { pretrain } from '../../src/train/loop.js';
 import { noiseSource } from '../support/noise-source.js';
 
@@ -58,7 +59,10 @@ async function run(r: PretrainRecipe) {
       if (e.type === 'step') counts.push(tf.memory().numTensors);
     },
   });
-  return { losses: result.losses, counts, trainingStep };
+  // The checkpoint written when the run stopped records BatchNorm's num_batches_tracked.
+  const last = lastCheckpointName(result.runDir) ?? 'none';
+  const state = JSON.parse(readFileSync(path.join(result.runDir, 'checkpoints', last, 'state.json'), 'utf8'));
+  return { losses: result.losses, counts, trainingStep, numBatchesTracked: state.numBatchesTracked as number };
 }
 
 describe('compiled two-view recipes', () => {
@@ -109,6 +113,9 @@ describe('compiled two-view recipes', () => {
           );
         }
         expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0]]);
+        // One count per backbone call, as the eager backbone counts: per view except for SimCLR's one batch.
+        expect(compiled.numBatchesTracked).toBe(eager.numBatchesTracked);
+        expect(eager.numBatchesTracked).toBe(file.startsWith('simclr') ? 2 : 4);
       },
       300_000,
     );
