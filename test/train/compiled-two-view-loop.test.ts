@@ -3,7 +3,9 @@
  * Barlow Twins, VICReg, SimSiam) in the pretraining loop, shrunk to tiny noise
  * data: with `train.compile: on` they run compiled and give the eager losses; a
  * LARS recipe falls back to eager under `auto` with the reason, stops before any
- * work under `on`, and runs compiled once its optimizer is SGD.
+ * work under `on`, and runs compiled once its optimizer is SGD. BatchNorm's
+ * num_batches_tracked counts backbone passes as the eager run does, and a compiled
+ * run stopped and resumed gives the uninterrupted losses.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -46,13 +48,14 @@ function shrink(file: string, train: Partial<PretrainRecipe['train']>): Pretrain
   return r;
 }
 
-async function run(r: PretrainRecipe) {
+async function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
   const counts: number[] = [];
   let trainingStep = '';
   const result = await pretrain(r, {
     source: noiseSource(8, Math.round(r.input.size * 1.25), r.input.channels),
     outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-two-view-')),
-    maxSteps: 2,
+    maxSteps: options.maxSteps ?? 2,
+    ...(options.resume ? { resume: options.resume } : {}),
     progress: false,
     onEvent: (e) => {
       if (e.type === 'start') trainingStep = e.trainingStep;
@@ -62,7 +65,13 @@ async function run(r: PretrainRecipe) {
   // The checkpoint written when the run stopped records BatchNorm's num_batches_tracked.
   const last = lastCheckpointName(result.runDir) ?? 'none';
   const state = JSON.parse(readFileSync(path.join(result.runDir, 'checkpoints', last, 'state.json'), 'utf8'));
-  return { losses: result.losses, counts, trainingStep, numBatchesTracked: state.numBatchesTracked as number };
+  return {
+    losses: result.losses,
+    counts,
+    trainingStep,
+    runDir: result.runDir,
+    numBatchesTracked: state.numBatchesTracked as number,
+  };
 }
 
 describe('compiled two-view recipes', () => {
@@ -120,4 +129,19 @@ describe('compiled two-view recipes', () => {
       300_000,
     );
   }
+
+  it.skipIf(!graphRuntimeStatus().available)(
+    'vicreg-small.yaml compiled, stopped after 1 step and resumed, gives the uninterrupted losses and count',
+    async () => {
+      const r = shrink('vicreg-small.yaml', { compile: 'on', precision: 'float32' });
+      const whole = await run(r, { maxSteps: 2 });
+      const first = await run(r, { maxSteps: 1 });
+      const rest = await run(r, { maxSteps: 1, resume: first.runDir });
+      const resumed = [...first.losses, ...rest.losses];
+      expect(resumed.length).toBe(2);
+      for (let i = 0; i < 2; i++) expect(Math.abs(resumed[i] - whole.losses[i])).toBeLessThan(1e-5 * whole.losses[i]);
+      expect(rest.numBatchesTracked).toBe(whole.numBatchesTracked);
+    },
+    300_000,
+  );
 });
