@@ -4,12 +4,19 @@
  * one TensorFlow graph in a session, float32 and bfloat16) against selfsup's
  * eager step (step.ts's lossAndGradients + optimizers.ts's SGD) and PyTorch
  * (bench/torch_train_step.py, channels_last), interleaved in rounds, same
- * threads for all. The task is rotation (random-one: the batch stays B images,
- * 4-way linear head) with SGD momentum 0.9, Nesterov, weight decay 5e-4.
+ * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4. The task is
+ * rotation (random-one: the batch stays B images, 4-way linear head) unless
+ * --task names a two-view method with a compiled step (contrastive or simclr,
+ * barlow-twins, vicreg, simsiam): then each step takes two views of B images
+ * (2B backbone images), with the task options of its small-image recipe
+ * (recipes/<method>-small.yaml), and PyTorch is not run (its script trains a classifier).
  *
  *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
- *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] \
- *     [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] [--task rotation|simclr|barlow-twins|vicreg|simsiam] \
+ *     [--width 1] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *
+ * img/s counts the batch's B images (two views each for a two-view task); GFLOP/s
+ * is 3 x the backbone's forward FLOPs of every image it sees (projectors not counted).
  *
  * --python takes a comma-separated list, e.g. a current PyTorch in a virtualenv and
  * Debian's PyTorch 1.13 (/usr/bin/python3): each runs in every round, in that order.
@@ -35,6 +42,26 @@ const only = option('only', undefined);
 const pythons = option('python', '/usr/bin/python3').split(',');
 const useTorch = !args.includes('--no-torch');
 const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',');
+const taskName = option('task', 'rotation');
+const widthMultiplier = Number(option('width', '1'));
+/** The small-image recipe whose task options a two-view task runs with. */
+const TWO_VIEW_RECIPES = {
+  contrastive: 'simclr-small.yaml',
+  simclr: 'simclr-small.yaml',
+  'barlow-twins': 'barlow-twins-small.yaml',
+  vicreg: 'vicreg-small.yaml',
+  simsiam: 'simsiam-small.yaml',
+};
+if (taskName !== 'rotation' && !TWO_VIEW_RECIPES[taskName]) {
+  console.error(
+    `Expected one of rotation, ${Object.keys(TWO_VIEW_RECIPES).join(', ')} for --task but received ${taskName}`,
+  );
+  process.exit(2);
+}
+if (!(widthMultiplier > 0)) {
+  console.error(`Expected a number > 0 for --width but received ${option('width')}`);
+  process.exit(2);
+}
 
 process.env.TF_ENABLE_ONEDNN_OPTS ??= '1';
 process.env.TF_NUM_INTRAOP_THREADS = String(threads);
@@ -45,6 +72,8 @@ const { initEngine } = await import(path.join(root, 'dist/src/engine/index.js'))
 const { graphRuntimeStatus, cpuBfloat16Features } = await import(path.join(root, 'dist/src/engine/graph-runtime.js'));
 const { ResNet } = await import(path.join(root, 'dist/src/backbones/resnet.js'));
 const { rotationTask } = await import(path.join(root, 'dist/pretext-tasks/rotation.js'));
+const { getTask } = await import(path.join(root, 'dist/pretext-tasks/registry.js'));
+const { loadPretrainRecipe } = await import(path.join(root, 'dist/src/recipes/pretrain-recipe.js'));
 const { CompiledTrainingStep } = await import(path.join(root, 'dist/src/train/compiled-step.js'));
 const { createOptimizer } = await import(path.join(root, 'dist/src/train/optimizers.js'));
 const { lossAndGradients } = await import(path.join(root, 'dist/src/train/step.js'));
@@ -52,8 +81,8 @@ const { createRng } = await import(path.join(root, 'dist/src/util/rng.js'));
 const { forwardFlops } = await import('./resnet-flops.mjs');
 
 const CASES = [
-  { arch: 'resnet18', stem: 'small', size: 32, batch: 128 },
-  { arch: 'resnet50', stem: 'imagenet', size: 224, batch: 16 },
+  { arch: 'resnet18', stem: 'small', size: 32, batch: 128, width: widthMultiplier },
+  { arch: 'resnet50', stem: 'imagenet', size: 224, batch: 16, width: widthMultiplier },
 ].filter((c) => !only || c.arch === only);
 
 const optimizer = {
@@ -66,16 +95,21 @@ const optimizer = {
   eps: 1e-8,
   trustCoefficient: 0.001,
 };
-const taskOptions = rotationTask.validate({ mode: 'random-one', head: 'linear' });
+const recipeFile = TWO_VIEW_RECIPES[taskName];
+const recipeTask = recipeFile ? loadPretrainRecipe(path.join(root, 'recipes', recipeFile), getTask).task : undefined;
+const task = recipeTask ? getTask(recipeTask.id) : rotationTask;
+const taskOptions = recipeTask ? recipeTask.options : rotationTask.validate({ mode: 'random-one', head: 'linear' });
+/** Views per image in a step: the backbone sees views x B images. */
+const viewCount = recipeFile ? 2 : 1;
 
 function model(c) {
   const backbone = new ResNet(
-    { arch: c.arch, inputChannels: 3, widthMultiplier: 1, stem: c.stem },
+    { arch: c.arch, inputChannels: 3, widthMultiplier: c.width, stem: c.stem },
     'kaiming',
     createRng(1),
   );
-  const heads = rotationTask.createHeads(taskOptions, backbone.featureDim, createRng(2));
-  const modules = rotationTask.headModules(heads);
+  const heads = task.createHeads(taskOptions, backbone.featureDim, createRng(2));
+  const modules = task.headModules(heads);
   const all = [
     ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
     ...Object.entries(modules).flatMap(([key, head]) =>
@@ -86,9 +120,11 @@ function model(c) {
   const sgd = createOptimizer(optimizer, params);
   const momentum = new Map(sgd.stateVariables().map((s) => [s.name.slice('optimizer.momentum.'.length), s.variable]));
   const rng = createRng(3);
-  const images = tf.tensor4d(
-    Float32Array.from({ length: c.batch * c.size * c.size * 3 }, () => rng.uniform(-1, 1)),
-    [c.batch, c.size, c.size, 3],
+  const views = Array.from({ length: viewCount }, () =>
+    tf.tensor4d(
+      Float32Array.from({ length: c.batch * c.size * c.size * 3 }, () => rng.uniform(-1, 1)),
+      [c.batch, c.size, c.size, 3],
+    ),
   );
   return {
     backbone,
@@ -96,13 +132,13 @@ function model(c) {
     modules,
     params,
     sgd,
-    images,
+    views,
     mirrored: all.map((v) => ({ ...v, momentum: momentum.get(v.name) })),
     dispose() {
       backbone.dispose();
       for (const h of Object.values(modules)) h.dispose();
       sgd.dispose();
-      images.dispose();
+      tf.dispose(views);
     },
   };
 }
@@ -132,8 +168,8 @@ function measureEager(c) {
       const grads = lossAndGradients(
         m.params,
         () => ({
-          loss: rotationTask.step(
-            { backbone: m.backbone, heads: m.heads, views: [m.images], training: true, rng: createRng(5) },
+          loss: task.step(
+            { backbone: m.backbone, heads: m.heads, views: m.views, training: true, rng: createRng(5) },
             taskOptions,
           ).loss,
         }),
@@ -153,7 +189,7 @@ function measureCompiled(c, precision) {
   const m = model(c);
   const buildStart = process.hrtime.bigint();
   const step = new CompiledTrainingStep({
-    task: rotationTask,
+    task,
     taskOptions,
     backbone: m.backbone,
     heads: m.modules,
@@ -168,7 +204,7 @@ function measureCompiled(c, precision) {
   const buildSeconds = Number(process.hrtime.bigint() - buildStart) / 1e9;
   try {
     const before = tf.memory().numTensors;
-    const result = timeSteps(() => step.run([m.images], createRng(5), optimizer.lr));
+    const result = timeSteps(() => step.run(m.views, createRng(5), optimizer.lr));
     return { ...result, buildSeconds, leaked: tf.memory().numTensors - before };
   } finally {
     step.dispose();
@@ -197,7 +233,8 @@ const load = () =>
     .join(' ');
 const engine = initEngine({ quiet: true });
 const graph = graphRuntimeStatus();
-const torches = (useTorch ? pythons : [])
+// PyTorch's script trains a full-width classifier: compared on the rotation task at width 1 only.
+const torches = (useTorch && task === rotationTask && widthMultiplier === 1 ? pythons : [])
   .map((python) => ({
     python,
     version: spawnSync(python, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout?.trim(),
@@ -207,12 +244,15 @@ console.log(
   `engine ${engine.backend} (TensorFlow ${engine.tensorflowVersion}), graph addon ${graph.available ? graph.version : graph.reason}, ` +
     `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torches.map((t) => `${t.version} (${t.python})`).join(', ') || 'n/a'}; cpus ${os.cpus().length}`,
 );
+console.log(
+  `task ${task.id}${recipeFile ? ` (options of recipes/${recipeFile}: ${JSON.stringify(taskOptions)}; ${viewCount} views of B images per step)` : ' (random-one, linear head)'}; width ${widthMultiplier}`,
+);
 console.log(`load average at start: ${load()}`);
 const results = [];
 for (let round = 0; round < rounds; round++) {
   for (const c of CASES) {
-    const flops = 3 * forwardFlops(c, 4);
-    const name = `${c.arch} ${c.size}px batch ${c.batch}`;
+    const flops = 3 * viewCount * forwardFlops(c, 4);
+    const name = `${c.arch}${c.width === 1 ? '' : ` x${c.width}`} ${c.size}px batch ${c.batch}`;
     const row = { round, case: name, imagesPerSecond: {}, imagesPerCpuSecond: {} };
     const record = (variant, r) => {
       if (r.error) {
@@ -246,7 +286,7 @@ const median = (xs) => {
 };
 console.log(`load average at end: ${load()}`);
 for (const c of CASES) {
-  const name = `${c.arch} ${c.size}px batch ${c.batch}`;
+  const name = `${c.arch}${c.width === 1 ? '' : ` x${c.width}`} ${c.size}px batch ${c.batch}`;
   const rows = results.filter((r) => r.case === name);
   const keys = Object.keys(rows[0]?.imagesPerSecond ?? {});
   const bases = [...keys.filter((k) => k.startsWith('torch')), 'eager'].filter((k) => keys.includes(k));

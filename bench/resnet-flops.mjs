@@ -9,11 +9,11 @@ import { fileURLToPath } from 'node:url';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { RESNET_SPECS, baseWidth } = await import(path.join(root, 'dist/src/backbones/index.js'));
 
-/** Forward multiply-adds x 2 of one image (convs + the 10-way head), from the architecture. */
-export function forwardFlops({ arch, stem, size }, classes = 10) {
+/** Forward multiply-adds x 2 of one image (convs + the 10-way head), from the architecture (width multiplier `width`). */
+export function forwardFlops({ arch, stem, size, width: widthMultiplier = 1 }, classes = 10) {
   const spec = RESNET_SPECS[arch];
   const expansion = spec.block === 'bottleneck' ? 4 : 1;
-  const base = baseWidth(1);
+  const base = baseWidth(widthMultiplier);
   let flops = 0;
   const conv = (h, k, cin, cout, stride, pad) => {
     const out = Math.floor((h + 2 * pad - k) / stride) + 1;

@@ -13,9 +13,10 @@ import * as tf from '@tensorflow/tfjs';
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { HeadBlock } from '../src/backbones/types.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { barlowTwinsObjectiveGraph, crossCorrelationGraph, diagonalGraph, vectorMeanGraph } from './graph-losses.js';
 import { barlowTwinsObjective, crossCorrelation, diagonalOf } from './losses.js';
 import { checkNumber, checkProjectorSizes } from './options.js';
-import { defineTwoViewTask, projectBothViews } from './two-view.js';
+import { compiledTwoViewStep, defineTwoViewTask, projectBothViews, viewHalvesGraph } from './two-view.js';
 import type { ProjectionHeads, ProjectorOptions } from './types.js';
 
 /** Barlow Twins' options (projector: 8192 out, 8192 hidden). */
@@ -60,6 +61,15 @@ export const barlowTwinsTask = defineTwoViewTask<BarlowTwinsOptions, ProjectionH
       embeddings: first.features,
     };
   },
+  // As step(): one backbone and projector pass per view (projectBothViews).
+  compiled: compiledTwoViewStep('per-view', (g, features, head, options) => {
+    const [f1, f2] = viewHalvesGraph(g, features); // [B, D] each
+    const c = crossCorrelationGraph(g, head('projection', f1), head('projection', f2)); // [K, K]
+    return {
+      loss: barlowTwinsObjectiveGraph(g, c, options.lambda),
+      metrics: { meanDiagonal: vectorMeanGraph(g, diagonalGraph(g, c)) },
+    };
+  }),
 });
 
 /** The defaults of every option, the shared augmentation ones included. */

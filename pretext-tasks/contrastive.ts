@@ -12,9 +12,10 @@ import * as tf from '@tensorflow/tfjs';
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { HeadBlock } from '../src/backbones/types.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { ntXentGraph } from './graph-losses.js';
 import { contrastiveAccuracy, ntXentLoss } from './losses.js';
 import { checkContrastiveHead } from './options.js';
-import { defineTwoViewTask } from './two-view.js';
+import { compiledTwoViewStep, defineTwoViewTask, viewHalvesGraph } from './two-view.js';
 import type { ContrastiveHeadOptions, ProjectionHeads } from './types.js';
 
 /** SimCLR's options (temperature t of NT-Xent: 0.5 on CIFAR-10, 0.1 with large batches on ImageNet; head 128 out); the augmentation ones (cropScale, colorJitterStrength, blur) are those of every two-view method. */
@@ -64,6 +65,12 @@ export const contrastiveTask = defineTwoViewTask<ContrastiveOptions, ProjectionH
       embeddings: tf.slice(features, [0, 0], [batch, -1]) as tf.Tensor2D,
     };
   },
+  // As step(): both views in one backbone and projector pass (BatchNorm statistics over 2B).
+  compiled: compiledTwoViewStep('one-batch', (g, features, head, options) => {
+    const [z1, z2] = viewHalvesGraph(g, head('projection', features)); // [B, K] each
+    const { loss, accuracy } = ntXentGraph(g, z1, z2, options.temperature);
+    return { loss, metrics: { accuracy } };
+  }),
 });
 
 /** The defaults of every option, the shared augmentation ones included. */

@@ -148,6 +148,7 @@ export const rotationTask: PretextTask<RotationOptions, RotationHeads> = {
       return { images: inputs, targets: tf.oneHot(labels, ROTATION_CLASSES).toFloat() }; // [N, H, W, C], [N, 4]
     },
     graph(g, features, targets, head) {
+      if (!targets) throw new Error('the compiled rotation step needs its one-hot targets');
       const logits = head('classifier', features); // [N, 4]
       return {
         loss: crossEntropyGraph(g, logits, targets),

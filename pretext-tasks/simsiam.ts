@@ -14,9 +14,16 @@ import * as tf from '@tensorflow/tfjs';
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { HeadBlock } from '../src/backbones/types.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { rowCosineGraph, simsiamLossGraph, vectorMeanGraph } from './graph-losses.js';
 import { rowCosine, simsiamLoss } from './losses.js';
 import { checkInteger, checkProjectorSizes } from './options.js';
-import { defineTwoViewTask, projectBothViews, projectionPredictionHeadModules } from './two-view.js';
+import {
+  compiledTwoViewStep,
+  defineTwoViewTask,
+  projectBothViews,
+  projectionPredictionHeadModules,
+  viewHalvesGraph,
+} from './two-view.js';
 import type { ProjectionPredictionHeads, ProjectorOptions } from './types.js';
 
 /** SimSiam's options: the projector's output size is the predictor's too (SimSiam: 2048 out, 2048 hidden). */
@@ -75,6 +82,18 @@ export const simsiamTask = defineTwoViewTask<SimsiamOptions, ProjectionPredictio
       embeddings: first.features,
     };
   },
+  // As step(): one backbone and projector pass per view, then the predictor once per view, in that order.
+  compiled: compiledTwoViewStep('per-view', (g, features, head) => {
+    const [f1, f2] = viewHalvesGraph(g, features); // [B, D] each
+    const z1 = head('projection', f1); // [B, K]
+    const z2 = head('projection', f2);
+    const p1 = head('prediction', z1);
+    const p2 = head('prediction', z2);
+    return {
+      loss: simsiamLossGraph(g, p1, p2, z1, z2),
+      metrics: { viewCosine: vectorMeanGraph(g, rowCosineGraph(g, z1, z2)) },
+    };
+  }),
 });
 
 /** The defaults of every option, the shared augmentation ones included. */

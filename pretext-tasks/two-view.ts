@@ -4,9 +4,10 @@
  * projection of both views through the backbone and projector, and the momentum
  * target of the methods that keep one.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import type { Head } from '../src/backbones/types.js';
 import type { PipelineSpec } from '../src/data/types.js';
+import { DT_FLOAT, type GraphBuilder } from '../src/engine/graph-runtime.js';
 import {
   type SimclrAugmentationOptions,
   simclrView,
@@ -15,6 +16,7 @@ import {
 } from './augmentations.js';
 import { checkTwoViewAugmentation, validatorFor } from './options.js';
 import type {
+  CompiledTaskStep,
   InputSpec,
   PretextTask,
   ProjectionHeads,
@@ -44,6 +46,52 @@ export function projectBothViews<Heads extends ProjectionHeads>(
   };
   const [view1, view2] = ctx.views as tf.Tensor4D[]; // [B, H, W, C] each
   return [project(view1), project(view2)];
+}
+
+/**
+ * How an eager two-view step runs the backbone: `one-batch` on the views concatenated
+ * ([2B], BatchNorm statistics over both views: SimCLR), `per-view` once per view
+ * (projectBothViews: each view its own BatchNorm statistics).
+ */
+export type TwoViewForward = 'one-batch' | 'per-view';
+
+/** The two halves [B, ...] of x [2B, ...] along the batch: view 1's rows, then view 2's. */
+export function viewHalvesGraph(g: GraphBuilder, x: string): [string, string] {
+  const split = g.op('Split', [g.constInt([0], [], 'split_axis'), x], {
+    T: { type: DT_FLOAT },
+    num_split: { int: 2 },
+  });
+  return [g.output(split, 0), g.output(split, 1)];
+}
+
+/**
+ * A two-view method's compiled step (src/train/compiled-step.ts), matching its eager
+ * step: the two views are fed as one batch [2B, H, W, C] (view 1's B images, then view
+ * 2's) and go through the backbone as `forward` says; `graph` gets their features
+ * [2B, D] in that order and returns the loss and metrics. No targets. The collapse
+ * alarm measures view 1's features, the eager step's embeddings.
+ */
+export function compiledTwoViewStep<Options>(
+  forward: TwoViewForward,
+  graph: (
+    g: GraphBuilder,
+    features: string,
+    head: (name: string, x: string) => string,
+    options: Options,
+  ) => { loss: string; metrics: Record<string, string> },
+): CompiledTaskStep<Options> {
+  return {
+    problem: () => undefined,
+    forwardPasses: () => (forward === 'per-view' ? 2 : 1),
+    inputs: ({ views }) => {
+      if (views.length < 2) throw new Error(`a two-view step needs 2 views, got ${views.length}`);
+      return { images: tf.concat([views[0], views[1]], 0) as tf.Tensor4D }; // [2B, H, W, C]
+    },
+    graph: (g, features, _targets, head, options) => ({
+      ...graph(g, features, head, options),
+      embeddings: viewHalvesGraph(g, features)[0],
+    }),
+  };
 }
 
 /** The heads a one-projector method trains and checkpoints. */

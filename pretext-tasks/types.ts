@@ -140,21 +140,38 @@ export interface PretextTask<Options extends object = object, Heads = Record<str
 export interface CompiledTaskStep<Options> {
   /** Why these options cannot be compiled (e.g. an unsupported head), or undefined. */
   problem(options: Options): string | undefined;
-  /** Per-example shape of the targets fed to the graph (e.g. [4] for one-hot rotation labels). */
-  targetShape(options: Options): number[];
-  /** Host side, inside tf.tidy: backbone input images [N, H, W, C] and float32 targets [N, ...targetShape]. */
-  inputs(ctx: { views: tf.Tensor[]; rng: Rng }, options: Options): { images: tf.Tensor4D; targets: tf.Tensor };
+  /**
+   * Per-example shape of the targets fed to the graph (e.g. [4] for one-hot rotation labels).
+   * Leave it out when the loss needs none (the two-view methods): the graph then gets no targets.
+   */
+  targetShape?(options: Options): number[];
+  /**
+   * Optional: how many separate backbone forward passes the images make (default 1). The
+   * images are split into that many equal parts along the batch, each normalised by its
+   * own BatchNorm batch statistics and the running statistics updated pass after pass, as
+   * an eager step that calls the backbone once per view (Barlow Twins, VICReg, SimSiam);
+   * `features` holds the passes' features one after the other.
+   */
+  forwardPasses?(options: Options): number;
+  /**
+   * Host side, inside tf.tidy: backbone input images [N, H, W, C] and, with `targetShape`,
+   * float32 targets [N, ...targetShape].
+   */
+  inputs(ctx: { views: tf.Tensor[]; rng: Rng }, options: Options): { images: tf.Tensor4D; targets?: tf.Tensor };
   /**
    * Graph side: the loss (a scalar output) and scalar metric outputs from `features` [N, D]
-   * and `targets`; `head(name, x)` applies the task's head `name` to x.
+   * and `targets` (undefined without `targetShape`); `head(name, x)` applies the task's head
+   * `name` to x (each call a pass of its own through the head's BatchNorm, as an eager
+   * `apply`). `embeddings`: the rows the eager step returns as its embeddings (the
+   * collapse alarm's), when they are not all of `features` (e.g. the first view's [B, D]).
    */
   graph(
     g: GraphBuilder,
     features: string,
-    targets: string,
+    targets: string | undefined,
     head: (name: string, x: string) => string,
     options: Options,
-  ): { loss: string; metrics: Record<string, string> };
+  ): { loss: string; metrics: Record<string, string>; embeddings?: string };
 }
 
 /** The heads of a method with one projector (SimCLR, MoCo, Barlow Twins, VICReg, DINO). */

@@ -12,9 +12,10 @@
  */
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { vicregTermsGraph, weightedVicregGraph } from './graph-losses.js';
 import { vicregTerms, weightedVicreg } from './losses.js';
 import { checkNumber, checkProjectorSizes } from './options.js';
-import { defineTwoViewTask, projectBothViews } from './two-view.js';
+import { compiledTwoViewStep, defineTwoViewTask, projectBothViews, viewHalvesGraph } from './two-view.js';
 import type { ProjectionHeads, ProjectorOptions } from './types.js';
 
 /** VICReg's options (the projector is its expander: 8192 out, 8192 hidden). */
@@ -63,6 +64,19 @@ export const vicregTask = defineTwoViewTask<VicregOptions, ProjectionHeads>({
       embeddings: first.features,
     };
   },
+  // As step(): one backbone and expander pass per view (projectBothViews).
+  compiled: compiledTwoViewStep('per-view', (g, features, head, options) => {
+    const [f1, f2] = viewHalvesGraph(g, features); // [B, D] each
+    const terms = vicregTermsGraph(g, head('projection', f1), head('projection', f2));
+    return {
+      loss: weightedVicregGraph(g, terms, {
+        invariance: options.invarianceWeight,
+        variance: options.varianceWeight,
+        covariance: options.covarianceWeight,
+      }),
+      metrics: { invariance: terms.invariance, variance: terms.variance, covariance: terms.covariance },
+    };
+  }),
 });
 
 /** The defaults of every option, the shared augmentation ones included. */

@@ -101,12 +101,7 @@ export class InferenceGraph implements ForwardPass {
           }
           return out;
         };
-        const weights: GraphWeights = {
-          read,
-          handle: () => {
-            throw new Error('an evaluation-mode forward pass assigns no variables');
-          },
-        };
+        const weights: GraphWeights = { read };
         return weights;
       };
       this.images = g.placeholder('images', DT_FLOAT, [-1, -1, -1, backbone.config.inputChannels]);

@@ -6,25 +6,61 @@
  * statistics from the unbiased batch variance), ReLU, global average pooling.
  * Weights are read through `weights` by their torchvision names.
  */
-import { DT_FLOAT, DT_INT32, type GraphBuilder } from '../engine/graph-runtime.js';
+import { DT_FLOAT, DT_INT32, type GraphBuilder, type GraphVariableOps, opName } from '../engine/graph-runtime.js';
 import { BN_EPSILON, BN_MOMENTUM } from './ops.js';
 import type { ConvNormLayout, ResNetLayout } from './resnet.js';
 import type { HeadBlock } from './types.js';
 
-/** How graph code reaches the variables: the value read of a weight and the handle of a running statistic. */
+/** How graph code reaches the variables: the value of a weight, and where a training pass puts new running statistics. */
 export interface GraphWeights {
   /** Output holding the current value of the variable named `name` (`conv1.weight`, `bn1.running_mean`). */
   read(name: string): string;
-  /** Resource handle of the variable named `name` (for assigning running statistics). */
-  handle(name: string): string;
+  /**
+   * Training passes only: `value` is the new value of the running statistic `name` after
+   * this BatchNorm layer (FusedBatchNormV3's exponential average); {@link TrainingGraphWeights}
+   * returns it from later reads and assigns the last one to the variable.
+   */
+  updateStatistic?(name: string, value: string): void;
+}
+
+/**
+ * The variables of a training graph as {@link GraphWeights}. A BatchNorm layer's
+ * running statistics chain from one forward pass to the next: a second pass
+ * through the layer (the second view of a two-view method) starts from the
+ * first pass's update, as two consecutive eager calls do, and `assignments()`
+ * writes each statistic's last value to its variable.
+ */
+export class TrainingGraphWeights {
+  /** Latest value of each updated running statistic, by full variable name. */
+  private readonly latest = new Map<string, string>();
+
+  constructor(
+    private readonly g: GraphBuilder,
+    private readonly variable: (name: string) => GraphVariableOps,
+  ) {}
+
+  /** The weights whose names start with `prefix` (`backbone.`, `heads.projection.`). */
+  scoped(prefix: string): GraphWeights {
+    return {
+      read: (name) => this.latest.get(prefix + name) ?? this.variable(prefix + name).read,
+      updateStatistic: (name, value) => {
+        this.latest.set(prefix + name, value);
+      },
+    };
+  }
+
+  /** One AssignVariableOp per updated running statistic, of its last value (operation names: run them with the step). */
+  assignments(): string[] {
+    return [...this.latest].map(([name, value]) =>
+      opName(this.g.op('AssignVariableOp', [this.variable(name).handle, value], { dtype: FLOAT })),
+    );
+  }
 }
 
 /** Graph outputs of a training or evaluation forward pass. */
 export interface GraphForward {
   /** [B, D] pooled features (or [B, K] head outputs). */
   output: string;
-  /** AssignVariableOp operations that update BatchNorm running statistics (training only): run them with the step. */
-  updates: string[];
 }
 
 const FLOAT = { type: DT_FLOAT };
@@ -50,7 +86,7 @@ function conv(g: GraphBuilder, x: string, kernel: string, l: ConvNormLayout): st
   return g.op('Conv2D', [padded(g, x, l.padding), kernel], attrs('VALID'));
 }
 
-function batchNorm(g: GraphBuilder, x: string, norm: string, w: GraphWeights, training: boolean, updates: string[]) {
+function batchNorm(g: GraphBuilder, x: string, norm: string, w: GraphWeights, training: boolean) {
   const inputs = [
     x,
     w.read(`${norm}.weight`),
@@ -67,13 +103,10 @@ function batchNorm(g: GraphBuilder, x: string, norm: string, w: GraphWeights, tr
     ...(training ? { exponential_avg_factor: { float: BN_MOMENTUM } } : {}),
   });
   if (training) {
-    for (const [stat, index] of [
-      ['running_mean', 1],
-      ['running_var', 2],
-    ] as const) {
-      const assign = g.op('AssignVariableOp', [w.handle(`${norm}.${stat}`), g.output(y, index)], { dtype: FLOAT });
-      updates.push(assign.slice(0, assign.lastIndexOf(':')));
-    }
+    if (!w.updateStatistic)
+      throw new Error(`a training pass through ${norm} needs weights that take running statistics`);
+    w.updateStatistic(`${norm}.running_mean`, g.output(y, 1));
+    w.updateStatistic(`${norm}.running_var`, g.output(y, 2));
   }
   return y;
 }
@@ -86,9 +119,8 @@ export function resnetGraph(
   weights: GraphWeights,
   training: boolean,
 ): GraphForward {
-  const updates: string[] = [];
   const convNorm = (x: string, l: ConvNormLayout) =>
-    batchNorm(g, conv(g, x, weights.read(`${l.conv}.weight`), l), l.norm, weights, training, updates);
+    batchNorm(g, conv(g, x, weights.read(`${l.conv}.weight`), l), l.norm, weights, training);
   const relu = (x: string) => g.op('Relu', [x], { T: FLOAT });
   let h = relu(convNorm(input, layout.stem));
   if (layout.maxPool) {
@@ -113,7 +145,7 @@ export function resnetGraph(
   }
   const axes = g.constInt([1, 2], [2], 'pool_axes');
   const output = g.op('Mean', [h, axes], { T: FLOAT, Tidx: { type: DT_INT32 }, keep_dims: { bool: false } });
-  return { output, updates };
+  return { output };
 }
 
 /** Why a head cannot be built as a graph yet, or undefined when it can (linear, BatchNorm and ReLU blocks). */
@@ -129,7 +161,7 @@ export function headGraphProblem(blocks: HeadBlock[]): string | undefined {
  * A head of `blocks` (named `prefix.<index>.weight/bias` as heads.ts names them) on x [B, D].
  * BatchNorm1d blocks (heads.ts: the same epsilon and momentum as the backbone's) run as
  * FusedBatchNormV3 on [B, 1, 1, D]; with `training` they normalise with batch statistics
- * and push their running-statistics assignments to `updates`.
+ * and hand their new running statistics to `weights.updateStatistic`.
  */
 export function headGraph(
   g: GraphBuilder,
@@ -138,7 +170,6 @@ export function headGraph(
   x: string,
   weights: GraphWeights,
   training = false,
-  updates: string[] = [],
 ) {
   const problem = headGraphProblem(blocks);
   if (problem) throw new Error(`head ${prefix}: ${problem}`);
@@ -147,7 +178,7 @@ export function headGraph(
     if ('batchNorm' in block) {
       const dim = (axis: number) => g.constInt([axis], [], 'axis');
       const expand = (t: string) => g.op('ExpandDims', [t, dim(1)], { T: FLOAT, Tdim: { type: DT_INT32 } });
-      const normalised = batchNorm(g, expand(expand(y)), `${prefix}.${index}`, weights, training, updates); // [B, 1, 1, D]
+      const normalised = batchNorm(g, expand(expand(y)), `${prefix}.${index}`, weights, training); // [B, 1, 1, D]
       y = g.op('Squeeze', [normalised], { T: FLOAT, squeeze_dims: { ints: [1, 2] } });
       return;
     }

@@ -41,6 +41,7 @@ export function supervisedCompiledTask(loss: LossSpec, numClasses: number, class
     // views = [augmented images [B, H, W, C], one-hot labels [B, K]] (the caller keeps and disposes them).
     inputs: ({ views }) => ({ images: tf.clone(views[0]) as tf.Tensor4D, targets: tf.clone(views[1]) }),
     graph(g, features, targets, head) {
+      if (!targets) throw new Error('the compiled supervised step needs its one-hot labels');
       const logits = head('classifier', features); // [B, K]
       return {
         loss: supervisedLossGraph(g, logits, targets, loss, numClasses, classWeights),

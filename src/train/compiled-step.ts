@@ -1,7 +1,9 @@
 /**
  * The training step as one compiled TensorFlow graph: the backbone's forward
- * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet), the
- * task's loss (its `compiled` hook), the gradients (TensorFlow's gradient
+ * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet; one pass,
+ * or one per view when the task's eager step calls the backbone per view, BatchNorm
+ * running statistics chained from pass to pass), the task's loss (its `compiled`
+ * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam), the gradients (TensorFlow's gradient
  * registry), global-norm clipping and the SGD update, built once and run per
  * step in a session with the batch fed in. The grappler remapper fuses ops; with
  * `precision: 'bfloat16'` oneDNN's auto mixed precision runs convolutions and
@@ -25,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { CompiledTaskStep } from '../../pretext-tasks/types.js';
 import type { ResNetLayout } from '../backbones/resnet.js';
-import { type GraphWeights, headGraph, headGraphProblem, resnetGraph } from '../backbones/resnet-graph.js';
+import { headGraph, headGraphProblem, resnetGraph, TrainingGraphWeights } from '../backbones/resnet-graph.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
 import type { Precision } from '../engine/graph-path.js';
 import {
@@ -165,19 +167,27 @@ export class CompiledTrainingStep {
   /** Per trained parameter (adam, adamw): placeholders of beta1^t and beta2^t. */
   private readonly betaPowers = new Map<string, { beta1: string; beta2: string; epsilon: string }>();
   private readonly images: string;
-  private readonly targets: string;
+  /** Placeholder of the task's targets, when it has any. */
+  private readonly targets: string | undefined;
   private readonly lr: string;
   private readonly fetches: string[];
-  private readonly features: string;
+  /** The rows whose spread the collapse alarm measures (the eager step's embeddings). */
+  private readonly embeddings: string;
   private readonly metricNames: string[];
   private readonly targetsRun: string[];
   private readonly compiled: CompiledTaskStep<object>;
+  /** Backbone forward passes per step (the task's `forwardPasses`): BatchNorm's num_batches_tracked counts each. */
+  readonly forwardPasses: number;
   private disposed = false;
 
   constructor(private readonly spec: CompiledStepSpec) {
     const problem = compiledStepProblem(spec, spec.optimizers);
     if (problem) throw new Error(`cannot compile the training step: ${problem}`);
     this.compiled = spec.task.compiled as CompiledTaskStep<object>;
+    this.forwardPasses = this.compiled.forwardPasses?.(spec.taskOptions) ?? 1;
+    if (!Number.isInteger(this.forwardPasses) || this.forwardPasses < 1) {
+      throw new Error(`task ${spec.task.id} asked for ${this.forwardPasses} forward passes; expected an integer >= 1`);
+    }
     const layout = layoutOf(spec.backbone)!;
     const g = new GraphBuilder();
     this.graph = g;
@@ -194,23 +204,21 @@ export class CompiledTrainingStep {
       }
       const [height, width, channels] = spec.imageShape;
       this.images = g.placeholder('images', DT_FLOAT, [-1, height, width, channels]);
-      this.targets = g.placeholder('targets', DT_FLOAT, [-1, ...this.compiled.targetShape(spec.taskOptions)]);
+      const targetShape = this.compiled.targetShape?.(spec.taskOptions);
+      this.targets = targetShape ? g.placeholder('targets', DT_FLOAT, [-1, ...targetShape]) : undefined;
       this.lr = g.placeholder('learning_rate', DT_FLOAT, []);
-      const weights = (prefix: string): GraphWeights => ({
-        read: (name) => this.variable(`${prefix}${name}`).read,
-        handle: (name) => this.variable(`${prefix}${name}`).handle,
-      });
-      const forward = resnetGraph(g, layout, this.images, weights('backbone.'), spec.backboneTraining ?? true);
-      this.features = forward.output;
+      // BatchNorm running statistics chain from pass to pass and are assigned once, at the end.
+      const weights = new TrainingGraphWeights(g, (name) => this.variable(name));
+      const features = this.backboneFeatures(g, layout, weights);
       const heads = spec.heads as Record<string, HeadWithBlocks>;
-      // Running-statistics assignments of BatchNorm head blocks (training mode, as the eager step's heads).
-      const headUpdates: string[] = [];
+      // BatchNorm head blocks in training mode, as the eager step's heads.
       const head = (name: string, x: string) => {
         const module = heads[name];
         if (!module) throw new Error(`task ${spec.task.id} asked for head "${name}", which it did not build`);
-        return headGraph(g, module.blocks, `head.${module.name}`, x, weights(`heads.${name}.`), true, headUpdates);
+        return headGraph(g, module.blocks, `head.${module.name}`, x, weights.scoped(`heads.${name}.`), true);
       };
-      const { loss, metrics } = this.compiled.graph(g, forward.output, this.targets, head, spec.taskOptions);
+      const { loss, metrics, embeddings } = this.compiled.graph(g, features, this.targets, head, spec.taskOptions);
+      this.embeddings = embeddings ?? features;
       this.metricNames = Object.keys(metrics);
 
       const trained = spec.variables.filter((v) => v.trainable);
@@ -315,7 +323,7 @@ export class CompiledTrainingStep {
         updates.push(opName(update));
       }
       this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
-      this.targetsRun = [...updates, ...forward.updates, ...headUpdates];
+      this.targetsRun = [...updates, ...weights.assignments()];
       this.session = new GraphSession(g, {
         intraOpThreads: spec.intraOpThreads,
         interOpThreads: spec.interOpThreads,
@@ -326,6 +334,27 @@ export class CompiledTrainingStep {
       throw error;
     }
     this.push();
+  }
+
+  /**
+   * Pooled features [N, D] of the images placeholder: one forward pass, or the task's
+   * `forwardPasses` over equal parts of the batch, their features concatenated in order.
+   */
+  private backboneFeatures(g: GraphBuilder, layout: ResNetLayout, weights: TrainingGraphWeights): string {
+    const passes = this.forwardPasses;
+    const training = this.spec.backboneTraining ?? true;
+    const forward = (images: string) => resnetGraph(g, layout, images, weights.scoped('backbone.'), training).output;
+    if (passes === 1) return forward(this.images);
+    const split = g.op('Split', [g.constInt([0], [], 'split_axis'), this.images], {
+      T: FLOAT,
+      num_split: { int: passes },
+    });
+    const outputs = Array.from({ length: passes }, (_, i) => forward(g.output(split, i))); // [N / passes, D] each
+    return g.op('ConcatV2', [outputs, g.constInt([0], [], 'concat_axis')], {
+      T: FLOAT,
+      N: { int: passes },
+      Tidx: { type: DT_INT32 },
+    });
   }
 
   private variable(name: string): GraphVariableOps {
@@ -378,8 +407,8 @@ export class CompiledTrainingStep {
 
   /**
    * One training step on the task's views: forward, backward, update, in the
-   * session. With `measureSpread` the pooled features are fetched too and their
-   * spread measured as the eager step does.
+   * session. With `measureSpread` the task's embeddings (the pooled features, or
+   * the rows its graph names) are fetched too and their spread measured as the eager step does.
    */
   run(
     views: tf.Tensor[],
@@ -410,16 +439,24 @@ export class CompiledTrainingStep {
     });
     let feeds: Record<string, HostTensor>;
     try {
+      if (this.targets && !targets) throw new Error(`task ${this.spec.task.id} gave no targets for its compiled step`);
+      if (images.shape[0] % this.forwardPasses !== 0) {
+        throw new Error(
+          `task ${this.spec.task.id} gave ${images.shape[0]} images for ${this.forwardPasses} equal forward passes`,
+        );
+      }
       feeds = {
         [this.images]: hostTensor(images.dataSync() as Float32Array, images.shape),
-        [this.targets]: hostTensor(targets.dataSync() as Float32Array, targets.shape),
+        ...(this.targets && targets
+          ? { [this.targets]: hostTensor(targets.dataSync() as Float32Array, targets.shape) }
+          : {}),
         [this.lr]: hostTensor(Float32Array.of(lr), []),
         ...powers,
       };
     } finally {
-      tf.dispose([images, targets]);
+      tf.dispose(targets ? [images, targets] : [images]);
     }
-    const fetches = measureSpread ? [...this.fetches, this.features] : this.fetches;
+    const fetches = measureSpread ? [...this.fetches, this.embeddings] : this.fetches;
     const out = this.session.run(feeds, fetches, this.targetsRun);
     const metrics: Record<string, number> = {};
     this.metricNames.forEach((name, i) => {

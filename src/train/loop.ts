@@ -455,8 +455,9 @@ async function pretrainLocked(
           if (compiledStep) {
             // The session applied the update; count it where the eager step counts it.
             optimizer.restoreHostState({ steps: optimizer.hostState().steps + 1 });
+            // As the eager backbone counts its training calls: one per forward pass (two-view methods: per view).
             const tracked = backbone as { numBatchesTracked?: number };
-            if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked++;
+            if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked += compiledStep.forwardPasses;
           } else {
             tf.tidy(() => optimizer.apply(computed.grads, lr));
           }

@@ -10,34 +10,18 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../pretext-tasks/registry.js';
-import type { ImageSource, RawImage } from '../../src/data/types.js';
 import { initEngine } from '../../src/engine/index.js';
 import { readRecipeTree } from '../../src/recipes/load.js';
 import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { pretrain } from '../../src/train/loop.js';
-import { createRng } from '../../src/util/rng.js';
+import { noiseSource } from '../support/noise-source.js';
 
 const RECIPES_DIR = path.resolve('recipes');
 // Pretraining recipes are the top-level ones with a `task` (finetuning recipes have none).
 const recipeFiles = readdirSync(RECIPES_DIR)
   .filter((f) => f.endsWith('.yaml') && 'task' in readRecipeTree(path.join(RECIPES_DIR, f)))
   .sort();
-
-/** Noise images a little larger than the input, so crops and resizes do real work. */
-function noiseSource(count: number, side: number, channels: 1 | 3, seed: number): ImageSource {
-  const rng = createRng(seed);
-  const images: RawImage[] = Array.from({ length: count }, () => {
-    const data = new Uint8Array(side * side * channels);
-    for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
-    return { data, width: side, height: side, channels };
-  });
-  return {
-    size: count,
-    load: async (index) => images[index],
-    describe: (index) => `noise#${index}`,
-  };
-}
 
 function shrink(recipe: PretrainRecipe): PretrainRecipe {
   const small = structuredClone(recipe);

@@ -8,28 +8,17 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../pretext-tasks/registry.js';
-import type { ImageSource, RawImage } from '../../src/data/types.js';
 import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
 import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { pretrain } from '../../src/train/loop.js';
 import { chooseTrainingPath } from '../../src/train/training-path.js';
-import { createRng } from '../../src/util/rng.js';
+import { noiseSource } from '../support/noise-source.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
 });
-
-function noiseSource(count: number, side: number): ImageSource {
-  const rng = createRng(1);
-  const images: RawImage[] = Array.from({ length: count }, () => {
-    const data = new Uint8Array(side * side);
-    for (let i = 0; i < data.length; i++) data[i] = rng.int(256);
-    return { data, width: side, height: side, channels: 1 };
-  });
-  return { size: count, load: async (index) => images[index], describe: (index) => `noise#${index}` };
-}
 
 function recipe(overrides: Partial<PretrainRecipe['train']>): PretrainRecipe {
   const r = structuredClone(loadPretrainRecipe(path.resolve('recipes/rotation-small.yaml'), getTask));

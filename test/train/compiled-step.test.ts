@@ -10,6 +10,7 @@ import { CompiledTrainingStep, compiledStepProblem, type MirroredVariable } from
 import { createOptimizer, type TrainableParam } from '../../src/train/optimizers.js';
 import { lossAndGradients } from '../../src/train/step.js';
 import { createRng } from '../../src/util/rng.js';
+import { maxRelativeDifference, restore, snapshot, updateCosine, worstUpdateError } from '../support/weight-compare.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
@@ -60,98 +61,6 @@ function setUp(arch: 'resnet18' | 'resnet50' = 'resnet18', stem: 'small' | 'imag
     sgd.dispose();
   };
   return { backbone, heads, modules, params, sgd, mirrored, images, size, dispose };
-}
-
-const snapshot = (vars: MirroredVariable[]) =>
-  new Map(
-    vars.flatMap((v) => [
-      [v.name, v.variable.dataSync().slice() as Float32Array],
-      ...(v.momentum ? [[`momentum:${v.name}`, v.momentum.dataSync().slice() as Float32Array] as const] : []),
-    ]),
-  );
-
-function restore(vars: MirroredVariable[], values: Map<string, Float32Array>) {
-  tf.tidy(() => {
-    for (const v of vars) {
-      v.variable.assign(tf.tensor(values.get(v.name)!, v.variable.shape));
-      if (v.momentum) v.momentum.assign(tf.tensor(values.get(`momentum:${v.name}`)!, v.momentum.shape));
-    }
-  });
-}
-
-/**
- * Worst relative L2 error of the updates, ||(after_c - before) - (after_e - before)|| / ||after_e - before||,
- * over the tensors the step changes.
- */
-function worstUpdateError(
-  before: Map<string, Float32Array>,
-  compiled: Map<string, Float32Array>,
-  eager: Map<string, Float32Array>,
-): { worst: string; value: number } {
-  let worst = '';
-  let value = 0;
-  for (const [name, x0] of before) {
-    const c = compiled.get(name)!;
-    const e = eager.get(name)!;
-    let error = 0;
-    let reference = 0;
-    for (let i = 0; i < x0.length; i++) {
-      error += (c[i] - e[i]) ** 2;
-      reference += (e[i] - x0[i]) ** 2;
-    }
-    if (reference === 0) continue;
-    const relative = Math.sqrt(error / reference);
-    if (relative > value) {
-      value = relative;
-      worst = name;
-    }
-  }
-  return { worst, value };
-}
-
-/** Cosine between the compiled and the eager update of all tensors whose name passes `keep`, as one vector. */
-function updateCosine(
-  before: Map<string, Float32Array>,
-  compiled: Map<string, Float32Array>,
-  eager: Map<string, Float32Array>,
-  keep: (name: string) => boolean,
-): number {
-  let dot = 0;
-  let compiledNorm = 0;
-  let eagerNorm = 0;
-  for (const [name, x0] of before) {
-    if (!keep(name)) continue;
-    const c = compiled.get(name)!;
-    const e = eager.get(name)!;
-    for (let i = 0; i < x0.length; i++) {
-      dot += (c[i] - x0[i]) * (e[i] - x0[i]);
-      compiledNorm += (c[i] - x0[i]) ** 2;
-      eagerNorm += (e[i] - x0[i]) ** 2;
-    }
-  }
-  return dot / Math.sqrt(compiledNorm * eagerNorm);
-}
-
-function maxRelativeDifference(
-  a: Map<string, Float32Array>,
-  b: Map<string, Float32Array>,
-): { worst: string; value: number } {
-  let worst = '';
-  let value = 0;
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let diff = 0;
-    let scale = 1e-3;
-    for (let i = 0; i < x.length; i++) {
-      diff = Math.max(diff, Math.abs(x[i] - y[i]));
-      scale = Math.max(scale, Math.abs(y[i]));
-    }
-    if (diff / scale > value) {
-      value = diff / scale;
-      worst = name;
-    }
-  }
-  return { worst, value };
 }
 
 describe.skipIf(!status.available)('compiled training step (graph addon)', () => {
