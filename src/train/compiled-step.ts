@@ -19,7 +19,8 @@
  * The update is torch.optim.SGD's, as optimizers.ts's Sgd: g += wd * p (not for
  * BatchNorm parameters and biases); buf = momentum * buf + g;
  * p -= lr * (nesterov ? g + momentum * buf : buf) — TensorFlow's
- * ResourceApplyMomentum computes exactly this. Where the caller allows it, also
+ * ResourceApplyMomentum computes exactly this. LARS (graph-lars.ts) feeds it the
+ * trust-ratio-scaled gradient at learning rate 1. Where the caller allows it, also
  * torch.optim.Adam's (g += wd * p) and AdamW's (p *= 1 - lr * wd) as optimizers.ts's
  * Adam: TensorFlow's ResourceApplyAdam with each parameter's beta powers fed per
  * step (its own update count t) and epsilon fed as eps * sqrt(1 - beta2^t), which
@@ -45,6 +46,7 @@ import type { OptimizerConfig } from '../recipes/optimizer-schema.js';
 import type { Rng } from '../util/rng.js';
 import { embeddingSpread } from './collapse.js';
 import { CompiledTaskState } from './compiled-task-state.js';
+import { larsScaledGradient } from './graph-lars.js';
 import { isDecayExempt } from './optimizers.js';
 import type { MirroredTaskState } from './task-state.js';
 
@@ -68,7 +70,7 @@ export interface MirroredVariable {
 }
 
 /** The optimizers a compiled step can run; callers say which of them their loop supports. */
-export type CompiledOptimizerName = 'sgd' | 'adam' | 'adamw';
+export type CompiledOptimizerName = 'sgd' | 'lars' | 'adam' | 'adamw';
 
 /**
  * What the compiled step needs of a task: its id (for messages) and its
@@ -105,7 +107,7 @@ export interface CompiledStepSpec {
    */
   backboneTraining?: boolean;
   /**
-   * The optimizers the caller's loop can run compiled (default sgd): Adam and AdamW
+   * The optimizers the caller's loop can run compiled (default sgd and lars): Adam and AdamW
    * need each parameter's update count fed per step (run's `updateCount`).
    */
   optimizers?: readonly CompiledOptimizerName[];
@@ -140,7 +142,7 @@ function layoutOf(backbone: Backbone): ResNetLayout | undefined {
  */
 export function compiledStepProblem(
   spec: Pick<CompiledStepSpec, 'task' | 'taskOptions' | 'backbone' | 'heads' | 'optimizer'>,
-  optimizers: readonly CompiledOptimizerName[] = ['sgd'],
+  optimizers: readonly CompiledOptimizerName[] = ['sgd', 'lars'],
 ): string | undefined {
   const status = graphRuntimeStatus();
   if (!status.available) return status.reason;
@@ -338,6 +340,19 @@ export class CompiledTrainingStep {
               g2,
             ],
             { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: false } },
+            { name: `update/${v.name}`, control },
+          );
+        } else if (optimizerName === 'lars') {
+          if (!slot) throw new Error(`the compiled step has no LARS momentum buffer for ${v.name}`);
+          const scaled = larsScaledGradient(g, ops.read, g2, lr, {
+            adapted: !isDecayExempt(v.kind),
+            trustCoefficient: spec.optimizer.trustCoefficient,
+            rank: v.variable.shape.length,
+          });
+          update = g.op(
+            'ResourceApplyMomentum',
+            [ops.handle, slot.handle, g.constFloat([1], []), scaled, momentumValue],
+            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
             { name: `update/${v.name}`, control },
           );
         } else if (momentum > 0 && slot) {
