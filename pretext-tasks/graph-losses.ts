@@ -350,34 +350,25 @@ export function infoNceGraph(
 }
 
 /**
- * MoCo's enqueue, as losses.ts's enqueue: the L2-normalised keys [N, D] replace the N rows
- * of queue [K, D] from pointer [1] (int32) on, wrapping around; the pointer moves N on.
+ * MoCo's enqueue as a row update, the rows losses.ts's enqueue replaces: the L2-normalised
+ * keys [N, D] go to rows (pointer + i) mod K of the queue (wrapping around), and the pointer
+ * [1] (int32) moves N on. Returned as the rows [N] and their new values, so the compiled step
+ * writes only those rows (ResourceScatterUpdate) and the other K - N rows keep their float32
+ * values whatever the precision of the graph around them.
  */
 export function enqueueGraph(
   g: GraphBuilder,
-  queue: string,
   keys: string,
   pointer: string,
-): { queue: string; pointer: string } {
-  const [size] = g.shape(queue) ?? [];
-  if (!(size > 0)) throw new Error(`enqueueGraph needs a queue of known size, got ${queue}`);
+  size: number,
+): { rows: string; values: string; pointer: string } {
   const int = (value: number) => g.constInt([value], []);
-  const intOp = (op: 'AddV2' | 'Sub' | 'FloorMod', a: string, b: string) => g.op(op, [a, b], { T: INT });
+  const intOp = (op: 'AddV2' | 'FloorMod', a: string, b: string) => g.op(op, [a, b], { T: INT });
   const n = rowCountInt(g, keys);
-  const slots = g.op('Range', [int(0), int(size), int(1)], { Tidx: INT }); // [K]
-  const offset = intOp('FloorMod', intOp('AddV2', intOp('Sub', slots, pointer), int(size)), int(size)); // [K]
-  const fromKeys = g.op('Less', [offset, n], { T: INT }); // [K]
-  const source = g.op('SelectV2', [fromKeys, intOp('AddV2', offset, int(size)), slots], { T: INT }); // row of [queue; keys]
-  const rows = g.op('ConcatV2', [[queue, l2NormalizeGraph(g, keys)], g.constInt([0], [], 'axis')], {
-    T: FLOAT,
-    N: { int: 2 },
-    Tidx: INT,
-  });
-  const updated = g.op('GatherV2', [rows, source, int(0)], {
-    Tparams: FLOAT,
-    Tindices: INT,
-    Taxis: INT,
-    batch_dims: { int: 0 },
-  });
-  return { queue: updated, pointer: intOp('FloorMod', intOp('AddV2', pointer, n), int(size)) };
+  const offsets = g.op('Range', [int(0), n, int(1)], { Tidx: INT }); // [N]
+  return {
+    rows: intOp('FloorMod', intOp('AddV2', offsets, pointer), int(size)),
+    values: l2NormalizeGraph(g, keys),
+    pointer: intOp('FloorMod', intOp('AddV2', pointer, n), int(size)),
+  };
 }

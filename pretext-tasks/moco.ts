@@ -94,7 +94,7 @@ export const mocoTask = defineTwoViewTask<MocoOptions, ProjectionHeads>({
   },
   // The eager step as one graph: view 1 through the online backbone and head, view 2 through the key
   // encoder (training-mode BatchNorm, as the eager one); the queue and its pointer are session
-  // variables, read for the logits and replaced by the enqueued keys after the update.
+  // variables, read for the logits; after the update the keys overwrite the oldest rows.
   compiled: {
     problem: () => undefined,
     stateful: {},
@@ -114,8 +114,12 @@ export const mocoTask = defineTwoViewTask<MocoOptions, ProjectionHeads>({
       const q = head('projection', features); // [B, P]
       const k = state.targetHead('projection', state.targetFeatures); // [B, P]
       const { loss, accuracy } = infoNceGraph(g, q, k, queue, options.temperature);
-      const next = enqueueGraph(g, queue, k, pointer);
-      return { loss, metrics: { accuracy }, bufferUpdates: { queue: next.queue, pointer: next.pointer } };
+      const next = enqueueGraph(g, k, pointer, options.queueSize);
+      return {
+        loss,
+        metrics: { accuracy },
+        bufferUpdates: { queue: { rows: next.rows, values: next.values }, pointer: next.pointer },
+      };
     },
   },
 });

@@ -184,12 +184,24 @@ export interface CompiledTaskStep<Options> {
     options: Options,
     /** The task's state in the graph (a `stateful` task only). */
     state?: CompiledStateGraph,
-  ): { loss: string; metrics: Record<string, string>; embeddings?: string; bufferUpdates?: Record<string, string> };
+  ): {
+    loss: string;
+    metrics: Record<string, string>;
+    embeddings?: string;
+    bufferUpdates?: Record<string, CompiledBufferUpdate>;
+  };
 }
 
 /**
+ * A buffer's new value in a compiled step: a graph output of the buffer's shape and dtype,
+ * or a row update — `rows` [N] (int32 row indices) replaced by `values` [N, ...] — which
+ * leaves the other rows untouched (a queue's enqueue).
+ */
+export type CompiledBufferUpdate = string | { rows: string; values: string };
+
+/**
  * A stateful task's state inside its compiled graph (src/train/compiled-task-state.ts).
- * The graph returns `bufferUpdates` (graph outputs of the buffers' shapes and dtypes),
+ * The graph returns `bufferUpdates` (CompiledBufferUpdate: new values or row updates),
  * assigned after the step as the eager loop assigns a step's `bufferUpdates`; the target
  * moves towards the updated online weights by the step's momentum after the update.
  */

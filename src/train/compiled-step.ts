@@ -342,26 +342,24 @@ export class CompiledTrainingStep {
             { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: false } },
             { name: `update/${v.name}`, control },
           );
+        } else if (slot && (momentum > 0 || optimizerName === 'lars')) {
+          // LARS: its trust-ratio-scaled gradient at rate 1 (graph-lars.ts).
+          const lars = optimizerName === 'lars';
+          const input = lars
+            ? larsScaledGradient(g, ops.read, g2, lr, {
+                adapted: !isDecayExempt(v.kind),
+                trustCoefficient: spec.optimizer.trustCoefficient,
+                rank: v.variable.shape.length,
+              })
+            : g2;
+          update = g.op(
+            'ResourceApplyMomentum',
+            [ops.handle, slot.handle, lars ? g.constFloat([1], []) : lr, input, momentumValue],
+            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
+            { name: `update/${v.name}`, control },
+          );
         } else if (optimizerName === 'lars') {
-          if (!slot) throw new Error(`the compiled step has no LARS momentum buffer for ${v.name}`);
-          const scaled = larsScaledGradient(g, ops.read, g2, lr, {
-            adapted: !isDecayExempt(v.kind),
-            trustCoefficient: spec.optimizer.trustCoefficient,
-            rank: v.variable.shape.length,
-          });
-          update = g.op(
-            'ResourceApplyMomentum',
-            [ops.handle, slot.handle, g.constFloat([1], []), scaled, momentumValue],
-            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
-            { name: `update/${v.name}`, control },
-          );
-        } else if (momentum > 0 && slot) {
-          update = g.op(
-            'ResourceApplyMomentum',
-            [ops.handle, slot.handle, lr, g2, momentumValue],
-            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
-            { name: `update/${v.name}`, control },
-          );
+          throw new Error(`the compiled step has no LARS momentum buffer for ${v.name}`);
         } else {
           update = g.op(
             'ResourceApplyGradientDescent',
@@ -496,6 +494,11 @@ export class CompiledTrainingStep {
     try {
       if (this.targetImages && !targetImages) {
         throw new Error(`task ${this.spec.task.id} gave no target images for its compiled step`);
+      }
+      if (targetImages && this.state && targetImages.shape[0] % this.state.targetPasses !== 0) {
+        throw new Error(
+          `task ${this.spec.task.id} gave ${targetImages.shape[0]} target images for ${this.state.targetPasses} equal forward passes`,
+        );
       }
       if (this.targets && !targets) throw new Error(`task ${this.spec.task.id} gave no targets for its compiled step`);
       if (images.shape[0] % this.forwardPasses !== 0) {

@@ -10,7 +10,7 @@
  * TaskState.update. At m = 1 (TaskState skips the update) the EMA is not run.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { CompiledStateGraph } from '../../pretext-tasks/types.js';
+import type { CompiledBufferUpdate, CompiledStateGraph } from '../../pretext-tasks/types.js';
 import type { ResNetLayout } from '../backbones/resnet.js';
 import { headGraph, resnetGraph, type TrainingGraphWeights } from '../backbones/resnet-graph.js';
 import type { HeadBlock } from '../backbones/types.js';
@@ -46,6 +46,8 @@ export class CompiledTaskState {
   private readonly momentum: string;
   private readonly oneMinusMomentum: string;
   private ema: string[] = [];
+  /** The target backbone's forward passes per step (`targetImages` splits into that many equal parts). */
+  targetPasses = 1;
   private bufferAssignments: string[] = [];
 
   constructor(
@@ -78,6 +80,12 @@ export class CompiledTaskState {
     if (!this.hasTarget) return { buffers };
     if (!inputs.targetImages) throw new Error(`task ${inputs.taskId} has a momentum target but no target images`);
     const { layout, weights, targetPasses } = inputs;
+    if (!Number.isInteger(targetPasses) || targetPasses < 1) {
+      throw new Error(
+        `task ${inputs.taskId} asked for ${targetPasses} target forward passes; expected an integer >= 1`,
+      );
+    }
+    this.targetPasses = targetPasses;
     const forward = (images: string) => resnetGraph(g, layout, images, weights.scoped('target.backbone.'), true).output;
     let targetFeatures: string;
     if (targetPasses === 1) targetFeatures = forward(inputs.targetImages);
@@ -110,7 +118,7 @@ export class CompiledTaskState {
    * `updates[online]` (the online weight's update operation, when the loss reaches it).
    */
   buildUpdates(
-    bufferUpdates: Record<string, string>,
+    bufferUpdates: Record<string, CompiledBufferUpdate>,
     online: (name: string) => GraphVariableOps,
     updates: Map<string, string>,
     taskId: string,
@@ -123,10 +131,19 @@ export class CompiledTaskState {
           `Task "${taskId}" returned an update for buffer "${name}", which it did not declare (declared: ${Object.keys(this.state.buffers).join(', ') || 'none'})`,
         );
       }
+      // After the weights' updates (as the eager loop assigns buffers), hence after every read of the buffer.
       const control = [...updates.values()];
-      this.bufferAssignments.push(
-        opName(g.op('AssignVariableOp', [ops.handle, value], { dtype: { type: ops.dtype } }, { control })),
-      );
+      const dtype = { type: ops.dtype };
+      const assignment =
+        typeof value === 'string'
+          ? g.op('AssignVariableOp', [ops.handle, value], { dtype }, { control })
+          : g.op(
+              'ResourceScatterUpdate',
+              [ops.handle, value.rows, value.values],
+              { dtype, Tindices: { type: DT_INT32 } },
+              { control },
+            );
+      this.bufferAssignments.push(opName(assignment));
     }
     for (const { name, online: onlineName } of this.state.target) {
       if (!onlineName) continue;

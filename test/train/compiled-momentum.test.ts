@@ -269,13 +269,34 @@ describe.skipIf(!status.available)('compiled steps with a momentum target (graph
         const before = snapshot(mirrored);
         const stateBefore = stateSnapshot(c!);
         const compiled = compiledStep(c!, 'bfloat16', optimizer.lr);
+        const stateCompiled = stateSnapshot(c!);
+        const onlineCompiled = snapshot(mirrored);
         restore(mirrored, before);
         stateRestore(c!, stateBefore);
+        const queue = stateBefore.get('buffers.queue');
+        if (queue) {
+          // The rows the enqueue does not replace (4..11: the keys went to 12..15 and 0..3) keep their float32 bits.
+          const width = queue.length / QUEUE;
+          const kept = (values: Float32Array | Int32Array) => [...values.slice(4 * width, 12 * width)];
+          expect(kept(stateCompiled.get('buffers.queue')!)).toEqual(kept(queue));
+        }
         const eager = await eagerStep(c!, optimizer.lr);
+        const stateEager = stateSnapshot(c!);
+        const onlineEager = snapshot(mirrored);
         restore(mirrored, before);
         stateRestore(c!, stateBefore);
         const error = relative(compiled.loss, eager.loss);
-        if (process.env.SELFSUP_PRINT_ERRORS) console.log(`${task.id} bfloat16 loss error ${error}`);
+        // The EMA and the queue's new rows follow the bfloat16 step's online weights and keys.
+        const moves = worstUpdateError(floats(stateBefore), floats(stateCompiled), floats(stateEager));
+        const onlineMoves = worstUpdateError(before, onlineCompiled, onlineEager);
+        if (process.env.SELFSUP_PRINT_ERRORS) {
+          console.log(
+            `${task.id} bfloat16 loss error ${error}, state moves ${moves.worst} ${moves.value}, online updates ${onlineMoves.worst} ${onlineMoves.value}`,
+          );
+        }
+        // bfloat16 gradients put the online updates off the float32 ones (up to ~90% for BatchNorm biases at this
+        // size); the target's moves, m-weighted towards those updates, are no further off than they are.
+        expect(moves.value, moves.worst).toBeLessThanOrEqual(onlineMoves.value * 1.05);
         expect(error, `loss ${compiled.loss} vs ${eager.loss}`).toBeLessThan(bfloat16);
       });
 
