@@ -4,7 +4,8 @@
  * one TensorFlow graph in a session, float32 and bfloat16) against selfsup's
  * eager step (step.ts's lossAndGradients + optimizers.ts's SGD) and PyTorch
  * (bench/torch_train_step.py, channels_last), interleaved in rounds, same
- * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4. The task is
+ * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4 (--optimizer lars: LARS
+ * with the same momentum and decay, trust coefficient 0.001, lr 0.3). The task is
  * rotation (random-one: the batch stays B images, 4-way linear head) unless
  * --task names a two-view method with a compiled step (contrastive or simclr,
  * barlow-twins, vicreg, simsiam, byol, moco): then each step takes two views of B images
@@ -16,7 +17,7 @@
  *
  *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
  *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] [--task rotation|simclr|barlow-twins|vicreg|simsiam|byol|moco] \
- *     [--width 1] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *     [--width 1] [--optimizer sgd|lars] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
  *
  * img/s counts the batch's B images (two views each for a two-view task); GFLOP/s
  * is 3 x the backbone's forward FLOPs of every image it sees (projectors not counted).
@@ -47,6 +48,11 @@ const useTorch = !args.includes('--no-torch');
 const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',');
 const taskName = option('task', 'rotation');
 const widthMultiplier = Number(option('width', '1'));
+const optimizerName = option('optimizer', 'sgd');
+if (optimizerName !== 'sgd' && optimizerName !== 'lars') {
+  console.error(`Expected sgd or lars for --optimizer but received ${optimizerName}`);
+  process.exit(2);
+}
 /** The small-image recipe whose task options a two-view task runs with. */
 const TWO_VIEW_RECIPES = {
   contrastive: 'simclr-small.yaml',
@@ -92,8 +98,8 @@ const CASES = [
 ].filter((c) => !only || c.arch === only);
 
 const optimizer = {
-  name: 'sgd',
-  lr: 0.01,
+  name: optimizerName,
+  lr: optimizerName === 'lars' ? 0.3 : 0.01,
   momentum: 0.9,
   nesterov: true,
   weightDecay: 5e-4,
@@ -272,7 +278,7 @@ console.log(
     `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torches.map((t) => `${t.version} (${t.python})`).join(', ') || 'n/a'}; cpus ${os.cpus().length}`,
 );
 console.log(
-  `task ${task.id}${recipeFile ? ` (options of recipes/${recipeFile}: ${JSON.stringify(taskOptions)}; ${viewCount} views of B images per step)` : ' (random-one, linear head)'}; width ${widthMultiplier}`,
+  `task ${task.id}${recipeFile ? ` (options of recipes/${recipeFile}: ${JSON.stringify(taskOptions)}; ${viewCount} views of B images per step)` : ' (random-one, linear head)'}; width ${widthMultiplier}; optimizer ${optimizerName}`,
 );
 console.log(`load average at start: ${load()}`);
 const results = [];
