@@ -4,16 +4,20 @@
  * one TensorFlow graph in a session, float32 and bfloat16) against selfsup's
  * eager step (step.ts's lossAndGradients + optimizers.ts's SGD) and PyTorch
  * (bench/torch_train_step.py, channels_last), interleaved in rounds, same
- * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4. The task is
+ * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4 (--optimizer lars: LARS
+ * with the same momentum and decay, trust coefficient 0.001, lr 0.3). The task is
  * rotation (random-one: the batch stays B images, 4-way linear head) unless
  * --task names a two-view method with a compiled step (contrastive or simclr,
- * barlow-twins, vicreg, simsiam): then each step takes two views of B images
+ * barlow-twins, vicreg, simsiam, byol, moco): then each step takes two views of B images
  * (2B backbone images), with the task options of its small-image recipe
  * (recipes/<method>-small.yaml), and PyTorch is not run (its script trains a classifier).
+ * BYOL and MoCo also run their momentum target (train/task-state.ts: the target's
+ * forward passes, then the EMA at the recipe's starting momentum; MoCo's queue), eager
+ * as the loop runs it and compiled in the session.
  *
  *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
- *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] [--task rotation|simclr|barlow-twins|vicreg|simsiam] \
- *     [--width 1] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] [--task rotation|simclr|barlow-twins|vicreg|simsiam|byol|moco] \
+ *     [--width 1] [--optimizer sgd|lars] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
  *
  * img/s counts the batch's B images (two views each for a two-view task); GFLOP/s
  * is 3 x the backbone's forward FLOPs of every image it sees (projectors not counted).
@@ -44,6 +48,11 @@ const useTorch = !args.includes('--no-torch');
 const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',');
 const taskName = option('task', 'rotation');
 const widthMultiplier = Number(option('width', '1'));
+const optimizerName = option('optimizer', 'sgd');
+if (optimizerName !== 'sgd' && optimizerName !== 'lars') {
+  console.error(`Expected sgd or lars for --optimizer but received ${optimizerName}`);
+  process.exit(2);
+}
 /** The small-image recipe whose task options a two-view task runs with. */
 const TWO_VIEW_RECIPES = {
   contrastive: 'simclr-small.yaml',
@@ -51,6 +60,8 @@ const TWO_VIEW_RECIPES = {
   'barlow-twins': 'barlow-twins-small.yaml',
   vicreg: 'vicreg-small.yaml',
   simsiam: 'simsiam-small.yaml',
+  byol: 'byol-small.yaml',
+  moco: 'moco-small.yaml',
 };
 if (taskName !== 'rotation' && !TWO_VIEW_RECIPES[taskName]) {
   console.error(
@@ -77,6 +88,7 @@ const { loadPretrainRecipe } = await import(path.join(root, 'dist/src/recipes/pr
 const { CompiledTrainingStep } = await import(path.join(root, 'dist/src/train/compiled-step.js'));
 const { createOptimizer } = await import(path.join(root, 'dist/src/train/optimizers.js'));
 const { lossAndGradients } = await import(path.join(root, 'dist/src/train/step.js'));
+const { TaskState } = await import(path.join(root, 'dist/src/train/task-state.js'));
 const { createRng } = await import(path.join(root, 'dist/src/util/rng.js'));
 const { forwardFlops } = await import('./resnet-flops.mjs');
 
@@ -86,8 +98,8 @@ const CASES = [
 ].filter((c) => !only || c.arch === only);
 
 const optimizer = {
-  name: 'sgd',
-  lr: 0.01,
+  name: optimizerName,
+  lr: optimizerName === 'lars' ? 0.3 : 0.01,
   momentum: 0.9,
   nesterov: true,
   weightDecay: 5e-4,
@@ -101,14 +113,22 @@ const task = recipeTask ? getTask(recipeTask.id) : rotationTask;
 const taskOptions = recipeTask ? recipeTask.options : rotationTask.validate({ mode: 'random-one', head: 'linear' });
 /** Views per image in a step: the backbone sees views x B images. */
 const viewCount = recipeFile ? 2 : 1;
+/** A momentum target's position: the first of 1000 steps (m at the recipe's start, so the EMA runs). */
+const PROGRESS = { globalStep: 0, totalSteps: 1000, epoch: 0, epochs: 1, stepsPerEpoch: 1000 };
 
 function model(c) {
-  const backbone = new ResNet(
-    { arch: c.arch, inputChannels: 3, widthMultiplier: c.width, stem: c.stem },
-    'kaiming',
-    createRng(1),
-  );
+  const config = { arch: c.arch, inputChannels: 3, widthMultiplier: c.width, stem: c.stem };
+  const backbone = new ResNet(config, 'kaiming', createRng(1));
   const heads = task.createHeads(taskOptions, backbone.featureDim, createRng(2));
+  // BYOL's and MoCo's target and queue (nothing for the other tasks).
+  const state = TaskState.create({
+    task,
+    taskOptions,
+    backbone,
+    heads,
+    createBackbone: () => new ResNet(config, 'kaiming', createRng(6)),
+    rng: createRng(7),
+  });
   const modules = task.headModules(heads);
   const all = [
     ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
@@ -133,8 +153,10 @@ function model(c) {
     params,
     sgd,
     views,
+    state,
     mirrored: all.map((v) => ({ ...v, momentum: momentum.get(v.name) })),
     dispose() {
+      state.dispose();
       backbone.dispose();
       for (const h of Object.values(modules)) h.dispose();
       sgd.dispose();
@@ -167,16 +189,25 @@ function measureEager(c) {
     const result = timeSteps(() => {
       const grads = lossAndGradients(
         m.params,
-        () => ({
-          loss: task.step(
-            { backbone: m.backbone, heads: m.heads, views: m.views, training: true, rng: createRng(5) },
+        () => {
+          const out = task.step(
+            {
+              ...m.state.context(PROGRESS),
+              backbone: m.backbone,
+              heads: m.heads,
+              views: m.views,
+              training: true,
+              rng: createRng(5),
+            },
             taskOptions,
-          ).loss,
-        }),
+          );
+          return { loss: out.loss, keep: out.bufferUpdates };
+        },
         0,
       );
       grads.loss.dataSync();
       tf.tidy(() => m.sgd.apply(grads.grads, optimizer.lr));
+      m.state.update(grads.kept, PROGRESS); // the loop's order: buffers, then the EMA
       grads.dispose();
     });
     return { ...result, leaked: tf.memory().numTensors - before };
@@ -200,11 +231,13 @@ function measureCompiled(c, precision) {
     precision,
     intraOpThreads: threads,
     interOpThreads: 1,
+    state: m.state.compiledState(),
   });
   const buildSeconds = Number(process.hrtime.bigint() - buildStart) / 1e9;
   try {
     const before = tf.memory().numTensors;
-    const result = timeSteps(() => step.run(m.views, createRng(5), optimizer.lr));
+    const momentum = m.state.momentum(PROGRESS);
+    const result = timeSteps(() => step.run(m.views, createRng(5), optimizer.lr, false, undefined, momentum));
     return { ...result, buildSeconds, leaked: tf.memory().numTensors - before };
   } finally {
     step.dispose();
@@ -245,7 +278,7 @@ console.log(
     `bfloat16 CPU features: ${cpuBfloat16Features().join(', ') || 'none'}; threads ${threads}; PyTorch ${torches.map((t) => `${t.version} (${t.python})`).join(', ') || 'n/a'}; cpus ${os.cpus().length}`,
 );
 console.log(
-  `task ${task.id}${recipeFile ? ` (options of recipes/${recipeFile}: ${JSON.stringify(taskOptions)}; ${viewCount} views of B images per step)` : ' (random-one, linear head)'}; width ${widthMultiplier}`,
+  `task ${task.id}${recipeFile ? ` (options of recipes/${recipeFile}: ${JSON.stringify(taskOptions)}; ${viewCount} views of B images per step)` : ' (random-one, linear head)'}; width ${widthMultiplier}; optimizer ${optimizerName}`,
 );
 console.log(`load average at start: ${load()}`);
 const results = [];

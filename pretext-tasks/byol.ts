@@ -14,9 +14,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { byolLossGraph, rowCosineGraph, vectorMeanGraph } from './graph-losses.js';
 import { byolLoss, rowCosine } from './losses.js';
 import { checkMomentumRange, checkProjectorSizes } from './options.js';
-import { defineTwoViewTask, projectionPredictionHeadModules, projectionTarget } from './two-view.js';
+import {
+  bothViews,
+  defineTwoViewTask,
+  projectionPredictionHeadModules,
+  projectionTarget,
+  viewHalvesGraph,
+} from './two-view.js';
 import type { MomentumTargetOptions, ProjectionPredictionHeads, ProjectorOptions } from './types.js';
 
 /** BYOL's options: the projector's sizes serve the predictor too (BYOL: 256 out, 4096 hidden; m from 0.996 to 1). */
@@ -69,6 +76,32 @@ export const byolTask = defineTwoViewTask<ByolOptions, ProjectionPredictionHeads
       metrics: { targetCosine: tf.mean(rowCosine(first.prediction, z2)) as tf.Scalar },
       embeddings: first.features,
     };
+  },
+  // The eager step as one graph: each view through the online network (one backbone pass per view),
+  // each view through the target's backbone and projector (training-mode BatchNorm, as the eager
+  // target); the loop's target momentum is fed, and the EMA follows the update in the graph.
+  compiled: {
+    problem: () => undefined,
+    forwardPasses: () => 2,
+    stateful: { targetForwardPasses: () => 2 },
+    inputs: ({ views }) => {
+      const images = bothViews(views); // [2B, H, W, C]
+      return { images, targetImages: images };
+    },
+    graph: (g, features, _targets, head, _options, state) => {
+      if (!state?.targetFeatures || !state.targetHead) throw new Error('byol needs its momentum target in the graph');
+      const [f1, f2] = viewHalvesGraph(g, features); // [B, D] each
+      const p1 = head('prediction', head('projection', f1)); // [B, K]
+      const p2 = head('prediction', head('projection', f2));
+      const [t1, t2] = viewHalvesGraph(g, state.targetFeatures);
+      const z1 = state.targetHead('projection', t1); // [B, K]
+      const z2 = state.targetHead('projection', t2);
+      return {
+        loss: byolLossGraph(g, p1, p2, z1, z2),
+        metrics: { targetCosine: vectorMeanGraph(g, rowCosineGraph(g, p1, z2)) },
+        embeddings: f1,
+      };
+    },
   },
 });
 

@@ -278,3 +278,97 @@ export function weightedVicregGraph(
   );
   return g.op('AddN', [parts], { N: { int: 3 }, T: FLOAT });
 }
+
+/** BYOL's ||q̄ - z̄||² averaged over rows, as losses.ts's normalizedMse: q, z [N, D] -> scalar. */
+export function normalizedMseGraph(g: GraphBuilder, q: string, z: string): string {
+  const difference = binary(g, 'Sub', l2NormalizeGraph(g, q), l2NormalizeGraph(g, z));
+  return reduce(g, 'Mean', reduce(g, 'Sum', unary(g, 'Square', difference), [1]), [0]);
+}
+
+/**
+ * BYOL's symmetric loss, as losses.ts's byolLoss: normalizedMse(q1, sg(z2)) + normalizedMse(q2, sg(z1)),
+ * the target projections behind StopGradient. q1, q2, z1, z2 [N, D] -> scalar.
+ */
+export function byolLossGraph(g: GraphBuilder, q1: string, q2: string, z1: string, z2: string): string {
+  return binary(
+    g,
+    'AddV2',
+    normalizedMseGraph(g, q1, unary(g, 'StopGradient', z2)),
+    normalizedMseGraph(g, q2, unary(g, 'StopGradient', z1)),
+  );
+}
+
+/**
+ * MoCo's InfoNCE, as losses.ts's infoNceLogits with crossEntropyFromLogits and
+ * accuracyFromLogits against the positive in column 0: logits [q̂·k̂, q̂ Qᵀ] / t.
+ * q, k [N, D] (k from the momentum encoder: no gradient), queue [K, D] -> { loss, accuracy }.
+ */
+export function infoNceGraph(
+  g: GraphBuilder,
+  q: string,
+  k: string,
+  queue: string,
+  temperature: number,
+): { loss: string; accuracy: string } {
+  const qn = l2NormalizeGraph(g, q); // [N, D]
+  const positive = reduce(g, 'Sum', binary(g, 'Mul', qn, l2NormalizeGraph(g, unary(g, 'StopGradient', k))), [1], true);
+  const negative = g.op('MatMul', [qn, queue], { T: FLOAT, transpose_a: { bool: false }, transpose_b: { bool: true } });
+  const logits = binary(
+    g,
+    'RealDiv',
+    g.op('ConcatV2', [[positive, negative], g.constInt([1], [], 'axis')], { T: FLOAT, N: { int: 2 }, Tidx: INT }),
+    scalar(g, temperature),
+  ); // [N, 1 + K]
+  const columns = g.op(
+    'StridedSlice',
+    [
+      g.op('Shape', [logits], { T: FLOAT, out_type: INT }),
+      g.constInt([1], [1]),
+      g.constInt([2], [1]),
+      g.constInt([1], [1]),
+    ],
+    {
+      T: INT,
+      Index: INT,
+      shrink_axis_mask: { int: 1 },
+    },
+  );
+  const zeros = g.op(
+    'Fill',
+    [g.op('ExpandDims', [rowCountInt(g, q), g.constInt([0], [])], { T: INT, Tdim: INT }), g.constInt([0], [])],
+    {
+      T: INT,
+      index_type: INT,
+    },
+  ); // [N] the positive's column
+  const positives = unary(
+    g,
+    'StopGradient',
+    g.op('OneHot', [zeros, columns, scalar(g, 1), scalar(g, 0)], { T: FLOAT, TI: INT, axis: { int: -1 } }),
+  ); // [N, 1 + K]
+  return { loss: crossEntropyGraph(g, logits, positives), accuracy: accuracyGraph(g, logits, positives) };
+}
+
+/**
+ * MoCo's enqueue as a row update, the rows losses.ts's enqueue replaces: the L2-normalised
+ * keys [N, D] go to rows (pointer + i) mod K of the queue (wrapping around), and the pointer
+ * [1] (int32) moves N on. Returned as the rows [N] and their new values, so the compiled step
+ * writes only those rows (ResourceScatterUpdate) and the other K - N rows keep their float32
+ * values whatever the precision of the graph around them.
+ */
+export function enqueueGraph(
+  g: GraphBuilder,
+  keys: string,
+  pointer: string,
+  size: number,
+): { rows: string; values: string; pointer: string } {
+  const int = (value: number) => g.constInt([value], []);
+  const intOp = (op: 'AddV2' | 'FloorMod', a: string, b: string) => g.op(op, [a, b], { T: INT });
+  const n = rowCountInt(g, keys);
+  const offsets = g.op('Range', [int(0), n, int(1)], { Tidx: INT }); // [N]
+  return {
+    rows: intOp('FloorMod', intOp('AddV2', offsets, pointer), int(size)),
+    values: l2NormalizeGraph(g, keys),
+    pointer: intOp('FloorMod', intOp('AddV2', pointer, n), int(size)),
+  };
+}

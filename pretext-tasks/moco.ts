@@ -15,6 +15,7 @@ import * as tf from '@tensorflow/tfjs';
 import { createNamedHead } from '../src/backbones/heads.js';
 import { invalidOption } from '../src/util/errors.js';
 import type { SimclrAugmentationOptions } from './augmentations.js';
+import { enqueueGraph, infoNceGraph } from './graph-losses.js';
 import { accuracyFromLogits, crossEntropyFromLogits, enqueue, infoNceLogits, stopGradient } from './losses.js';
 import { checkContrastiveHead, checkInteger, checkMomentumRange, optionKey } from './options.js';
 import { defineTwoViewTask, projectionTarget } from './two-view.js';
@@ -90,6 +91,36 @@ export const mocoTask = defineTwoViewTask<MocoOptions, ProjectionHeads>({
       embeddings: features,
       bufferUpdates: { queue: next.queue, pointer: next.pointer },
     };
+  },
+  // The eager step as one graph: view 1 through the online backbone and head, view 2 through the key
+  // encoder (training-mode BatchNorm, as the eager one); the queue and its pointer are session
+  // variables, read for the logits; after the update the keys overwrite the oldest rows.
+  compiled: {
+    problem: () => undefined,
+    stateful: {},
+    inputs: ({ views }, options) => {
+      if (views.length < 2) throw new Error(`a two-view step needs 2 views, got ${views.length}`);
+      const batch = views[0].shape[0];
+      if (batch > options.queueSize) {
+        throw invalidOption(optionKey('queueSize'), `at least the batch size (${batch})`, options.queueSize);
+      }
+      return { images: tf.clone(views[0]) as tf.Tensor4D, targetImages: tf.clone(views[1]) as tf.Tensor4D };
+    },
+    graph: (g, features, _targets, head, options, state) => {
+      const { queue, pointer } = state?.buffers ?? {};
+      if (!state?.targetFeatures || !state.targetHead || !queue || !pointer) {
+        throw new Error('moco needs its key encoder and queue in the graph');
+      }
+      const q = head('projection', features); // [B, P]
+      const k = state.targetHead('projection', state.targetFeatures); // [B, P]
+      const { loss, accuracy } = infoNceGraph(g, q, k, queue, options.temperature);
+      const next = enqueueGraph(g, k, pointer, options.queueSize);
+      return {
+        loss,
+        metrics: { accuracy },
+        bufferUpdates: { queue: { rows: next.rows, values: next.values }, pointer: next.pointer },
+      };
+    },
   },
 });
 

@@ -64,6 +64,12 @@ export function viewHalvesGraph(g: GraphBuilder, x: string): [string, string] {
   return [g.output(split, 0), g.output(split, 1)];
 }
 
+/** The two views of a compiled two-view step as one batch [2B, H, W, C]: view 1's B images, then view 2's. */
+export function bothViews(views: tf.Tensor[]): tf.Tensor4D {
+  if (views.length < 2) throw new Error(`a two-view step needs 2 views, got ${views.length}`);
+  return tf.concat([views[0], views[1]], 0) as tf.Tensor4D;
+}
+
 /**
  * A two-view method's compiled step (src/train/compiled-step.ts), matching its eager
  * step: the two views are fed as one batch [2B, H, W, C] (view 1's B images, then view
@@ -83,10 +89,7 @@ export function compiledTwoViewStep<Options>(
   return {
     problem: () => undefined,
     forwardPasses: () => (forward === 'per-view' ? 2 : 1),
-    inputs: ({ views }) => {
-      if (views.length < 2) throw new Error(`a two-view step needs 2 views, got ${views.length}`);
-      return { images: tf.concat([views[0], views[1]], 0) as tf.Tensor4D }; // [2B, H, W, C]
-    },
+    inputs: ({ views }) => ({ images: bothViews(views) }),
     graph: (g, features, _targets, head, options) => ({
       ...graph(g, features, head, options),
       embeddings: viewHalvesGraph(g, features)[0],

@@ -154,10 +154,21 @@ export interface CompiledTaskStep<Options> {
    */
   forwardPasses?(options: Options): number;
   /**
-   * Host side, inside tf.tidy: backbone input images [N, H, W, C] and, with `targetShape`,
-   * float32 targets [N, ...targetShape].
+   * Optional, for a task that keeps state (`state()`: a momentum target, buffers): the graph
+   * runs it (CompiledStateGraph), and without this a task with state trains eagerly.
+   * `targetForwardPasses`: the target backbone's forward passes over equal parts of
+   * `targetImages` (default 1), as `forwardPasses` for the online backbone.
    */
-  inputs(ctx: { views: tf.Tensor[]; rng: Rng }, options: Options): { images: tf.Tensor4D; targets?: tf.Tensor };
+  stateful?: { targetForwardPasses?(options: Options): number };
+  /**
+   * Host side, inside tf.tidy: backbone input images [N, H, W, C] and, with `targetShape`,
+   * float32 targets [N, ...targetShape]; with a momentum target, the images its backbone
+   * sees, `targetImages` [M, H, W, C] (may be `images` itself).
+   */
+  inputs(
+    ctx: { views: tf.Tensor[]; rng: Rng },
+    options: Options,
+  ): { images: tf.Tensor4D; targets?: tf.Tensor; targetImages?: tf.Tensor4D };
   /**
    * Graph side: the loss (a scalar output) and scalar metric outputs from `features` [N, D]
    * and `targets` (undefined without `targetShape`); `head(name, x)` applies the task's head
@@ -171,7 +182,39 @@ export interface CompiledTaskStep<Options> {
     targets: string | undefined,
     head: (name: string, x: string) => string,
     options: Options,
-  ): { loss: string; metrics: Record<string, string>; embeddings?: string };
+    /** The task's state in the graph (a `stateful` task only). */
+    state?: CompiledStateGraph,
+  ): {
+    loss: string;
+    metrics: Record<string, string>;
+    embeddings?: string;
+    bufferUpdates?: Record<string, CompiledBufferUpdate>;
+  };
+}
+
+/**
+ * A buffer's new value in a compiled step: a graph output of the buffer's shape and dtype,
+ * or a row update — `rows` [N] (int32 row indices) replaced by `values` [N, ...] — which
+ * leaves the other rows untouched (a queue's enqueue).
+ */
+export type CompiledBufferUpdate = string | { rows: string; values: string };
+
+/**
+ * A stateful task's state inside its compiled graph (src/train/compiled-task-state.ts).
+ * The graph returns `bufferUpdates` (CompiledBufferUpdate: new values or row updates),
+ * assigned after the step as the eager loop assigns a step's `bufferUpdates`; the target
+ * moves towards the updated online weights by the step's momentum after the update.
+ */
+export interface CompiledStateGraph {
+  /**
+   * The momentum target's pooled features [M, D] of `targetImages` (BatchNorm with batch
+   * statistics, its running statistics updated, as the eager target's forward passes).
+   */
+  targetFeatures?: string;
+  /** Applies the target's copy of head `name` to x (a pass through its BatchNorm, as an eager `apply`). */
+  targetHead?: (name: string, x: string) => string;
+  /** The buffers' current values, by name. */
+  buffers: Record<string, string>;
 }
 
 /** The heads of a method with one projector (SimCLR, MoCo, Barlow Twins, VICReg, DINO). */

@@ -225,23 +225,23 @@ export class GraphBuilder {
   }
 
   /**
-   * A float32 resource variable: its handle, a read of its value, and an init
-   * operation that assigns a fed value (placeholder `<name>/init_value`).
+   * A resource variable (float32 unless `dtype` says otherwise, e.g. DT_INT32 for a
+   * queue pointer): its handle, a read of its value, and an init operation that
+   * assigns a fed value (placeholder `<name>/init_value`).
    */
-  variable(name: string, shape: number[]): GraphVariableOps {
+  variable(name: string, shape: number[], dtype = DT_FLOAT): GraphVariableOps {
+    const type = { type: dtype };
     const handle = this.op(
       'VarHandleOp',
       [],
-      { dtype: { type: DT_FLOAT }, shape: { shape }, shared_name: { string: name } },
+      { dtype: type, shape: { shape }, shared_name: { string: name } },
       { name },
     );
-    const read = this.op('ReadVariableOp', [handle], { dtype: { type: DT_FLOAT } }, { name: `${name}/read` });
-    const snapshot = this.op('ReadVariableOp', [handle], { dtype: { type: DT_FLOAT } }, { name: `${name}/snapshot` });
-    const initValue = this.placeholder(`${name}/init_value`, DT_FLOAT, shape);
-    const init = opName(
-      this.op('AssignVariableOp', [handle, initValue], { dtype: { type: DT_FLOAT } }, { name: `${name}/init` }),
-    );
-    return { handle, read, snapshot, initValue, init, shape };
+    const read = this.op('ReadVariableOp', [handle], { dtype: type }, { name: `${name}/read` });
+    const snapshot = this.op('ReadVariableOp', [handle], { dtype: type }, { name: `${name}/snapshot` });
+    const initValue = this.placeholder(`${name}/init_value`, dtype, shape);
+    const init = opName(this.op('AssignVariableOp', [handle, initValue], { dtype: type }, { name: `${name}/init` }));
+    return { handle, read, snapshot, initValue, init, shape, dtype };
   }
 
   /** Symbolic gradients of sum(ys) with respect to xs (null where x does not reach ys). */
@@ -270,6 +270,8 @@ export interface GraphVariableOps {
   /** AssignVariableOp operation name (a run target). */
   init: string;
   shape: number[];
+  /** TF_DataType of the variable (DT_FLOAT or DT_INT32). */
+  dtype: number;
 }
 
 /** The operation name of an output (`scope/Conv2D:1` -> `scope/Conv2D`). */

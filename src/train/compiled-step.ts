@@ -3,9 +3,10 @@
  * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet; one pass,
  * or one per view when the task's eager step calls the backbone per view, BatchNorm
  * running statistics chained from pass to pass), the task's loss (its `compiled`
- * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam), the gradients (TensorFlow's gradient
+ * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam, BYOL, MoCo), the gradients (TensorFlow's gradient
  * registry), global-norm clipping and the SGD update, built once and run per
- * step in a session with the batch fed in. The grappler remapper fuses ops; with
+ * step in a session with the batch fed in. A task's state (BYOL's and MoCo's momentum
+ * target, MoCo's queue) lives in the session too (compiled-task-state.ts). The grappler remapper fuses ops; with
  * `precision: 'bfloat16'` oneDNN's auto mixed precision runs convolutions and
  * matrix products in bfloat16 while weights, BatchNorm statistics and the loss
  * stay float32.
@@ -18,14 +19,15 @@
  * The update is torch.optim.SGD's, as optimizers.ts's Sgd: g += wd * p (not for
  * BatchNorm parameters and biases); buf = momentum * buf + g;
  * p -= lr * (nesterov ? g + momentum * buf : buf) — TensorFlow's
- * ResourceApplyMomentum computes exactly this. Where the caller allows it, also
+ * ResourceApplyMomentum computes exactly this. LARS (graph-lars.ts) feeds it the
+ * trust-ratio-scaled gradient at learning rate 1. Where the caller allows it, also
  * torch.optim.Adam's (g += wd * p) and AdamW's (p *= 1 - lr * wd) as optimizers.ts's
  * Adam: TensorFlow's ResourceApplyAdam with each parameter's beta powers fed per
  * step (its own update count t) and epsilon fed as eps * sqrt(1 - beta2^t), which
  * makes its `m / (sqrt(v) + epsilon)` torch's `m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { CompiledTaskStep } from '../../pretext-tasks/types.js';
+import type { CompiledTaskStep, TaskStateSpec } from '../../pretext-tasks/types.js';
 import type { ResNetLayout } from '../backbones/resnet.js';
 import { headGraph, headGraphProblem, resnetGraph, TrainingGraphWeights } from '../backbones/resnet-graph.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
@@ -43,7 +45,10 @@ import {
 import type { OptimizerConfig } from '../recipes/optimizer-schema.js';
 import type { Rng } from '../util/rng.js';
 import { embeddingSpread } from './collapse.js';
+import { CompiledTaskState } from './compiled-task-state.js';
+import { larsScaledGradient } from './graph-lars.js';
 import { isDecayExempt } from './optimizers.js';
+import type { MirroredTaskState } from './task-state.js';
 
 const FLOAT = { type: DT_FLOAT };
 
@@ -65,7 +70,7 @@ export interface MirroredVariable {
 }
 
 /** The optimizers a compiled step can run; callers say which of them their loop supports. */
-export type CompiledOptimizerName = 'sgd' | 'adam' | 'adamw';
+export type CompiledOptimizerName = 'sgd' | 'lars' | 'adam' | 'adamw';
 
 /**
  * What the compiled step needs of a task: its id (for messages) and its
@@ -76,6 +81,9 @@ export interface CompiledTask {
   id: string;
   // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
   compiled?: CompiledTaskStep<any>;
+  /** The state the task keeps across steps (a pretext task's `state()`); compiled only for a `stateful` hook. */
+  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
+  state?(options: any, featureDim: number): TaskStateSpec;
 }
 
 export interface CompiledStepSpec {
@@ -99,10 +107,12 @@ export interface CompiledStepSpec {
    */
   backboneTraining?: boolean;
   /**
-   * The optimizers the caller's loop can run compiled (default sgd): Adam and AdamW
+   * The optimizers the caller's loop can run compiled (default sgd and lars): Adam and AdamW
    * need each parameter's update count fed per step (run's `updateCount`).
    */
   optimizers?: readonly CompiledOptimizerName[];
+  /** The task's state (TaskState.compiledState()): target weights and buffers, mirrored like the weights. */
+  state?: MirroredTaskState;
 }
 
 /** What one compiled step returns. */
@@ -132,7 +142,7 @@ function layoutOf(backbone: Backbone): ResNetLayout | undefined {
  */
 export function compiledStepProblem(
   spec: Pick<CompiledStepSpec, 'task' | 'taskOptions' | 'backbone' | 'heads' | 'optimizer'>,
-  optimizers: readonly CompiledOptimizerName[] = ['sgd'],
+  optimizers: readonly CompiledOptimizerName[] = ['sgd', 'lars'],
 ): string | undefined {
   const status = graphRuntimeStatus();
   if (!status.available) return status.reason;
@@ -141,6 +151,10 @@ export function compiledStepProblem(
   if (!compiled) return `task ${spec.task.id} has no compiled step`;
   const taskProblem = compiled.problem(spec.taskOptions);
   if (taskProblem) return `task ${spec.task.id}: ${taskProblem}`;
+  const state = spec.task.state?.(spec.taskOptions, spec.backbone.featureDim);
+  if ((state?.target || Object.keys(state?.buffers ?? {}).length > 0) && !compiled.stateful) {
+    return `task ${spec.task.id} keeps state across steps (momentum target or buffers) that its compiled step does not run`;
+  }
   for (const [name, head] of Object.entries(spec.heads)) {
     const blocks = (head as Partial<HeadWithBlocks>).blocks;
     if (!blocks) return `head ${name} is not built from block specs`;
@@ -167,6 +181,9 @@ export class CompiledTrainingStep {
   /** Per trained parameter (adam, adamw): placeholders of beta1^t and beta2^t. */
   private readonly betaPowers = new Map<string, { beta1: string; beta2: string; epsilon: string }>();
   private readonly images: string;
+  /** Placeholder of the momentum target's images, when the task has a target. */
+  private readonly targetImages: string | undefined;
+  private readonly state: CompiledTaskState | undefined;
   /** Placeholder of the task's targets, when it has any. */
   private readonly targets: string | undefined;
   private readonly lr: string;
@@ -207,6 +224,11 @@ export class CompiledTrainingStep {
       const targetShape = this.compiled.targetShape?.(spec.taskOptions);
       this.targets = targetShape ? g.placeholder('targets', DT_FLOAT, [-1, ...targetShape]) : undefined;
       this.lr = g.placeholder('learning_rate', DT_FLOAT, []);
+      if (spec.state && !this.compiled.stateful) throw new Error(`task ${spec.task.id} has no stateful compiled step`);
+      this.state = spec.state ? new CompiledTaskState(g, spec.state) : undefined;
+      this.targetImages = this.state?.hasTarget
+        ? g.placeholder('target_images', DT_FLOAT, [-1, height, width, channels])
+        : undefined;
       // BatchNorm running statistics chain from pass to pass and are assigned once, at the end.
       const weights = new TrainingGraphWeights(g, (name) => this.variable(name));
       const features = this.backboneFeatures(g, layout, weights);
@@ -217,7 +239,22 @@ export class CompiledTrainingStep {
         if (!module) throw new Error(`task ${spec.task.id} asked for head "${name}", which it did not build`);
         return headGraph(g, module.blocks, `head.${module.name}`, x, weights.scoped(`heads.${name}.`), true);
       };
-      const { loss, metrics, embeddings } = this.compiled.graph(g, features, this.targets, head, spec.taskOptions);
+      const stateGraph = this.state?.graph({
+        layout,
+        weights,
+        targetImages: this.targetImages,
+        targetPasses: this.compiled.stateful?.targetForwardPasses?.(spec.taskOptions) ?? 1,
+        headBlocks: heads,
+        taskId: spec.task.id,
+      });
+      const { loss, metrics, embeddings, bufferUpdates } = this.compiled.graph(
+        g,
+        features,
+        this.targets,
+        head,
+        spec.taskOptions,
+        stateGraph,
+      );
       this.embeddings = embeddings ?? features;
       this.metricNames = Object.keys(metrics);
 
@@ -250,7 +287,7 @@ export class CompiledTrainingStep {
       const { name: optimizerName, momentum, nesterov, weightDecay, betas } = spec.optimizer;
       const adam = optimizerName === 'adam' || optimizerName === 'adamw';
       const momentumValue = g.constFloat([momentum], [], 'momentum');
-      const updates: string[] = [];
+      const updates = new Map<string, string>(); // online variable -> its update operation
       for (const { v, grad } of reached) {
         const ops = this.variable(v.name);
         let g2 = scale ? g.op('Mul', [grad, scale], { T: FLOAT }) : grad;
@@ -305,13 +342,24 @@ export class CompiledTrainingStep {
             { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: false } },
             { name: `update/${v.name}`, control },
           );
-        } else if (momentum > 0 && slot) {
+        } else if (slot && (momentum > 0 || optimizerName === 'lars')) {
+          // LARS: its trust-ratio-scaled gradient at rate 1 (graph-lars.ts).
+          const lars = optimizerName === 'lars';
+          const input = lars
+            ? larsScaledGradient(g, ops.read, g2, lr, {
+                adapted: !isDecayExempt(v.kind),
+                trustCoefficient: spec.optimizer.trustCoefficient,
+                rank: v.variable.shape.length,
+              })
+            : g2;
           update = g.op(
             'ResourceApplyMomentum',
-            [ops.handle, slot.handle, lr, g2, momentumValue],
+            [ops.handle, slot.handle, lars ? g.constFloat([1], []) : lr, input, momentumValue],
             { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
             { name: `update/${v.name}`, control },
           );
+        } else if (optimizerName === 'lars') {
+          throw new Error(`the compiled step has no LARS momentum buffer for ${v.name}`);
         } else {
           update = g.op(
             'ResourceApplyGradientDescent',
@@ -320,10 +368,11 @@ export class CompiledTrainingStep {
             { name: `update/${v.name}`, control },
           );
         }
-        updates.push(opName(update));
+        updates.set(v.name, opName(update));
       }
+      this.state?.buildUpdates(bufferUpdates ?? {}, (name) => this.variable(name), updates, spec.task.id);
       this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
-      this.targetsRun = [...updates, ...weights.assignments()];
+      this.targetsRun = [...updates.values(), ...weights.assignments()];
       this.session = new GraphSession(g, {
         intraOpThreads: spec.intraOpThreads,
         interOpThreads: spec.interOpThreads,
@@ -358,19 +407,20 @@ export class CompiledTrainingStep {
   }
 
   private variable(name: string): GraphVariableOps {
-    const ops = this.vars.get(name);
+    const ops = this.vars.get(name) ?? this.state?.vars.get(name);
     if (!ops) throw new Error(`the compiled step has no variable named ${name}`);
     return ops;
   }
 
-  /** Copies the tfjs variables (and momentum buffers) into the session. */
+  /** Copies the tfjs variables (momentum buffers, the task's state) into the session. */
   push(): void {
     const feeds: Record<string, HostTensor> = {};
     const targets: string[] = [];
     const add = (ops: GraphVariableOps, variable: tf.Variable) => {
-      feeds[ops.initValue] = hostTensor(variable.dataSync() as Float32Array, ops.shape);
+      feeds[ops.initValue] = { dtype: ops.dtype, shape: ops.shape, data: variable.dataSync() as Float32Array };
       targets.push(ops.init);
     };
+    for (const [ops, variable] of this.state?.mirrored() ?? []) add(ops, variable);
     for (const v of this.spec.variables) {
       add(this.variable(v.name), v.variable);
       const slot = this.slots.get(v.name);
@@ -384,9 +434,9 @@ export class CompiledTrainingStep {
     this.session.run(feeds, [], targets);
   }
 
-  /** Copies the session's values back into the tfjs variables (and momentum buffers). */
+  /** Copies the session's values back into the tfjs variables (momentum buffers, the task's state). */
   pull(): void {
-    const pairs: Array<[GraphVariableOps, tf.Variable]> = [];
+    const pairs: Array<[GraphVariableOps, tf.Variable]> = [...(this.state?.mirrored() ?? [])];
     for (const v of this.spec.variables) {
       pairs.push([this.variable(v.name), v.variable]);
       const slot = this.slots.get(v.name);
@@ -400,7 +450,7 @@ export class CompiledTrainingStep {
     );
     tf.tidy(() => {
       pairs.forEach(([, variable], i) => {
-        variable.assign(tf.tensor(values[i].data as Float32Array, variable.shape));
+        variable.assign(tf.tensor(values[i].data as Float32Array | Int32Array, variable.shape, variable.dtype));
       });
     });
   }
@@ -417,6 +467,8 @@ export class CompiledTrainingStep {
     measureSpread = false,
     /** Adam, AdamW: the update count t of a trained parameter with this step (its bias correction). */
     updateCount?: (name: string) => number,
+    /** A task with a momentum target: this step's momentum m (TaskState.momentum). */
+    targetMomentum?: number,
   ): CompiledStepResult {
     if (this.disposed) throw new Error('this compiled step was disposed');
     const powers: Record<string, HostTensor> = {};
@@ -433,12 +485,21 @@ export class CompiledTrainingStep {
         );
       }
     }
-    const { images, targets } = tf.tidy(() => {
+    const state = this.state?.step(targetMomentum);
+    const { images, targets, targetImages } = tf.tidy(() => {
       const out = this.compiled.inputs({ views, rng }, this.spec.taskOptions);
-      return { images: out.images, targets: out.targets };
+      return { images: out.images, targets: out.targets, targetImages: out.targetImages };
     });
     let feeds: Record<string, HostTensor>;
     try {
+      if (this.targetImages && !targetImages) {
+        throw new Error(`task ${this.spec.task.id} gave no target images for its compiled step`);
+      }
+      if (targetImages && this.state && targetImages.shape[0] % this.state.targetPasses !== 0) {
+        throw new Error(
+          `task ${this.spec.task.id} gave ${targetImages.shape[0]} target images for ${this.state.targetPasses} equal forward passes`,
+        );
+      }
       if (this.targets && !targets) throw new Error(`task ${this.spec.task.id} gave no targets for its compiled step`);
       if (images.shape[0] % this.forwardPasses !== 0) {
         throw new Error(
@@ -452,12 +513,19 @@ export class CompiledTrainingStep {
           : {}),
         [this.lr]: hostTensor(Float32Array.of(lr), []),
         ...powers,
+        ...state?.feeds,
       };
+      if (this.targetImages && targetImages) {
+        feeds[this.targetImages] =
+          targetImages === images
+            ? feeds[this.images]
+            : hostTensor(targetImages.dataSync() as Float32Array, targetImages.shape);
+      }
     } finally {
-      tf.dispose(targets ? [images, targets] : [images]);
+      tf.dispose([images, ...(targets ? [targets] : []), ...(targetImages ? [targetImages] : [])]);
     }
     const fetches = measureSpread ? [...this.fetches, this.embeddings] : this.fetches;
-    const out = this.session.run(feeds, fetches, this.targetsRun);
+    const out = this.session.run(feeds, fetches, state ? [...this.targetsRun, ...state.targets] : this.targetsRun);
     const metrics: Record<string, number> = {};
     this.metricNames.forEach((name, i) => {
       metrics[name] = (out[2 + i].data as Float32Array)[0];

@@ -229,13 +229,12 @@ async function pretrainLocked(
   const optimizer = createOptimizer(train.optimizer, params);
   saved.push(...optimizer.stateVariables());
   // The step: one compiled graph where the run allows it (training-path.ts), else the eager step.
-  const loopProblem = task.state
-    ? 'the task keeps state across steps (momentum target or buffers)'
-    : probe
-      ? "the online linear probe (recipe.monitor.onlineProbe) needs each step's embeddings"
-      : recipe.init.weights !== null && recipe.init.warmEpochs > 0
-        ? 'the backbone has its own learning rate while the heads warm up (recipe.init.warmEpochs)'
-        : undefined;
+  // A task's state (momentum target, queue) compiles with it when its hook runs it (compiledStepProblem).
+  const loopProblem = probe
+    ? "the online linear probe (recipe.monitor.onlineProbe) needs each step's embeddings"
+    : recipe.init.weights !== null && recipe.init.warmEpochs > 0
+      ? 'the backbone has its own learning rate while the heads warm up (recipe.init.warmEpochs)'
+      : undefined;
   const trainingPath = chooseTrainingPath(
     train.compile,
     train.precision,
@@ -356,6 +355,7 @@ async function pretrainLocked(
         precision: trainingPath.precision,
         intraOpThreads: Number(process.env.TF_NUM_INTRAOP_THREADS) || 0,
         interOpThreads: Number(process.env.TF_NUM_INTEROP_THREADS) || 0,
+        state: taskState.compiledState(),
       });
     }
     emit({
@@ -419,7 +419,7 @@ async function pretrainLocked(
 
           const stepRng = root.derive('step', epoch, position.step);
           const computed = compiledStep
-            ? runCompiledStep(compiledStep, batch, stepRng, lr, measureSpread)
+            ? runCompiledStep(compiledStep, batch, stepRng, lr, measureSpread, taskState.momentum(stepPosition))
             : await computeStep({
                 task,
                 taskOptions,
@@ -461,7 +461,8 @@ async function pretrainLocked(
           } else {
             tf.tidy(() => optimizer.apply(computed.grads, lr));
           }
-          taskState.update(computed.bufferUpdates, stepPosition);
+          // The compiled step updated the task's state (buffers, then the EMA) in its session.
+          if (!compiledStep) taskState.update(computed.bufferUpdates, stepPosition);
           const probeAccuracy =
             probe && computed.embeddings && batch.labels
               ? await probe.update(computed.embeddings, batch.labels)
@@ -590,10 +591,17 @@ async function pretrainLocked(
 }
 
 /** A compiled step in the shape of step.ts's ComputedStep (no gradients leave the session). */
-function runCompiledStep(step: CompiledTrainingStep, batch: Batch, rng: Rng, lr: number, measureSpread: boolean) {
+function runCompiledStep(
+  step: CompiledTrainingStep,
+  batch: Batch,
+  rng: Rng,
+  lr: number,
+  measureSpread: boolean,
+  targetMomentum: number | undefined,
+) {
   const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
   try {
-    const result = step.run(views, rng, lr, measureSpread);
+    const result = step.run(views, rng, lr, measureSpread, undefined, targetMomentum);
     return {
       ...result,
       grads: {} as Record<string, tf.Tensor>,

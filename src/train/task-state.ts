@@ -47,11 +47,22 @@ interface EmaPair {
   target: tf.Variable;
 }
 
+/**
+ * A task's state as a compiled step mirrors it (compiled-task-state.ts): the target's
+ * variables by checkpoint name (`target.backbone.conv1.weight`), each trained one with the
+ * name of the online variable it follows (`backbone.conv1.weight`), and the buffers.
+ */
+export interface MirroredTaskState {
+  target: Array<{ name: string; variable: tf.Variable; online?: string }>;
+  buffers: Record<string, tf.Variable>;
+}
+
 /** A task's cross-step state; `TaskState.none` for tasks that declare nothing. */
 export class TaskState {
   private readonly pairs: EmaPair[] = [];
   private readonly saved: NamedTensorVariable[] = [];
   private readonly owned: Array<{ dispose(): void }> = [];
+  private readonly mirrored: MirroredTaskState['target'] = [];
   private disposed = false;
 
   private constructor(
@@ -118,7 +129,13 @@ export class TaskState {
           throw new Error(`${prefix}: the target copy has no variable ${v.name} of shape [${v.variable.shape}]`);
         }
         tf.tidy(() => t.variable.assign(v.variable));
-        state.saved.push({ name: `${prefix}.${v.name}`, variable: t.variable });
+        const name = `${prefix}.${v.name}`;
+        state.saved.push({ name, variable: t.variable });
+        state.mirrored.push({
+          name,
+          variable: t.variable,
+          online: v.trainable ? name.slice('target.'.length) : undefined,
+        });
         if (v.trainable) state.pairs.push({ online: v.variable, target: t.variable });
       }
     }
@@ -134,6 +151,12 @@ export class TaskState {
   /** The variables a checkpoint holds for this state (`target.*`, `buffers.*`). */
   variables(): NamedTensorVariable[] {
     return this.saved.slice();
+  }
+
+  /** The target's variables and the buffers, for a compiled step to mirror (undefined when the task keeps no state). */
+  compiledState(): MirroredTaskState | undefined {
+    if (!this.target && Object.keys(this.buffers).length === 0) return undefined;
+    return { target: this.mirrored.slice(), buffers: { ...this.buffers } };
   }
 
   /** The target's momentum for a step (undefined without a target). */

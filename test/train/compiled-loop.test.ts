@@ -107,7 +107,7 @@ describe('train.compile and train.precision', () => {
     const result = await run(adam);
     const status = graphRuntimeStatus();
     expect(result.trainingStep).toBe(
-      `eager step, float32 (${status.available ? 'optimizer adam is not compiled yet (sgd is)' : status.reason})`,
+      `eager step, float32 (${status.available ? 'optimizer adam is not compiled yet (sgd, lars are)' : status.reason})`,
     );
     expect(result.losses.every(Number.isFinite)).toBe(true);
   });

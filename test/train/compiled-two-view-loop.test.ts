@@ -1,9 +1,8 @@
 /**
  * The shipped recipes of the two-view methods with a compiled step (SimCLR,
  * Barlow Twins, VICReg, SimSiam) in the pretraining loop, shrunk to tiny noise
- * data: with `train.compile: on` they run compiled and give the eager losses; a
- * LARS recipe falls back to eager under `auto` with the reason, stops before any
- * work under `on`, and runs compiled once its optimizer is SGD. BatchNorm's
+ * data: with `train.compile: on` they run compiled and give the eager losses, the
+ * four LARS recipes with LARS in the graph (graph-lars.ts). BatchNorm's
  * num_batches_tracked counts backbone passes as the eager run does, and a compiled
  * run stopped and resumed gives the uninterrupted losses.
  */
@@ -92,26 +91,10 @@ describe('compiled two-view recipes', () => {
     it.skipIf(!graphRuntimeStatus().available)(
       `${file}: runs compiled with train.compile on, with the eager losses`,
       async () => {
-        const optimizerName = shrink(file, {}).train.optimizer.name;
-        const sgd = (r: PretrainRecipe) => {
-          r.train.optimizer = { ...r.train.optimizer, name: 'sgd' };
-          return r;
-        };
-        if (optimizerName === 'lars') {
-          const reason = 'optimizer lars is not compiled yet (sgd is)';
-          const auto = await run(shrink(file, { compile: 'auto', precision: 'auto' }));
-          expect(auto.trainingStep).toBe(`eager step, float32 (${reason})`);
-          expect(auto.losses.length).toBe(2);
-          expect(auto.losses.every(Number.isFinite)).toBe(true);
-          await expect(run(shrink(file, { compile: 'on' }))).rejects.toThrow(
-            `recipe.train.compile is on but the training step cannot be compiled: ${reason}`,
-          );
-        } else {
-          expect(optimizerName).toBe('sgd');
-        }
-        // The recipe as shipped (LARS recipes: with SGD in its place), eager and compiled in float32.
-        const eager = await run(sgd(shrink(file, { compile: 'off' })));
-        const compiled = await run(sgd(shrink(file, { compile: 'on', precision: 'float32' })));
+        // The recipe as shipped (SGD or LARS), eager and compiled in float32.
+        expect(['sgd', 'lars']).toContain(shrink(file, {}).train.optimizer.name);
+        const eager = await run(shrink(file, { compile: 'off' }));
+        const compiled = await run(shrink(file, { compile: 'on', precision: 'float32' }));
         expect(compiled.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
         expect(compiled.losses.length).toBe(2);
         // float32 rounding differs between the graph and eager kernels; the second step's loss follows one update.

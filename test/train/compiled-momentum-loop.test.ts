@@ -1,0 +1,144 @@
+/**
+ * The shipped BYOL and MoCo recipes in the pretraining loop, shrunk to tiny noise
+ * data: with `train.compile: on` they run compiled (the momentum target and queue
+ * in the session) and give the eager losses over two steps, the first with the
+ * EMA at the recipe's starting momentum; the checkpoint written at the stop holds
+ * the target and queue the eager run holds. A compiled MoCo run stopped after one
+ * step and resumed gives the uninterrupted losses, target and queue.
+ */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { getTask } from '../../pretext-tasks/registry.js';
+import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
+import { initEngine } from '../../src/engine/index.js';
+import { readRecipeTree } from '../../src/recipes/load.js';
+import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
+import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
+import { lastCheckpointName } from '../../src/train/checkpoint.js';
+import { pretrain } from '../../src/train/loop.js';
+import { noiseSource } from '../support/noise-source.js';
+
+beforeAll(() => {
+  expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
+});
+
+const RECIPES_DIR = path.resolve('recipes');
+const recipeFiles = readdirSync(RECIPES_DIR)
+  .filter((f) => f.endsWith('.yaml'))
+  .filter((f) => {
+    const task = readRecipeTree(path.join(RECIPES_DIR, f)).task as { id?: string } | undefined;
+    return task?.id === 'byol' || task?.id === 'moco';
+  })
+  .sort();
+
+/** The recipe at test size: batch 4 per view, width 0.125, one epoch of 2 steps; task options, views, optimizer kept. */
+function shrink(file: string, train: Partial<PretrainRecipe['train']>): PretrainRecipe {
+  const r = structuredClone(loadPretrainRecipe(path.join(RECIPES_DIR, file), getTask));
+  r.data.batchSize = 4;
+  r.data.workers = 0;
+  r.data.cacheSize = null;
+  r.backbone.widthMultiplier = 0.125;
+  r.train.epochs = 1;
+  Object.assign(r.train, train);
+  return r;
+}
+
+/** A tensor of the run's last checkpoint (checkpoint.ts's tensors.json + tensors.bin). */
+function checkpointTensor(runDir: string, name: string): Float32Array | Int32Array {
+  const dir = path.join(runDir, 'checkpoints', lastCheckpointName(runDir) ?? 'none');
+  const index = JSON.parse(readFileSync(path.join(dir, 'tensors.json'), 'utf8')) as {
+    tensors: Array<{ name: string; dtype: string; offset: number; length: number }>;
+  };
+  const entry = index.tensors.find((t) => t.name === name);
+  if (!entry) throw new Error(`the checkpoint in ${dir} has no tensor ${name}`);
+  const bytes = readFileSync(path.join(dir, 'tensors.bin')).subarray(entry.offset, entry.offset + entry.length);
+  const copy = new Uint8Array(bytes).buffer;
+  return entry.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+}
+
+async function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
+  const counts: number[] = [];
+  let trainingStep = '';
+  const result = await pretrain(r, {
+    source: noiseSource(8, Math.round(r.input.size * 1.25), r.input.channels),
+    outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-momentum-')),
+    maxSteps: options.maxSteps ?? 2,
+    ...(options.resume ? { resume: options.resume } : {}),
+    progress: false,
+    onEvent: (e) => {
+      if (e.type === 'start') trainingStep = e.trainingStep;
+      if (e.type === 'step') counts.push(tf.memory().numTensors);
+    },
+  });
+  return { losses: result.losses, counts, trainingStep, runDir: result.runDir };
+}
+
+/** Largest |a - b| over max |b|. */
+function relativeError(a: Float32Array | Int32Array, b: Float32Array | Int32Array): number {
+  let diff = 0;
+  let scale = 1e-6;
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+const STATE_TENSORS = ['target.backbone.conv1.weight', 'target.heads.projection.head.projection.0.weight'];
+
+describe('compiled BYOL and MoCo recipes', () => {
+  it('covers a small-image and a 96 px recipe of each method', () => {
+    expect(recipeFiles).toEqual(['byol-96.yaml', 'byol-small.yaml', 'moco-96.yaml', 'moco-small.yaml']);
+  });
+
+  for (const file of recipeFiles) {
+    it.skipIf(!graphRuntimeStatus().available)(
+      `${file}: runs compiled with train.compile on, with the eager losses, target and queue`,
+      async () => {
+        expect(shrink(file, {}).train.optimizer.name).toBe('sgd');
+        const eager = await run(shrink(file, { compile: 'off' }));
+        const compiled = await run(shrink(file, { compile: 'on', precision: 'float32' }));
+        expect(compiled.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
+        expect(eager.trainingStep.startsWith('eager step')).toBe(true);
+        expect(compiled.losses.length).toBe(2);
+        for (let i = 0; i < 2; i++) {
+          const error = Math.abs(compiled.losses[i] - eager.losses[i]);
+          expect(error, `step ${i}: ${compiled.losses[i]} vs ${eager.losses[i]}`).toBeLessThan(
+            Math.max(2e-4 * Math.abs(eager.losses[i]), 1e-5),
+          );
+        }
+        expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0]]);
+        const names = file.startsWith('moco') ? [...STATE_TENSORS, 'buffers.queue'] : STATE_TENSORS;
+        for (const name of names) {
+          const error = relativeError(checkpointTensor(compiled.runDir, name), checkpointTensor(eager.runDir, name));
+          expect(error, name).toBeLessThan(1e-4);
+        }
+        if (file.startsWith('moco')) {
+          expect([...checkpointTensor(compiled.runDir, 'buffers.pointer')]).toEqual([8]);
+          expect([...checkpointTensor(eager.runDir, 'buffers.pointer')]).toEqual([8]);
+        }
+      },
+      300_000,
+    );
+  }
+
+  it.skipIf(!graphRuntimeStatus().available)(
+    'moco-small.yaml compiled, stopped after 1 step and resumed, gives the uninterrupted losses, target and queue',
+    async () => {
+      const r = shrink('moco-small.yaml', { compile: 'on', precision: 'float32' });
+      const whole = await run(r, { maxSteps: 2 });
+      const first = await run(r, { maxSteps: 1 });
+      const rest = await run(r, { maxSteps: 1, resume: first.runDir });
+      const resumed = [...first.losses, ...rest.losses];
+      expect(resumed.length).toBe(2);
+      for (let i = 0; i < 2; i++) expect(resumed[i]).toBe(whole.losses[i]);
+      for (const name of [...STATE_TENSORS, 'buffers.queue', 'buffers.pointer']) {
+        expect(checkpointTensor(rest.runDir, name), name).toEqual(checkpointTensor(whole.runDir, name));
+      }
+    },
+    300_000,
+  );
+});
