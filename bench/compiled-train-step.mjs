@@ -5,7 +5,9 @@
  * eager step (step.ts's lossAndGradients + optimizers.ts's SGD) and PyTorch
  * (bench/torch_train_step.py, channels_last), interleaved in rounds, same
  * threads for all. SGD momentum 0.9, Nesterov, weight decay 5e-4 (--optimizer lars: LARS
- * with the same momentum and decay, trust coefficient 0.001, lr 0.3). The task is
+ * with the same momentum and decay, trust coefficient 0.001, lr 0.3; --optimizer adam or
+ * adamw: lr 1e-3, betas 0.9/0.999, weight decay 0.05 as recipes/base/optim-adamw.yaml,
+ * each parameter's update count fed to the compiled step as the pretraining loop does). The task is
  * rotation (random-one: the batch stays B images, 4-way linear head) unless
  * --task names a two-view method with a compiled step (contrastive or simclr,
  * barlow-twins, vicreg, simsiam, byol, moco): then each step takes two views of B images
@@ -17,7 +19,7 @@
  *
  *   npm run build && nice -n 10 node bench/compiled-train-step.mjs \
  *     [--rounds 3] [--steps 3] [--threads 2] [--only resnet18|resnet50] [--task rotation|simclr|barlow-twins|vicreg|simsiam|byol|moco] \
- *     [--width 1] [--optimizer sgd|lars] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
+ *     [--width 1] [--optimizer sgd|lars|adam|adamw] [--python /path/to/python-with-torch[,/another/python]] [--no-torch] [--variants compiled-f32,compiled-bf16,eager]
  *
  * img/s counts the batch's B images (two views each for a two-view task); GFLOP/s
  * is 3 x the backbone's forward FLOPs of every image it sees (projectors not counted).
@@ -49,8 +51,9 @@ const variants = option('variants', 'compiled-f32,compiled-bf16,eager').split(',
 const taskName = option('task', 'rotation');
 const widthMultiplier = Number(option('width', '1'));
 const optimizerName = option('optimizer', 'sgd');
-if (optimizerName !== 'sgd' && optimizerName !== 'lars') {
-  console.error(`Expected sgd or lars for --optimizer but received ${optimizerName}`);
+const adam = optimizerName === 'adam' || optimizerName === 'adamw';
+if (!['sgd', 'lars', 'adam', 'adamw'].includes(optimizerName)) {
+  console.error(`Expected sgd, lars, adam or adamw for --optimizer but received ${optimizerName}`);
   process.exit(2);
 }
 /** The small-image recipe whose task options a two-view task runs with. */
@@ -99,10 +102,10 @@ const CASES = [
 
 const optimizer = {
   name: optimizerName,
-  lr: optimizerName === 'lars' ? 0.3 : 0.01,
+  lr: optimizerName === 'lars' ? 0.3 : adam ? 0.001 : 0.01,
   momentum: 0.9,
   nesterov: true,
-  weightDecay: 5e-4,
+  weightDecay: adam ? 0.05 : 5e-4,
   betas: [0.9, 0.999],
   eps: 1e-8,
   trustCoefficient: 0.001,
@@ -138,7 +141,7 @@ function model(c) {
   ];
   const params = all.filter((v) => v.trainable).map((v) => ({ name: v.name, variable: v.variable, kind: v.kind }));
   const sgd = createOptimizer(optimizer, params);
-  const momentum = new Map(sgd.stateVariables().map((s) => [s.name.slice('optimizer.momentum.'.length), s.variable]));
+  const slots = new Map(sgd.stateVariables().map((s) => [s.name, s.variable]));
   const rng = createRng(3);
   const views = Array.from({ length: viewCount }, () =>
     tf.tensor4d(
@@ -154,7 +157,15 @@ function model(c) {
     sgd,
     views,
     state,
-    mirrored: all.map((v) => ({ ...v, momentum: momentum.get(v.name) })),
+    mirrored: all.map((v) => {
+      const first = slots.get(`optimizer.m.${v.name}`);
+      const second = slots.get(`optimizer.v.${v.name}`);
+      return {
+        ...v,
+        momentum: slots.get(`optimizer.momentum.${v.name}`),
+        adam: first && second ? { m: first, v: second } : undefined,
+      };
+    }),
     dispose() {
       state.dispose();
       backbone.dispose();
@@ -232,12 +243,19 @@ function measureCompiled(c, precision) {
     intraOpThreads: threads,
     interOpThreads: 1,
     state: m.state.compiledState(),
+    optimizers: ['sgd', 'lars', 'adam', 'adamw'],
   });
   const buildSeconds = Number(process.hrtime.bigint() - buildStart) / 1e9;
   try {
     const before = tf.memory().numTensors;
     const momentum = m.state.momentum(PROGRESS);
-    const result = timeSteps(() => step.run(m.views, createRng(5), optimizer.lr, false, undefined, momentum));
+    // Adam's bias correction: each parameter's own update count, counted after each step (as the loop does).
+    const updateCount = (name) => m.sgd.updateCount(name) + 1;
+    const result = timeSteps(() => {
+      const out = step.run(m.views, createRng(5), optimizer.lr, false, updateCount, momentum);
+      m.sgd.countUpdate(step.updatedNames);
+      return out;
+    });
     return { ...result, buildSeconds, leaked: tf.memory().numTensors - before };
   } finally {
     step.dispose();

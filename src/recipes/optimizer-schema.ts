@@ -124,7 +124,7 @@ export { COMPILE_SETTINGS, type CompileSetting, PRECISION_SETTINGS, type Precisi
  */
 export function compileSchema(conditions: string): Field {
   return s.oneOf(
-    `The training step as one compiled TensorFlow graph (forward, loss, gradients and SGD update in a session; docs/install.md, "Compiled training step"): \`auto\` where the graph addon is built and the run can be compiled (${conditions}), else the eager step with one line saying why; \`on\` = fail when it cannot; \`off\` = always eager. The run prints which step it uses.`,
+    `The training step as one compiled TensorFlow graph (forward, loss, gradients and the optimizer update in a session; docs/install.md, "Compiled training step"): \`auto\` where the graph addon is built and the run can be compiled (${conditions}), else the eager step with one line saying why; \`on\` = fail when it cannot; \`off\` = always eager. The run prints which step it uses.`,
     COMPILE_SETTINGS,
     { default: 'off' },
   );

@@ -195,6 +195,8 @@ export class CompiledTrainingStep {
   private readonly compiled: CompiledTaskStep<object>;
   /** Backbone forward passes per step (the task's `forwardPasses`): BatchNorm's num_batches_tracked counts each. */
   readonly forwardPasses: number;
+  /** The trained parameters each step updates (those the loss reaches; the eager step's gradients). */
+  readonly updatedNames: readonly string[];
   private disposed = false;
 
   constructor(private readonly spec: CompiledStepSpec) {
@@ -265,6 +267,7 @@ export class CompiledTrainingStep {
       );
       // Global norm (torch.nn.utils.clip_grad_norm_), over the parameters the loss reaches.
       const reached = trained.flatMap((v, i) => (grads[i] ? [{ v, grad: grads[i] as string }] : []));
+      this.updatedNames = reached.map(({ v }) => v.name);
       const squares = reached.map(({ v, grad }) => {
         const rank = v.variable.shape.length;
         const axes = g.constInt([...Array(rank).keys()], [rank], 'norm_axes');

@@ -31,7 +31,7 @@ import {
   writeModuleTensors,
 } from './checkpoint.js';
 import { isCollapsed } from './collapse.js';
-import { CompiledTrainingStep, compiledStepProblem } from './compiled-step.js';
+import { type CompiledOptimizerName, CompiledTrainingStep, compiledStepProblem } from './compiled-step.js';
 import { defaultComponents, type TrainComponents } from './components.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
 import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
@@ -53,6 +53,12 @@ import { TaskState } from './task-state.js';
 import { chooseTrainingPath } from './training-path.js';
 
 export { DivergenceError, divergence };
+
+/**
+ * The optimizers pretraining runs compiled: every one (runCompiledStep feeds Adam's
+ * per-parameter update counts; the applied update is counted as the eager optimizer counts it).
+ */
+const PRETRAIN_OPTIMIZERS: readonly CompiledOptimizerName[] = ['sgd', 'lars', 'adam', 'adamw'];
 
 export type TrainEvent =
   | {
@@ -241,7 +247,10 @@ async function pretrainLocked(
     train.compile === 'off'
       ? undefined
       : (loopProblem ??
-          compiledStepProblem({ task, taskOptions, backbone, heads: headModules, optimizer: train.optimizer })),
+          compiledStepProblem(
+            { task, taskOptions, backbone, heads: headModules, optimizer: train.optimizer },
+            PRETRAIN_OPTIMIZERS,
+          )),
   );
   let compiledStep: CompiledTrainingStep | undefined;
   // Continued pretraining: the backbone is a parameter group at a lower rate while the random heads settle.
@@ -336,13 +345,22 @@ async function pretrainLocked(
     }
     if (trainingPath.compiled) {
       // Built once; the weights (just initialised, loaded or resumed) are copied into its session.
-      const momentum = new Map(optimizer.stateVariables().map((v) => [v.name, v.variable]));
+      // The optimizer's slots (SGD/LARS momentum, Adam's moments) are mirrored with their parameters.
+      const slots = new Map(optimizer.stateVariables().map((v) => [v.name, v.variable]));
       const mirrored = [
         ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
         ...Object.entries(headModules).flatMap(([key, head]) =>
           head.variables().map((v) => ({ ...v, name: `heads.${key}.${v.name}` })),
         ),
-      ].map((v) => ({ ...v, momentum: momentum.get(`optimizer.momentum.${v.name}`) }));
+      ].map((v) => {
+        const m = slots.get(`optimizer.m.${v.name}`);
+        const second = slots.get(`optimizer.v.${v.name}`);
+        return {
+          ...v,
+          momentum: slots.get(`optimizer.momentum.${v.name}`),
+          adam: m && second ? { m, v: second } : undefined,
+        };
+      });
       compiledStep = new CompiledTrainingStep({
         task,
         taskOptions,
@@ -356,6 +374,7 @@ async function pretrainLocked(
         intraOpThreads: Number(process.env.TF_NUM_INTRAOP_THREADS) || 0,
         interOpThreads: Number(process.env.TF_NUM_INTEROP_THREADS) || 0,
         state: taskState.compiledState(),
+        optimizers: PRETRAIN_OPTIMIZERS,
       });
     }
     emit({
@@ -419,7 +438,16 @@ async function pretrainLocked(
 
           const stepRng = root.derive('step', epoch, position.step);
           const computed = compiledStep
-            ? runCompiledStep(compiledStep, batch, stepRng, lr, measureSpread, taskState.momentum(stepPosition))
+            ? runCompiledStep(
+                compiledStep,
+                batch,
+                stepRng,
+                lr,
+                measureSpread,
+                // Adam's bias correction: each parameter's own update count with this step.
+                (name) => optimizer.updateCount(name) + 1,
+                taskState.momentum(stepPosition),
+              )
             : await computeStep({
                 task,
                 taskOptions,
@@ -453,8 +481,9 @@ async function pretrainLocked(
           }
           setBackboneGroupFor(epoch);
           if (compiledStep) {
-            // The session applied the update; count it where the eager step counts it.
-            optimizer.restoreHostState({ steps: optimizer.hostState().steps + 1 });
+            // The session applied the update; count it as the eager optimizer does:
+            // one step, and one update for each parameter the loss reached (Adam's own t).
+            optimizer.countUpdate(compiledStep.updatedNames);
             // As the eager backbone counts its training calls: one per forward pass (two-view methods: per view).
             const tracked = backbone as { numBatchesTracked?: number };
             if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked += compiledStep.forwardPasses;
@@ -597,11 +626,12 @@ function runCompiledStep(
   rng: Rng,
   lr: number,
   measureSpread: boolean,
+  updateCount: (name: string) => number,
   targetMomentum: number | undefined,
 ) {
   const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
   try {
-    const result = step.run(views, rng, lr, measureSpread, undefined, targetMomentum);
+    const result = step.run(views, rng, lr, measureSpread, updateCount, targetMomentum);
     return {
       ...result,
       grads: {} as Record<string, tf.Tensor>,
