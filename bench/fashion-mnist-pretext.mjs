@@ -24,6 +24,8 @@
  *   --init PATH         continued pretraining: start every task's backbone from these weights (recipe init)
  *   --init-lr-multiplier X  backbone learning rate x this during --init-warm-epochs [1]
  *   --init-warm-epochs N    epochs at the lower backbone rate [0]
+ *   --compile MODE      recipe train.compile: off | auto | on [off]
+ *   --precision P       recipe train.precision: float32 | bfloat16 | auto [float32]
  *   --out DIR           run folders and results.json [runs/fashion-mnist-pretext]
  */
 import { mkdirSync } from 'node:fs';
@@ -56,6 +58,8 @@ const { values: args } = parseArgs({
     init: { type: 'string' },
     'init-lr-multiplier': { type: 'string', default: '1' },
     'init-warm-epochs': { type: 'string', default: '0' },
+    compile: { type: 'string', default: 'off' },
+    precision: { type: 'string', default: 'float32' },
     out: { type: 'string', default: 'runs/fashion-mnist-pretext' },
   },
 });
@@ -138,6 +142,8 @@ for (const id of taskIds) {
         schedule: { name: 'cosine', warmupEpochs: 0, minLr: 0 },
         checkpointEveryEpochs: 1,
         keepCheckpoints: 1,
+        compile: args.compile,
+        precision: args.precision,
       },
       monitor: { collapse: { everySteps: 50 } },
       ...(args.init
@@ -158,6 +164,7 @@ for (const id of taskIds) {
     outDir: args.out,
     progress: false,
     onEvent: (event) => {
+      if (event.type === 'start') console.error(`${id} training step: ${event.trainingStep}`);
       if (event.type === 'epoch' || event.type === 'warning') console.error(id, JSON.stringify(event));
       if (event.type === 'step' && event.row.globalStep % 50 === 0) {
         const r = event.row;

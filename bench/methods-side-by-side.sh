@@ -10,6 +10,8 @@
 #   TORCH_PYTHON=/work/venvs/lightly/bin/python bash bench/methods-side-by-side.sh <out> \
 #     [methods] [limit] [batch] [epochs] [seed]
 # defaults: byol,simsiam,barlow-twins,vicreg,moco,dino 4096 64 1 0
+# SELFSUP_COMPILE=on SELFSUP_PRECISION=float32|bfloat16 run selfsup's side with the compiled step
+# (recipe train.compile / train.precision; default off = eager).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bash bench/methods-side-by-side.sh <out> [methods] [limit] [batch] [epochs] [seed]}
@@ -28,7 +30,7 @@ for m in ${METHODS//,/ }; do
     --seed "$SEED" --threads 2 --out "$OUT/lightly" | grep '^{' | sed "s/^{/{\"side\":\"lightly\",\"method\":\"$m\",/" | tee -a "$OUT/rows.jsonl"
   echo "== $m: selfsup [load $(cut -d' ' -f1-3 /proc/loadavg)]"
   node bench/fashion-mnist-pretext.mjs --tasks "$m" --limit "$LIMIT" --batch "$BATCH" --epochs "$EPOCHS" \
-    --seed "$SEED" --out "$OUT/selfsup" | grep '^{' | grep -v '"random init"' | sed "s/^{/{\"side\":\"selfsup\",\"method\":\"$m\",/" | tee -a "$OUT/rows.jsonl"
+    --seed "$SEED" --compile "${SELFSUP_COMPILE:-off}" --precision "${SELFSUP_PRECISION:-float32}" --out "$OUT/selfsup" | grep '^{' | grep -v '"random init"' | sed "s/^{/{\"side\":\"selfsup\",\"method\":\"$m\",/" | tee -a "$OUT/rows.jsonl"
 done
 echo "end: $(uptime)"
 node -e '
