@@ -33,6 +33,7 @@ import { createOptimizer, type TrainableParam } from '../../src/train/optimizers
 import { lossAndGradients } from '../../src/train/step.js';
 import { createRng } from '../../src/util/rng.js';
 import { CLASSES, INPUT, quadrantSet } from '../support/labeled-sets.js';
+import { maxRelativeDifference, updateCosine } from '../support/weight-compare.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
@@ -106,49 +107,6 @@ function restore(c: Context, values: Map<string, Float32Array>) {
     for (const v of [...c.classifier.variables(), ...c.optimizer.stateVariables()])
       v.variable.assign(tf.tensor(values.get(v.name)!, v.variable.shape));
   });
-}
-
-/** Largest |a - b| of a tensor over max(|b|, 1e-3), worst tensor first. */
-function maxRelativeDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>) {
-  let worst = '';
-  let value = 0;
-  for (const [name, x] of a) {
-    const y = b.get(name)!;
-    let diff = 0;
-    let scale = 1e-3;
-    for (let i = 0; i < x.length; i++) {
-      diff = Math.max(diff, Math.abs(x[i] - y[i]));
-      scale = Math.max(scale, Math.abs(y[i]));
-    }
-    if (diff / scale > value) {
-      value = diff / scale;
-      worst = name;
-    }
-  }
-  return { worst, value };
-}
-
-/** Cosine between two updates (after - before) over the tensors `keep` passes, as one vector. */
-function updateCosine(
-  before: Map<string, Float32Array>,
-  a: Map<string, Float32Array>,
-  b: Map<string, Float32Array>,
-  keep: (name: string) => boolean,
-) {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (const [name, x0] of before) {
-    if (!keep(name)) continue;
-    const x = a.get(name)!;
-    const y = b.get(name)!;
-    for (let i = 0; i < x0.length; i++) {
-      dot += (x[i] - x0[i]) * (y[i] - x0[i]);
-      na += (x[i] - x0[i]) ** 2;
-      nb += (y[i] - x0[i]) ** 2;
-    }
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 interface StepSetting {
