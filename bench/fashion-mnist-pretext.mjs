@@ -20,6 +20,8 @@
  *   --probe-train N     labeled training images for the probe [10000]
  *   --probe-test N      test images for the probe [10000]
  *   --probe-steps N     full-batch Adam steps of the probe [500]
+ *   --knn-k N           neighbours of the kNN probe (cosine, votes exp(s / 0.1)) on the same features [200]
+ *   --no-baseline       skip the random-init backbone's probe
  *   --seed N            run seed [0]
  *   --init PATH         continued pretraining: start every task's backbone from these weights (recipe init)
  *   --init-lr-multiplier X  backbone learning rate x this during --init-warm-epochs [1]
@@ -54,6 +56,8 @@ const { values: args } = parseArgs({
     'probe-train': { type: 'string', default: '10000' },
     'probe-test': { type: 'string', default: '10000' },
     'probe-steps': { type: 'string', default: '500' },
+    'knn-k': { type: 'string', default: '200' },
+    'no-baseline': { type: 'boolean', default: false },
     seed: { type: 'string', default: '0' },
     init: { type: 'string' },
     'init-lr-multiplier': { type: 'string', default: '1' },
@@ -105,7 +109,7 @@ const probeTrain = {
   indices: createRng(seed).derive('probe').permutation(labeledTrain.size).slice(0, Number(args['probe-train'])).sort(),
 };
 const probeTest = { source: test, indices: Int32Array.from({ length: Number(args['probe-test']) }, (_, i) => i) };
-const probeOptions = { steps: Number(args['probe-steps']) };
+const probeOptions = { steps: Number(args['probe-steps']), knn: { k: Number(args['knn-k']) } };
 const backboneConfig = { arch: 'resnet18', widthMultiplier: width, stem: 'small' };
 
 const results = [];
@@ -115,7 +119,7 @@ const record = (row) => {
 };
 
 // Baseline: the same architecture with the same initialisation the pretraining runs start from.
-{
+if (!args['no-baseline']) {
   const start = performance.now();
   const backbone = createBackbone('resnet18', {
     ...backboneConfig,
@@ -208,6 +212,7 @@ const summary = {
     probeTrain: probeTrain.indices.length,
     probeTest: probeTest.indices.length,
     probeSteps: probeOptions.steps,
+    knnK: probeOptions.knn.k,
     init: args.init ?? null,
   },
   results,
@@ -215,9 +220,9 @@ const summary = {
 };
 mkdirSync(args.out, { recursive: true });
 writeFileAtomicSync(path.join(args.out, `results-${Date.now()}.json`), `${JSON.stringify(summary, null, 2)}\n`);
-console.log('\n| backbone | pretrain min | probe test acc | probe train acc |\n|---|---|---|---|');
+console.log('\n| backbone | pretrain min | probe test acc | kNN test acc | probe train acc |\n|---|---|---|---|---|');
 for (const r of results) {
   console.log(
-    `| ${r.task} | ${r.pretrainMinutes} | ${(100 * r.testAccuracy).toFixed(2)}% | ${(100 * r.trainAccuracy).toFixed(2)}% |`,
+    `| ${r.task} | ${r.pretrainMinutes} | ${(100 * r.testAccuracy).toFixed(2)}% | ${(100 * r.knnAccuracy).toFixed(2)}% | ${(100 * r.trainAccuracy).toFixed(2)}% |`,
   );
 }

@@ -34,6 +34,7 @@ from lightly.models.modules import (
     BYOLProjectionHead,
     DINOProjectionHead,
     MoCoProjectionHead,
+    SimCLRProjectionHead,
     SimSiamPredictionHead,
     SimSiamProjectionHead,
 )
@@ -42,7 +43,7 @@ from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_fashion_pretext import ResNet18, augment, features, linear_probe, read_idx  # noqa: E402
+from torch_fashion_pretext import ResNet18, augment, features, knn_accuracy, linear_probe, read_idx  # noqa: E402
 
 
 def view(size, scale):
@@ -73,6 +74,9 @@ class Method(torch.nn.Module):
             self.projection = SimSiamProjectionHead(d, 512, 512)
             self.prediction = SimSiamPredictionHead(512, 128, 512)
             self.criterion = NegativeCosineSimilarity()
+        elif name == "simclr":  # selfsup's "contrastive": hidden = feature size, 128 out, t = 0.5
+            self.projection = SimCLRProjectionHead(d, d, 128)
+            self.criterion = NTXentLoss(temperature=0.5)
         elif name == "barlow-twins":
             self.projection = BarlowTwinsProjectionHead(d, 1024, 1024)
             self.criterion = BarlowTwinsLoss(lambda_param=0.0051)
@@ -119,7 +123,7 @@ class Method(torch.nn.Module):
                 t = [self.target_projection(self.target_backbone(x)) for x in views]
             # BYOL's normalised MSE = 2 + 2 x negative cosine similarity (symmetric).
             return (2 + 2 * self.criterion(p[0], t[1])) + (2 + 2 * self.criterion(p[1], t[0]))
-        if self.name in ("barlow-twins", "vicreg"):
+        if self.name in ("barlow-twins", "vicreg", "simclr"):
             z = [self.projection(self.backbone(x)) for x in views]
             return self.criterion(z[0], z[1])
         if self.name == "moco":
@@ -140,7 +144,7 @@ class Method(torch.nn.Module):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
-    p.add_argument("--methods", default="byol,simsiam,barlow-twins,vicreg,moco,dino")
+    p.add_argument("--methods", default="byol,simsiam,barlow-twins,vicreg,moco,dino,simclr")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--limit", type=int, default=60000)
@@ -149,6 +153,7 @@ def main():
     p.add_argument("--probe-train", type=int, default=10000)
     p.add_argument("--probe-test", type=int, default=10000)
     p.add_argument("--probe-steps", type=int, default=500)
+    p.add_argument("--knn-k", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/fashion-mnist-methods")
@@ -197,6 +202,11 @@ def main():
             ftr, torch.from_numpy(train_labels[probe_idx]), fte, torch.from_numpy(test_labels[: args.probe_test]),
             steps=args.probe_steps,
         )
+        probe["knnAccuracy"] = knn_accuracy(
+            ftr, torch.from_numpy(train_labels[probe_idx]), fte, torch.from_numpy(test_labels[: args.probe_test]),
+            k=args.knn_k,
+        )
+        probe["knnK"] = args.knn_k
         results.append(
             {
                 "task": f"{name} (lightly)",

@@ -142,6 +142,18 @@ def features(backbone, images, batch=512):
     return torch.cat(out)
 
 
+def knn_accuracy(train_x, train_y, test_x, test_y, k=200, t=0.1, classes=10):
+    """Weighted kNN on cosine similarity: each of the k nearest train features votes exp(s / t) for its label."""
+    a = F.normalize(train_x, dim=1)
+    b = F.normalize(test_x, dim=1)
+    right = 0
+    for i in range(0, len(b), 1000):
+        sim, idx = (b[i : i + 1000] @ a.T).topk(min(k, len(a)), dim=1)
+        votes = torch.zeros(len(idx), classes).scatter_add_(1, train_y[idx], torch.exp((sim - 1) / t))
+        right += (votes.argmax(1) == test_y[i : i + 1000]).sum().item()
+    return right / len(b)
+
+
 def linear_probe(train_x, train_y, test_x, test_y, steps=500, lr=0.05, l2=1e-4):
     mean, std = train_x.mean(0), (train_x.var(0, unbiased=False) + 1e-6).sqrt()
     xs, xt = (train_x - mean) / std, (test_x - mean) / std

@@ -2,12 +2,14 @@
  * Frozen-backbone features: inference mode (BatchNorm running statistics), the
  * deterministic evaluation view, in source-index order.
  */
+import * as tf from '@tensorflow/tfjs';
 import { createForwardPass, DEFAULT_INFERENCE, type InferenceSetting } from '../backbones/inference-graph.js';
 import type { Backbone } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import { createLoader } from '../data/loader.js';
 import type { Batch, ImageSource, InputSpec } from '../data/types.js';
 import { UsageError } from '../util/errors.js';
+import { knnClassify } from './knn.js';
 import { type FeatureSet, type LinearProbeOptions, type LinearProbeResult, linearProbe } from './linear-probe.js';
 
 /** Batches over a subset of source indices (a data loader, or a test's own). */
@@ -84,14 +86,47 @@ export async function backboneFeatures(
   return extractFeatures(backbone, evalBatches(source, input, batchSize), indices, source.labels, options);
 }
 
-/** Extracts evaluation-view features of the train and test images and fits a linear probe on them. */
+/** A weighted kNN classifier beside the linear probe (same features): k neighbours, vote temperature. */
+export interface KnnProbeOptions {
+  k: number;
+  /** Vote temperature (default 0.1). */
+  temperature?: number;
+}
+
+/** The linear probe's figures and, when asked for, the kNN classifier's test accuracy on the same features. */
+export interface BackboneProbeResult extends LinearProbeResult {
+  knnAccuracy?: number;
+  knnK?: number;
+}
+
+/** Share of `test` features whose weighted-kNN class among the `train` features equals their label. */
+export function knnProbeAccuracy(train: FeatureSet, test: FeatureSet, options: KnnProbeOptions): number {
+  if (test.labels.length === 0) return Number.NaN;
+  const predicted = tf.tidy(() =>
+    knnClassify(
+      tf.tensor2d(train.features, [train.labels.length, train.dim]),
+      train.labels,
+      tf.tensor2d(test.features, [test.labels.length, test.dim]),
+      Math.min(options.k, train.labels.length),
+      options.temperature ?? 0.1,
+    ),
+  );
+  let right = 0;
+  for (let i = 0; i < predicted.length; i++) if (predicted[i] === test.labels[i]) right++;
+  return right / predicted.length;
+}
+
+/**
+ * Extracts evaluation-view features of the train and test images and fits a linear probe on them;
+ * with `knn`, also classifies the test features by their nearest train features.
+ */
 export async function probeBackbone(
   backbone: Backbone,
   train: { source: ImageSource; indices: Int32Array },
   test: { source: ImageSource; indices: Int32Array },
   input: InputSpec,
-  options: LinearProbeOptions & FeatureOptions = {},
-): Promise<LinearProbeResult> {
+  options: LinearProbeOptions & FeatureOptions & { knn?: KnnProbeOptions } = {},
+): Promise<BackboneProbeResult> {
   const trainSet = await backboneFeatures(backbone, train.source, train.indices, input, 256, options);
   const testSet = await backboneFeatures(backbone, test.source, test.indices, input, 256, {
     inference: options.inference,
@@ -99,5 +134,10 @@ export async function probeBackbone(
   let classes = train.source.classNames?.length ?? 0;
   for (const labels of [trainSet.labels, testSet.labels])
     for (const label of labels) classes = Math.max(classes, label + 1);
-  return linearProbe(trainSet, testSet, classes, options);
+  const result: BackboneProbeResult = linearProbe(trainSet, testSet, classes, options);
+  if (options.knn) {
+    result.knnAccuracy = knnProbeAccuracy(trainSet, testSet, options.knn);
+    result.knnK = options.knn.k;
+  }
+  return result;
 }

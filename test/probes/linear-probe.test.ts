@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createBackbone } from '../../src/backbones/registry.js';
 import { idxDataset } from '../../src/data/datasets/idx.js';
 import { initEngine } from '../../src/engine/backend.js';
-import { type FeatureSet, linearProbe, probeBackbone } from '../../src/probes/index.js';
+import { type FeatureSet, knnProbeAccuracy, linearProbe, probeBackbone } from '../../src/probes/index.js';
 import { createRng, type Rng } from '../../src/util/rng.js';
 
 /** Gaussian clusters around seeded class centres: [n, dim] features, labels in [0, classes). */
@@ -70,12 +70,53 @@ describe('linear probe', () => {
       { source: train, indices: Int32Array.from({ length: 300 }, (_, i) => i) },
       { source: test, indices: Int32Array.from({ length: 200 }, (_, i) => i) },
       { size: 28, channels: 1, mean: [0.286], std: [0.353] },
-      { steps: 100 },
+      { steps: 100, knn: { k: 20 } },
     );
     backbone.dispose();
     expect(result.featureDim).toBe(64);
+    expect(result.knnK).toBe(20);
+    expect(result.knnAccuracy).toBeGreaterThan(0.4);
     expect(result.testImages).toBe(200);
     // Ten classes: chance is 10%; even random convolutional features separate Fashion-MNIST far better.
     expect(result.testAccuracy).toBeGreaterThan(0.4);
+  });
+
+  it('scores a kNN probe as a plain loop of weighted cosine votes does', () => {
+    const dim = 3;
+    const rng = createRng('knn-probe');
+    const make = (n: number): FeatureSet => {
+      const features = Float32Array.from({ length: n * dim }, () => rng.uniform(-0.5, 0.5));
+      const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+      for (let i = 0; i < n; i++) features[i * dim + labels[i]] += 0.6; // each class leans to one axis
+      return { features, labels, dim };
+    };
+    const train = make(40);
+    const test = make(30);
+    const k = 5;
+    const t = 0.1;
+    const cos = (a: Float32Array, i: number, b: Float32Array, j: number) => {
+      let ab = 0,
+        aa = 0,
+        bb = 0;
+      for (let d = 0; d < dim; d++) {
+        ab += a[i * dim + d] * b[j * dim + d];
+        aa += a[i * dim + d] ** 2;
+        bb += b[j * dim + d] ** 2;
+      }
+      return ab / Math.sqrt(aa * bb);
+    };
+    let right = 0;
+    for (let q = 0; q < 30; q++) {
+      const sims = Array.from({ length: 40 }, (_, j) => ({ j, s: cos(test.features, q, train.features, j) }));
+      sims.sort((a, b) => b.s - a.s);
+      const votes = [0, 0, 0];
+      for (const { j, s } of sims.slice(0, k)) votes[train.labels[j]] += Math.exp(s / t);
+      if (votes.indexOf(Math.max(...votes)) === test.labels[q]) right++;
+    }
+    const before = tf.memory().numTensors;
+    const accuracy = knnProbeAccuracy(train, test, { k, temperature: t });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(accuracy).toBeCloseTo(right / 30, 10);
+    expect(accuracy).toBeGreaterThan(1 / 3); // the classes lean apart: better than chance
   });
 });
