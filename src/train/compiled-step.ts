@@ -16,15 +16,8 @@
  * them back out, for checkpoints, exports and evaluation. Steps touch no tfjs
  * tensors beyond the task's host-side input preparation (inside tf.tidy).
  *
- * The update is torch.optim.SGD's, as optimizers.ts's Sgd: g += wd * p (not for
- * BatchNorm parameters and biases); buf = momentum * buf + g;
- * p -= lr * (nesterov ? g + momentum * buf : buf) — TensorFlow's
- * ResourceApplyMomentum computes exactly this. LARS (graph-lars.ts) feeds it the
- * trust-ratio-scaled gradient at learning rate 1. Where the caller allows it, also
- * torch.optim.Adam's (g += wd * p) and AdamW's (p *= 1 - lr * wd) as optimizers.ts's
- * Adam: TensorFlow's ResourceApplyAdam with each parameter's beta powers fed per
- * step (its own update count t) and epsilon fed as eps * sqrt(1 - beta2^t), which
- * makes its `m / (sqrt(v) + epsilon)` torch's `m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
+ * The clipping and optimizer update (SGD, LARS, Adam, AdamW as optimizers.ts's) are
+ * graph-optimizer.ts's.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CompiledTaskStep, TaskStateSpec } from '../../pretext-tasks/types.js';
@@ -40,14 +33,12 @@ import {
   type GraphVariableOps,
   graphRuntimeStatus,
   type HostTensor,
-  opName,
 } from '../engine/graph-runtime.js';
 import type { OptimizerConfig } from '../recipes/optimizer-schema.js';
 import type { Rng } from '../util/rng.js';
 import { embeddingSpread } from './collapse.js';
 import { CompiledTaskState } from './compiled-task-state.js';
-import { larsScaledGradient } from './graph-lars.js';
-import { isDecayExempt } from './optimizers.js';
+import { type AdamPowerFeeds, optimizerGraph } from './graph-optimizer.js';
 import type { MirroredTaskState } from './task-state.js';
 
 const FLOAT = { type: DT_FLOAT };
@@ -179,7 +170,7 @@ export class CompiledTrainingStep {
   private readonly slots = new Map<string, GraphVariableOps>();
   private readonly adamSlots = new Map<string, { m: GraphVariableOps; v: GraphVariableOps }>();
   /** Per trained parameter (adam, adamw): placeholders of beta1^t and beta2^t. */
-  private readonly betaPowers = new Map<string, { beta1: string; beta2: string; epsilon: string }>();
+  private readonly betaPowers: Map<string, AdamPowerFeeds>;
   private readonly images: string;
   /** Placeholder of the momentum target's images, when the task has a target. */
   private readonly targetImages: string | undefined;
@@ -265,114 +256,17 @@ export class CompiledTrainingStep {
         [loss],
         trained.map((v) => this.variable(v.name).read),
       );
-      // Global norm (torch.nn.utils.clip_grad_norm_), over the parameters the loss reaches.
-      const reached = trained.flatMap((v, i) => (grads[i] ? [{ v, grad: grads[i] as string }] : []));
-      this.updatedNames = reached.map(({ v }) => v.name);
-      const squares = reached.map(({ v, grad }) => {
-        const rank = v.variable.shape.length;
-        const axes = g.constInt([...Array(rank).keys()], [rank], 'norm_axes');
-        return g.op('Sum', [g.op('Square', [grad], { T: FLOAT }), axes], {
-          T: FLOAT,
-          Tidx: { type: DT_INT32 },
-          keep_dims: { bool: false },
-        });
+      const reached = trained.flatMap((v, i) => (grads[i] ? [{ variable: v, grad: grads[i] as string }] : []));
+      this.updatedNames = reached.map(({ variable }) => variable.name);
+      const { norm, updates, betaPowers } = optimizerGraph(g, reached, {
+        optimizer: spec.optimizer,
+        gradClipNorm: spec.gradClipNorm,
+        learningRate: this.lr,
+        variable: (name) => this.variable(name),
+        momentum: (name) => this.slots.get(name),
+        moments: (name) => this.adamSlots.get(name),
       });
-      const norm = g.op('Sqrt', [g.op('AddN', [squares], { N: { int: squares.length }, T: FLOAT })], { T: FLOAT });
-      let scale: string | undefined;
-      if (spec.gradClipNorm > 0) {
-        const limit = g.op(
-          'RealDiv',
-          [g.constFloat([spec.gradClipNorm], []), g.op('AddV2', [norm, g.constFloat([1e-6], [])], { T: FLOAT })],
-          { T: FLOAT },
-        );
-        scale = g.op('Minimum', [g.constFloat([1], []), limit], { T: FLOAT });
-      }
-      const { name: optimizerName, momentum, nesterov, weightDecay, betas } = spec.optimizer;
-      const adam = optimizerName === 'adam' || optimizerName === 'adamw';
-      const momentumValue = g.constFloat([momentum], [], 'momentum');
-      const updates = new Map<string, string>(); // online variable -> its update operation
-      for (const { v, grad } of reached) {
-        const ops = this.variable(v.name);
-        let g2 = scale ? g.op('Mul', [grad, scale], { T: FLOAT }) : grad;
-        const decayed = weightDecay > 0 && !isDecayExempt(v.kind);
-        if (decayed && optimizerName !== 'adamw') {
-          g2 = g.op('AddV2', [g2, g.op('Mul', [ops.read, g.constFloat([weightDecay], [])], { T: FLOAT })], {
-            T: FLOAT,
-          });
-        }
-        const lr =
-          (v.lrScale ?? 1) === 1 ? this.lr : g.op('Mul', [this.lr, g.constFloat([v.lrScale ?? 1], [])], { T: FLOAT });
-        // Every update waits for the global norm, i.e. for every gradient: no weight changes under a read.
-        const control = [opName(norm)];
-        const slot = this.slots.get(v.name);
-        const moments = this.adamSlots.get(v.name);
-        let update: string;
-        if (adam) {
-          if (!moments) throw new Error(`the compiled step has no Adam moments for ${v.name}`);
-          if (decayed && optimizerName === 'adamw') {
-            // Decoupled decay first (p *= 1 - lr * wd), then the Adam update reads the decayed weight.
-            const factor = g.op(
-              'Sub',
-              [g.constFloat([1], []), g.op('Mul', [lr, g.constFloat([weightDecay], [])], { T: FLOAT })],
-              { T: FLOAT },
-            );
-            const decay = g.op(
-              'AssignVariableOp',
-              [ops.handle, g.op('Mul', [ops.snapshot, factor], { T: FLOAT })],
-              { dtype: FLOAT },
-              { name: `decay/${v.name}`, control },
-            );
-            control.push(opName(decay));
-          }
-          const beta1 = g.placeholder(`beta1_power/${v.name}`, DT_FLOAT, []);
-          const beta2 = g.placeholder(`beta2_power/${v.name}`, DT_FLOAT, []);
-          const epsilon = g.placeholder(`epsilon/${v.name}`, DT_FLOAT, []);
-          this.betaPowers.set(v.name, { beta1, beta2, epsilon });
-          update = g.op(
-            'ResourceApplyAdam',
-            [
-              ops.handle,
-              moments.m.handle,
-              moments.v.handle,
-              beta1,
-              beta2,
-              lr,
-              g.constFloat([betas[0]], []),
-              g.constFloat([betas[1]], []),
-              epsilon,
-              g2,
-            ],
-            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: false } },
-            { name: `update/${v.name}`, control },
-          );
-        } else if (slot && (momentum > 0 || optimizerName === 'lars')) {
-          // LARS: its trust-ratio-scaled gradient at rate 1 (graph-lars.ts).
-          const lars = optimizerName === 'lars';
-          const input = lars
-            ? larsScaledGradient(g, ops.read, g2, lr, {
-                adapted: !isDecayExempt(v.kind),
-                trustCoefficient: spec.optimizer.trustCoefficient,
-                rank: v.variable.shape.length,
-              })
-            : g2;
-          update = g.op(
-            'ResourceApplyMomentum',
-            [ops.handle, slot.handle, lars ? g.constFloat([1], []) : lr, input, momentumValue],
-            { T: FLOAT, use_locking: { bool: false }, use_nesterov: { bool: nesterov } },
-            { name: `update/${v.name}`, control },
-          );
-        } else if (optimizerName === 'lars') {
-          throw new Error(`the compiled step has no LARS momentum buffer for ${v.name}`);
-        } else {
-          update = g.op(
-            'ResourceApplyGradientDescent',
-            [ops.handle, lr, g2],
-            { T: FLOAT, use_locking: { bool: false } },
-            { name: `update/${v.name}`, control },
-          );
-        }
-        updates.set(v.name, opName(update));
-      }
+      this.betaPowers = betaPowers;
       this.state?.buildUpdates(bufferUpdates ?? {}, (name) => this.variable(name), updates, spec.task.id);
       this.fetches = [loss, norm, ...this.metricNames.map((m) => metrics[m])];
       this.targetsRun = [...updates.values(), ...weights.assignments()];
