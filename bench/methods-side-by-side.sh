@@ -29,7 +29,8 @@ PY=${TORCH_PYTHON:-python3}
 mkdir -p "$OUT"
 touch "$OUT/rows.jsonl"
 done_already() { grep -q "\"side\":\"$1\",\"method\":\"$2\",\"seed\":$3," "$OUT/rows.jsonl"; }
-tag() { sed "s/^{/{\"side\":\"$1\",\"method\":\"$2\",\"seed\":$3,\"load\":\"$4\",/"; }
+# Each row gets the 1-minute load average before the run and right after it (2 = this bench alone).
+tag() { while read -r line; do echo "$line" | sed "s/^{/{\"side\":\"$1\",\"method\":\"$2\",\"seed\":$3,\"load\":\"$4\",\"loadAfter\":\"$(load)\",/"; done; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 if [ -z "${TABLE_ONLY:-}" ]; then
   echo "start: $(uptime)"
