@@ -182,19 +182,19 @@ export function compiledStepOnce(
 }
 
 /**
- * `times` runs of one compiled step on fresh view tensors (`run` returns the loss), with the tensor
- * count after each; the step is disposed at the end.
+ * Three runs of one compiled step on fresh view tensors (`run` returns the loss), with the tensor
+ * count after each; then the step is disposed and `afterwards` called, whatever happened.
  */
 export function repeatCompiledStep(
   step: CompiledTrainingStep,
   viewTensors: () => tf.Tensor[],
   run: (views: tf.Tensor[], index: number) => number,
-  times = 3,
+  afterwards: () => void,
 ): { counts: number[]; losses: number[] } {
   const counts: number[] = [];
   const losses: number[] = [];
   try {
-    for (let i = 0; i < times; i++) {
+    for (let i = 0; i < 3; i++) {
       const views = viewTensors();
       losses.push(run(views, i));
       tf.dispose(views);
@@ -202,6 +202,7 @@ export function repeatCompiledStep(
     }
   } finally {
     step.dispose();
+    afterwards();
   }
   return { counts, losses };
 }
