@@ -51,6 +51,20 @@ export const NARROW_RESNET: BackboneConfig = {
   stem: 'small',
 };
 
+/** SGD with Nesterov momentum 0.9 and weight decay 5e-4 at rate `lr` (Adam's and LARS's fields at their defaults). */
+export function nesterovSgd(lr: number): OptimizerConfig {
+  return {
+    name: 'sgd',
+    lr,
+    momentum: 0.9,
+    nesterov: true,
+    weightDecay: 5e-4,
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+    trustCoefficient: 0.001,
+  };
+}
+
 /** |a - b| / |b| (|b| at least 1e-6). */
 export const relative = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-6);
 

@@ -30,6 +30,7 @@ import {
   expectEagerLossMetricsAndSpread,
   expectEveryTensorMoved,
   NARROW_RESNET,
+  nesterovSgd,
   randomViews,
   relative,
   repeatCompiledStep,
@@ -44,16 +45,7 @@ const status = graphRuntimeStatus();
 const BATCH = 8; // images per view
 const SIZE = 16;
 const QUEUE = 16; // two batches: the pointer at 12 wraps the enqueue around
-const optimizer: OptimizerConfig = {
-  name: 'sgd',
-  lr: 0.05,
-  momentum: 0.9,
-  nesterov: true,
-  weightDecay: 5e-4,
-  betas: [0.9, 0.999],
-  eps: 1e-8,
-  trustCoefficient: 0.001,
-};
+const optimizer: OptimizerConfig = nesterovSgd(0.05);
 // Step 2 of 5: momentum between start and end (BYOL 0.95 and MoCo 0.945 here).
 const PROGRESS: TrainingProgress = { globalStep: 2, totalSteps: 5, epoch: 0, epochs: 1, stepsPerEpoch: 5 };
 

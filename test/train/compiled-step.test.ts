@@ -12,6 +12,7 @@ import {
   createStepFixture,
   eagerStep,
   expectEveryTensorMoved,
+  nesterovSgd,
   randomViews,
 } from '../support/compiled-step-harness.js';
 import { maxRelativeDifference, updateCosine, worstUpdateError } from '../support/weight-compare.js';
@@ -21,16 +22,7 @@ beforeAll(() => {
 });
 
 const status = graphRuntimeStatus();
-const optimizer: OptimizerConfig = {
-  name: 'sgd',
-  lr: 0.1,
-  momentum: 0.9,
-  nesterov: true,
-  weightDecay: 5e-4,
-  betas: [0.9, 0.999],
-  eps: 1e-8,
-  trustCoefficient: 0.001,
-};
+const optimizer: OptimizerConfig = nesterovSgd(0.1);
 const taskOptions = rotationTask.validate({ mode: 'random-one' });
 
 /** A narrow ResNet, rotation heads, SGD with a non-zero momentum buffer, and a batch of 8 images. */

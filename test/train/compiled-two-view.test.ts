@@ -29,6 +29,7 @@ import {
   eagerStep,
   expectEagerLossMetricsAndSpread,
   expectEveryTensorMoved,
+  nesterovSgd,
   randomViews,
   relative,
   repeatCompiledStep,
@@ -42,16 +43,7 @@ beforeAll(() => {
 const status = graphRuntimeStatus();
 const BATCH = 8; // images per view
 const SIZE = 16;
-const optimizer: OptimizerConfig = {
-  name: 'sgd',
-  lr: 0.05,
-  momentum: 0.9,
-  nesterov: true,
-  weightDecay: 5e-4,
-  betas: [0.9, 0.999],
-  eps: 1e-8,
-  trustCoefficient: 0.001,
-};
+const optimizer: OptimizerConfig = nesterovSgd(0.05);
 
 /** The four tasks with small heads (the method's own losses and head shapes, narrower). */
 /**
