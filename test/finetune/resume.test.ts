@@ -4,8 +4,7 @@
  * losses and history of an uninterrupted one. A diverged loss stops the run
  * before the update and keeps the last good checkpoint.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { trainClassifier } from '../../src/finetune/train.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { DivergenceError } from '../../src/train/step.js';
 import { quadrantSet } from '../support/labeled-sets.js';
+import { expectCompleteCheckpoints, lastCheckpoint, runAndKill, stepLosses } from '../support/sigkill-resume.js';
 import { resumeClassifier, resumeOptions, runResumeFixture } from './fixtures/finetune-child.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-finetune-resume-'));
@@ -23,11 +23,7 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-finetune-resume-')
 function weights(c: Classifier): Record<string, number[]> {
   return Object.fromEntries(c.variables().map((v) => [v.name, Array.from(v.variable.dataSync())]));
 }
-function stepLosses(log: MetricsLog): Array<[number, number]> {
-  return log.stepRows().map((r) => [r.globalStep, r.loss]);
-}
 const withoutTime = (history: EpochMetrics[]) => history.map(({ seconds, ...rest }) => rest);
-const lastName = (runDir: string) => readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim();
 const status = (runDir: string) => JSON.parse(readFileSync(path.join(runDir, 'status.json'), 'utf8'));
 
 let reference: {
@@ -54,7 +50,7 @@ beforeAll(async () => {
   // probe 2 epochs x 2 steps, head stage 1 x 4, all 3 x 4; checkpoints after the probe and each stage epoch.
   expect(reference.steps.map(([g]) => g)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   expect(reference.history.map((m) => m.stage)).toEqual([-1, -1, 0, 1, 1, 1]);
-  expect(lastName(runDir)).toBe('ckpt-000000020');
+  expect(lastCheckpoint(runDir)).toBe('ckpt-000000020');
   expect(status(runDir).status).toBe('finished');
   expect(MetricsLog.read(path.join(runDir, 'metrics.arrow')).epochRows().length).toBe(6);
 }, 120_000);
@@ -72,7 +68,7 @@ describe('finetuning checkpoints and resume', () => {
     ).rejects.toThrow('crash at step 14');
     expect(status(runDir).status).toBe('failed');
     // Epoch boundaries at global steps 4 (probe), 8, 12, 16, 20: the last complete one before step 14.
-    expect(lastName(runDir)).toBe('ckpt-000000012');
+    expect(lastCheckpoint(runDir)).toBe('ckpt-000000012');
     const { classifier, result } = await runResumeFixture({ runDir, resume: true });
     expect(weights(classifier)).toEqual(reference.weights);
     expect(withoutTime(result.history)).toEqual(withoutTime(reference.history));
@@ -84,40 +80,12 @@ describe('finetuning checkpoints and resume', () => {
 
   it('SIGKILL mid-epoch, then resume: only complete checkpoints, and the uninterrupted run at the end', async () => {
     const runDir = tmp();
-    const child = spawn(
-      process.execPath,
-      ['test/train/fixtures/run-ts.mjs', 'test/finetune/fixtures/finetune-child.ts', runDir, '14'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const printed: Array<[number, number]> = [];
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
-      child.on('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    let buffered = '';
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /^step (\d+) (\S+)$/.exec(line);
-        if (!m) continue;
-        printed.push([Number(m[1]), Number(m[2])]);
-        if (Number(m[1]) === 14) child.kill('SIGKILL');
-      }
-    });
-    expect(await exit, stderr).toBe('SIGKILL');
+    const { exit, stderr, printed } = await runAndKill('test/finetune/fixtures/finetune-child.ts', [runDir, '14'], 14);
+    expect(exit, stderr).toBe('SIGKILL');
     expect(printed).toEqual(reference.steps.slice(0, 14));
     const checkpoints = path.join(runDir, 'checkpoints');
-    for (const name of readdirSync(checkpoints).filter((n) => n.startsWith('ckpt-'))) {
-      for (const f of ['tensors.bin', 'tensors.json', 'state.json', 'metrics.arrow']) {
-        expect(existsSync(path.join(checkpoints, name, f)), `${name}/${f}`).toBe(true);
-      }
-    }
-    expect(lastName(runDir)).toBe('ckpt-000000012');
+    expectCompleteCheckpoints(checkpoints);
+    expect(lastCheckpoint(runDir)).toBe('ckpt-000000012');
     expect(status(runDir).status).toBe('running');
     // The checkpoint the run resumes from holds FixMatch's running statistics after its 8 stage steps.
     const saved = JSON.parse(readFileSync(path.join(checkpoints, 'ckpt-000000012', 'state.json'), 'utf8'));
@@ -154,6 +122,6 @@ describe('finetuning checkpoints and resume', () => {
       `the last good checkpoint is ${kept}. Lower the learning rate (recipe.train.optimizer.lr)`,
     );
     expect(status(runDir).status).toBe('diverged');
-    expect(lastName(runDir)).toBe('ckpt-000000004');
+    expect(lastCheckpoint(runDir)).toBe('ckpt-000000004');
   }, 60_000);
 });

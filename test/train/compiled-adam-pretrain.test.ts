@@ -9,18 +9,18 @@
  * momentum buffers differ by up to 25% after three steps too). A compiled run
  * stopped after one step and resumed gives the uninterrupted losses and moments.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getTask } from '../../pretext-tasks/registry.js';
 import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
-import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { checkpointName, lastCheckpointName } from '../../src/train/checkpoint.js';
-import { pretrain } from '../../src/train/loop.js';
+import {
+  expectEagerLosses,
+  readCheckpoint as readCheckpointFiles,
+  runPretrain,
+  shrinkRecipe,
+  wholeAndResumed,
+} from '../support/compiled-step-harness.js';
 import { noiseSource } from '../support/noise-source.js';
 
 beforeAll(() => {
@@ -31,17 +31,12 @@ const available = graphRuntimeStatus().available;
 
 /** The recipe at test size with Adam or AdamW: 16 px, batch 4 of 8 images (2 steps per epoch), width 0.125. */
 function shrink(file: string, name: 'adam' | 'adamw', train: Partial<PretrainRecipe['train']>): PretrainRecipe {
-  const r = structuredClone(loadPretrainRecipe(path.resolve('recipes', file), getTask));
-  r.input.size = 16;
-  r.data.batchSize = 4;
-  r.data.workers = 0;
-  r.data.cacheSize = null;
-  r.backbone.widthMultiplier = 0.125;
-  r.train.epochs = 2;
-  r.train.optimizer = { ...r.train.optimizer, name, lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05 };
-  r.monitor.onlineProbe.enabled = false;
-  Object.assign(r.train, train);
-  return r;
+  return shrinkRecipe(file, train, (r) => {
+    r.input.size = 16;
+    r.train.epochs = 2;
+    r.train.optimizer = { ...r.train.optimizer, name, lr: 0.001, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0.05 };
+    r.monitor.onlineProbe.enabled = false;
+  });
 }
 
 interface Checkpoint {
@@ -51,44 +46,19 @@ interface Checkpoint {
 
 /** A checkpoint of the run (the last by default): its float tensors (tensors.json + tensors.bin) and optimizer state. */
 function readCheckpoint(runDir: string, name = lastCheckpointName(runDir) ?? 'none'): Checkpoint {
-  const dir = path.join(runDir, 'checkpoints', name);
-  const index = JSON.parse(readFileSync(path.join(dir, 'tensors.json'), 'utf8')) as {
-    tensors: Array<{ name: string; dtype: string; offset: number; length: number }>;
-  };
-  const bin = readFileSync(path.join(dir, 'tensors.bin'));
-  const tensors = new Map<string, Float32Array>();
-  for (const entry of index.tensors) {
-    if (entry.dtype !== 'float32') continue;
-    tensors.set(
-      entry.name,
-      new Float32Array(new Uint8Array(bin.subarray(entry.offset, entry.offset + entry.length)).buffer),
-    );
-  }
-  const state = JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8'));
-  return { tensors, optimizer: state.optimizer };
+  const { tensors, dtypes, state } = readCheckpointFiles(runDir, name);
+  const floats = [...tensors].filter(([key]) => dtypes.get(key) === 'float32') as Array<[string, Float32Array]>;
+  return { tensors: new Map(floats), optimizer: state.optimizer as Checkpoint['optimizer'] };
 }
 
 async function run(r: PretrainRecipe, options: { maxSteps: number; resume?: string }) {
-  const counts: number[] = [];
-  let trainingStep = '';
-  const result = await pretrain(r, {
+  const result = await runPretrain(r, {
     source: noiseSource(8, 20, r.input.channels),
-    outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-adam-')),
+    tmpPrefix: 'selfsup-adam-',
     maxSteps: options.maxSteps,
-    ...(options.resume ? { resume: options.resume } : {}),
-    progress: false,
-    onEvent: (e) => {
-      if (e.type === 'start') trainingStep = e.trainingStep;
-      if (e.type === 'step') counts.push(tf.memory().numTensors);
-    },
+    resume: options.resume,
   });
-  return {
-    losses: result.losses,
-    counts,
-    trainingStep,
-    runDir: result.runDir,
-    checkpoint: readCheckpoint(result.runDir),
-  };
+  return { ...result, checkpoint: readCheckpoint(result.runDir) };
 }
 
 /** Largest |a - b| over max |b|. */
@@ -159,12 +129,7 @@ describe('compiled pretraining with Adam and AdamW', () => {
         expect(eager.trainingStep).toBe('eager step, float32 (recipe.train.compile is off)');
         expect(compiled.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
         expect(compiled.losses.length).toBe(3);
-        for (let i = 0; i < 3; i++) {
-          const error = Math.abs(compiled.losses[i] - eager.losses[i]);
-          expect(error, `step ${i}: ${compiled.losses[i]} vs ${eager.losses[i]}`).toBeLessThan(
-            2e-4 * Math.abs(eager.losses[i]),
-          );
-        }
+        expectEagerLosses(compiled.losses, eager.losses, 2e-4);
         // The weights moved: the losses differ from step to step.
         expect(new Set(compiled.losses).size).toBe(3);
         expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0], compiled.counts[0]]);
@@ -184,12 +149,9 @@ describe('compiled pretraining with Adam and AdamW', () => {
     'vicreg-small.yaml with adamw compiled, stopped after 1 step and resumed, gives the uninterrupted losses and moments',
     async () => {
       const r = shrink('vicreg-small.yaml', 'adamw', { compile: 'on', precision: 'float32' });
-      const whole = await run(r, { maxSteps: 3 });
-      const first = await run(r, { maxSteps: 1 });
+      const { whole, first, rest, resumed } = await wholeAndResumed((options) => run(r, options), 3, 1);
       expect(first.checkpoint.optimizer).toMatchObject({ name: 'adamw', steps: 1 });
-      const rest = await run(r, { maxSteps: 2, resume: first.runDir });
       expect(rest.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
-      const resumed = [...first.losses, ...rest.losses];
       expect(resumed.length).toBe(3);
       for (let i = 0; i < 3; i++) {
         expect(Math.abs(resumed[i] - whole.losses[i]), `step ${i}`).toBeLessThan(1e-6 * Math.abs(whole.losses[i]));

@@ -9,15 +9,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contrastiveTask } from '../../pretext-tasks/contrastive.js';
-import { ResNet } from '../../src/backbones/resnet.js';
-import type { Head } from '../../src/backbones/types.js';
 import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
 import type { OptimizerConfig } from '../../src/recipes/optimizer-schema.js';
-import { CompiledTrainingStep, type MirroredVariable } from '../../src/train/compiled-step.js';
-import { createOptimizer, type TrainableParam } from '../../src/train/optimizers.js';
-import { lossAndGradients } from '../../src/train/step.js';
+import { createOptimizer } from '../../src/train/optimizers.js';
 import { createRng } from '../../src/util/rng.js';
+import {
+  buildCompiledStep,
+  compiledStepOnce,
+  compiledThenEager,
+  createStepFixture,
+  eagerStep as eagerStepWith,
+  randomViews,
+} from '../support/compiled-step-harness.js';
 import { restore, snapshot, worstUpdateError } from '../support/weight-compare.js';
 
 beforeAll(() => {
@@ -41,45 +45,15 @@ const lars: OptimizerConfig = {
 const options = contrastiveTask.validate({ temperature: 0.5, projectionDim: 16 });
 
 function setUp() {
-  const backbone = new ResNet(
-    { arch: 'resnet18', inputChannels: 3, widthMultiplier: 0.125, stem: 'small' },
-    'kaiming',
-    createRng(1),
-  );
-  const heads = contrastiveTask.createHeads(options, backbone.featureDim, createRng(2));
-  const modules: Record<string, Head> = contrastiveTask.headModules(heads);
-  const all: Array<{ name: string; variable: tf.Variable; trainable: boolean; kind: TrainableParam['kind'] }> = [];
-  for (const v of backbone.variables()) all.push({ ...v, name: `backbone.${v.name}` });
-  for (const [key, head] of Object.entries(modules))
-    for (const v of head.variables()) all.push({ ...v, name: `heads.${key}.${v.name}` });
-  const params: TrainableParam[] = all
-    .filter((v) => v.trainable)
-    .map((v) => ({ name: v.name, variable: v.variable, kind: v.kind }));
-  const optimizer = createOptimizer(lars, params);
-  const momentum = new Map(
-    optimizer.stateVariables().map((s) => [s.name.slice('optimizer.momentum.'.length), s.variable] as const),
-  );
   const rng = createRng(3);
-  tf.tidy(() => {
-    for (const m of momentum.values()) {
-      m.assign(
-        tf.tensor(
-          Float32Array.from({ length: m.size }, () => rng.normal() * 1e-3),
-          m.shape,
-        ),
-      );
-    }
+  const fixture = createStepFixture({
+    task: contrastiveTask,
+    options,
+    optimizer: lars,
+    momentumNoise: { rng, scale: 1e-3 },
   });
-  const mirrored: MirroredVariable[] = all.map((v) => ({ ...v, momentum: momentum.get(v.name) }));
-  const view = () => Float32Array.from({ length: BATCH * SIZE * SIZE * 3 }, () => rng.uniform(-1, 1));
-  const views = [view(), view()];
-  const viewTensors = () => views.map((v) => tf.tensor4d(v, [BATCH, SIZE, SIZE, 3]));
-  const dispose = () => {
-    backbone.dispose();
-    for (const head of Object.values(modules)) head.dispose();
-    optimizer.dispose();
-  };
-  return { backbone, heads, modules, params, mirrored, viewTensors, dispose };
+  const { viewTensors } = randomViews(rng, 2, BATCH, SIZE);
+  return { ...fixture, viewTensors };
 }
 
 type Setup = ReturnType<typeof setUp>;
@@ -92,21 +66,12 @@ function eagerStep(c: Setup, config: OptimizerConfig): number {
     tf.tidy(() => {
       for (const v of c.mirrored) buffers.get(`optimizer.momentum.${v.name}`)?.assign(v.momentum!);
     });
-    const step = lossAndGradients(
-      c.params,
-      () =>
-        tf.tidy(() => {
-          const out = contrastiveTask.step(
-            { backbone: c.backbone, heads: c.heads, views: c.viewTensors(), training: true, rng: createRng(5) },
-            options,
-          );
-          return { loss: out.loss };
-        }),
-      GRAD_CLIP,
-    );
-    const loss = step.loss.dataSync()[0];
-    tf.tidy(() => optimizer.apply(step.grads, config.lr));
-    step.dispose();
+    const { loss } = eagerStepWith(c, {
+      viewTensors: c.viewTensors,
+      lr: config.lr,
+      optimizer,
+      gradClipNorm: GRAD_CLIP,
+    });
     tf.tidy(() => {
       for (const v of c.mirrored) v.momentum?.assign(buffers.get(`optimizer.momentum.${v.name}`)!);
     });
@@ -117,28 +82,17 @@ function eagerStep(c: Setup, config: OptimizerConfig): number {
 }
 
 function compiledStep(c: Setup, config: OptimizerConfig): number {
-  const step = new CompiledTrainingStep({
-    task: contrastiveTask,
-    taskOptions: options,
-    backbone: c.backbone,
-    heads: c.modules,
-    variables: c.mirrored,
-    optimizer: config,
-    gradClipNorm: GRAD_CLIP,
-    imageShape: [SIZE, SIZE, 3],
-    precision: 'float32',
-    intraOpThreads: 1,
-    interOpThreads: 1,
-  });
-  try {
-    const views = c.viewTensors();
-    const { loss } = step.run(views, createRng(5), config.lr);
-    tf.dispose(views);
-    step.pull();
-    return loss;
-  } finally {
-    step.dispose();
-  }
+  return compiledStepOnce(
+    () =>
+      buildCompiledStep(c, {
+        precision: 'float32',
+        imageShape: [SIZE, SIZE, 3],
+        optimizer: config,
+        gradClipNorm: GRAD_CLIP,
+      }),
+    c.viewTensors,
+    (step, views) => step.run(views, createRng(5), config.lr),
+  ).loss;
 }
 
 describe.skipIf(!status.available)('compiled LARS (graph addon)', () => {
@@ -146,18 +100,21 @@ describe.skipIf(!status.available)('compiled LARS (graph addon)', () => {
   afterAll(() => c?.dispose());
 
   for (const nesterov of [false, true]) {
-    it(`${nesterov ? 'Nesterov' : 'plain'} momentum: the eager LARS update of weights and buffers`, () => {
+    it(`${nesterov ? 'Nesterov' : 'plain'} momentum: the eager LARS update of weights and buffers`, async () => {
       const config = { ...lars, nesterov };
       const { mirrored } = c!;
-      const before = snapshot(mirrored);
-      const tensors = tf.memory().numTensors;
-      const compiledLoss = compiledStep(c!, config);
-      expect(tf.memory().numTensors).toBe(tensors);
-      const afterCompiled = snapshot(mirrored);
-      restore(mirrored, before);
-      const eagerLoss = eagerStep(c!, config);
-      const afterEager = snapshot(mirrored);
-      restore(mirrored, before);
+      const {
+        compiled: compiledLoss,
+        eager: eagerLoss,
+        before,
+        afterCompiled,
+        afterEager,
+        ...tensors
+      } = await compiledThenEager(mirrored, {
+        compiled: () => compiledStep(c!, config),
+        eager: () => eagerStep(c!, config),
+      });
+      expect(tensors.tensorsAfterCompiled).toBe(tensors.tensorsBefore);
       compiledStep(c!, { ...config, name: 'sgd' });
       const afterSgd = snapshot(mirrored);
       restore(mirrored, before);

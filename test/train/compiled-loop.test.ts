@@ -2,51 +2,32 @@
  * The pretraining loop on the compiled step (recipe.train.compile) against the
  * eager step: rotation-small.yaml shrunk to tiny generated data, three steps each.
  */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getTask } from '../../pretext-tasks/registry.js';
 import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
-import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
-import { pretrain } from '../../src/train/loop.js';
 import { chooseTrainingPath } from '../../src/train/training-path.js';
+import { runPretrain, shrinkRecipe, wholeAndResumed } from '../support/compiled-step-harness.js';
 import { noiseSource } from '../support/noise-source.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
 });
 
+/** rotation-small.yaml at test size (batch 4, width 0.125, one epoch), no online probe. */
 function recipe(overrides: Partial<PretrainRecipe['train']>): PretrainRecipe {
-  const r = structuredClone(loadPretrainRecipe(path.resolve('recipes/rotation-small.yaml'), getTask));
-  r.data.batchSize = 4;
-  r.data.workers = 0;
-  r.data.cacheSize = null;
-  r.backbone.widthMultiplier = 0.125;
-  r.train.epochs = 1;
-  r.monitor.onlineProbe.enabled = false;
-  Object.assign(r.train, overrides);
-  return r;
+  return shrinkRecipe('rotation-small.yaml', overrides, (r) => {
+    r.monitor.onlineProbe.enabled = false;
+  });
 }
 
-async function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
-  const counts: number[] = [];
-  let trainingStep = '';
-  const result = await pretrain(r, {
+function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
+  return runPretrain(r, {
     source: noiseSource(16, 40),
-    outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-compiled-')),
+    tmpPrefix: 'selfsup-compiled-',
     maxSteps: options.maxSteps ?? 3,
-    ...(options.resume ? { resume: options.resume } : {}),
-    progress: false,
-    onEvent: (e) => {
-      if (e.type === 'start') trainingStep = e.trainingStep;
-      if (e.type === 'step') counts.push(tf.memory().numTensors);
-    },
+    resume: options.resume,
   });
-  return { losses: result.losses, counts, trainingStep, runDir: result.runDir };
 }
 
 describe('train.compile and train.precision', () => {
@@ -92,10 +73,7 @@ describe('train.compile and train.precision', () => {
     'a compiled run stopped after 2 steps and resumed gives the uninterrupted losses (checkpoints hold the session weights)',
     async () => {
       const r = recipe({ compile: 'on', precision: 'float32' });
-      const whole = await run(r, { maxSteps: 4 });
-      const first = await run(r, { maxSteps: 2 });
-      const rest = await run(r, { maxSteps: 2, resume: first.runDir });
-      const resumed = [...first.losses, ...rest.losses];
+      const { whole, resumed } = await wholeAndResumed((options) => run(r, options), 4, 2);
       expect(resumed.length).toBe(4);
       for (let i = 0; i < 4; i++) expect(Math.abs(resumed[i] - whole.losses[i])).toBeLessThan(1e-5 * whole.losses[i]);
     },

@@ -6,74 +6,44 @@
  * the target and queue the eager run holds. A compiled MoCo run stopped after one
  * step and resumed gives the uninterrupted losses, target and queue.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getTask } from '../../pretext-tasks/registry.js';
 import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
-import { readRecipeTree } from '../../src/recipes/load.js';
-import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
-import { lastCheckpointName } from '../../src/train/checkpoint.js';
-import { pretrain } from '../../src/train/loop.js';
+import {
+  expectEagerLosses,
+  readCheckpoint,
+  recipesOfTasks,
+  runPretrain,
+  shrinkRecipe,
+  wholeAndResumed,
+} from '../support/compiled-step-harness.js';
 import { noiseSource } from '../support/noise-source.js';
 
 beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
 });
 
-const RECIPES_DIR = path.resolve('recipes');
-const recipeFiles = readdirSync(RECIPES_DIR)
-  .filter((f) => f.endsWith('.yaml'))
-  .filter((f) => {
-    const task = readRecipeTree(path.join(RECIPES_DIR, f)).task as { id?: string } | undefined;
-    return task?.id === 'byol' || task?.id === 'moco';
-  })
-  .sort();
+const recipeFiles = recipesOfTasks(['byol', 'moco']);
 
 /** The recipe at test size: batch 4 per view, width 0.125, one epoch of 2 steps; task options, views, optimizer kept. */
-function shrink(file: string, train: Partial<PretrainRecipe['train']>): PretrainRecipe {
-  const r = structuredClone(loadPretrainRecipe(path.join(RECIPES_DIR, file), getTask));
-  r.data.batchSize = 4;
-  r.data.workers = 0;
-  r.data.cacheSize = null;
-  r.backbone.widthMultiplier = 0.125;
-  r.train.epochs = 1;
-  Object.assign(r.train, train);
-  return r;
-}
+const shrink = (file: string, train: Partial<PretrainRecipe['train']>) => shrinkRecipe(file, train);
 
 /** A tensor of the run's last checkpoint (checkpoint.ts's tensors.json + tensors.bin). */
 function checkpointTensor(runDir: string, name: string): Float32Array | Int32Array {
-  const dir = path.join(runDir, 'checkpoints', lastCheckpointName(runDir) ?? 'none');
-  const index = JSON.parse(readFileSync(path.join(dir, 'tensors.json'), 'utf8')) as {
-    tensors: Array<{ name: string; dtype: string; offset: number; length: number }>;
-  };
-  const entry = index.tensors.find((t) => t.name === name);
-  if (!entry) throw new Error(`the checkpoint in ${dir} has no tensor ${name}`);
-  const bytes = readFileSync(path.join(dir, 'tensors.bin')).subarray(entry.offset, entry.offset + entry.length);
-  const copy = new Uint8Array(bytes).buffer;
-  return entry.dtype === 'int32' ? new Int32Array(copy) : new Float32Array(copy);
+  const { dir, tensors } = readCheckpoint(runDir);
+  const tensor = tensors.get(name);
+  if (!tensor) throw new Error(`the checkpoint in ${dir} has no tensor ${name}`);
+  return tensor;
 }
 
-async function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
-  const counts: number[] = [];
-  let trainingStep = '';
-  const result = await pretrain(r, {
+function run(r: PretrainRecipe, options: { maxSteps?: number; resume?: string } = {}) {
+  return runPretrain(r, {
     source: noiseSource(8, Math.round(r.input.size * 1.25), r.input.channels),
-    outDir: mkdtempSync(path.join(os.tmpdir(), 'selfsup-momentum-')),
+    tmpPrefix: 'selfsup-momentum-',
     maxSteps: options.maxSteps ?? 2,
-    ...(options.resume ? { resume: options.resume } : {}),
-    progress: false,
-    onEvent: (e) => {
-      if (e.type === 'start') trainingStep = e.trainingStep;
-      if (e.type === 'step') counts.push(tf.memory().numTensors);
-    },
+    resume: options.resume,
   });
-  return { losses: result.losses, counts, trainingStep, runDir: result.runDir };
 }
 
 /** Largest |a - b| over max |b|. */
@@ -104,12 +74,7 @@ describe('compiled BYOL and MoCo recipes', () => {
         expect(compiled.trainingStep).toBe('compiled graph, float32 (recipe.train.precision)');
         expect(eager.trainingStep.startsWith('eager step')).toBe(true);
         expect(compiled.losses.length).toBe(2);
-        for (let i = 0; i < 2; i++) {
-          const error = Math.abs(compiled.losses[i] - eager.losses[i]);
-          expect(error, `step ${i}: ${compiled.losses[i]} vs ${eager.losses[i]}`).toBeLessThan(
-            Math.max(2e-4 * Math.abs(eager.losses[i]), 1e-5),
-          );
-        }
+        expectEagerLosses(compiled.losses, eager.losses, 2e-4, 1e-5);
         expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0]]);
         const names = file.startsWith('moco') ? [...STATE_TENSORS, 'buffers.queue'] : STATE_TENSORS;
         for (const name of names) {
@@ -129,10 +94,7 @@ describe('compiled BYOL and MoCo recipes', () => {
     'moco-small.yaml compiled, stopped after 1 step and resumed, gives the uninterrupted losses, target and queue',
     async () => {
       const r = shrink('moco-small.yaml', { compile: 'on', precision: 'float32' });
-      const whole = await run(r, { maxSteps: 2 });
-      const first = await run(r, { maxSteps: 1 });
-      const rest = await run(r, { maxSteps: 1, resume: first.runDir });
-      const resumed = [...first.losses, ...rest.losses];
+      const { whole, rest, resumed } = await wholeAndResumed((options) => run(r, options), 2, 1);
       expect(resumed.length).toBe(2);
       for (let i = 0; i < 2; i++) expect(resumed[i]).toBe(whole.losses[i]);
       for (const name of [...STATE_TENSORS, 'buffers.queue', 'buffers.pointer']) {

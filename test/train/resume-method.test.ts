@@ -4,7 +4,6 @@
  * with the weights, so the resumed run's losses and final tensors equal the
  * uninterrupted run's.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../src/engine/index.js';
 import { pretrain } from '../../src/train/loop.js';
 import { MetricsLog } from '../../src/train/metrics.js';
+import { lastCheckpoint, runAndKill, stepLosses } from '../support/sigkill-resume.js';
 import { methodComponents, mocoRecipe } from './method-helpers.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-resume-moco-'));
@@ -27,17 +27,14 @@ const OVERRIDES = {
 };
 
 function lastCheckpointFiles(runDir: string): { bin: Buffer; names: string[] } {
-  const last = readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim();
-  const dir = path.join(runDir, 'checkpoints', last);
+  const dir = path.join(runDir, 'checkpoints', lastCheckpoint(runDir));
   const index = JSON.parse(readFileSync(path.join(dir, 'tensors.json'), 'utf8')) as {
     tensors: Array<{ name: string }>;
   };
   return { bin: readFileSync(path.join(dir, 'tensors.bin')), names: index.tensors.map((t) => t.name) };
 }
 
-const stepLosses = (log: MetricsLog) => log.stepRows().map((r) => [r.globalStep, r.loss]);
-
-let reference: { runDir: string; steps: number[][] };
+let reference: { runDir: string; steps: Array<[number, number]> };
 
 beforeAll(async () => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
@@ -61,35 +58,16 @@ describe('resume of a method with a momentum target and a queue (MoCo)', () => {
 
   it('SIGKILL mid-epoch, then resume: the same losses and bit-identical final tensors', async () => {
     const outDir = tmp();
-    const child = spawn(
-      process.execPath,
-      ['test/train/fixtures/run-ts.mjs', 'test/train/fixtures/pretrain-method-child.ts', outDir, 'killed', '9'],
-      { env: { ...process.env, TINY_RECIPE: JSON.stringify(OVERRIDES) }, stdio: ['ignore', 'pipe', 'pipe'] },
+    const { exit, stderr, printed } = await runAndKill(
+      'test/train/fixtures/pretrain-method-child.ts',
+      [outDir, 'killed', '9'],
+      9,
+      { TINY_RECIPE: JSON.stringify(OVERRIDES) },
     );
-    const printed: number[][] = [];
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
-      child.on('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    let buffered = '';
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /^step (\d+) (\S+)$/.exec(line);
-        if (!m) continue;
-        printed.push([Number(m[1]), Number(m[2])]);
-        if (Number(m[1]) === 9) child.kill('SIGKILL');
-      }
-    });
-    expect(await exit, stderr).toBe('SIGKILL');
+    expect(exit, stderr).toBe('SIGKILL');
     expect(printed.length).toBe(9);
     const runDir = path.join(outDir, 'killed');
-    expect(readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000008');
+    expect(lastCheckpoint(runDir)).toBe('ckpt-000000008');
 
     const resumed = await pretrain(mocoRecipe(OVERRIDES), {
       components: methodComponents(),

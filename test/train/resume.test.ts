@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { pretrain } from '../../src/train/loop.js';
 import { MetricsLog } from '../../src/train/metrics.js';
 import { readArrowTable } from '../../src/util/arrow.js';
 import { tinyComponents, tinyRecipe } from '../support/pretraining.js';
+import { expectCompleteCheckpoints, lastCheckpoint, runAndKill, stepLosses } from '../support/sigkill-resume.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'selfsup-resume-'));
 // 48 images / batch 8 = 6 steps per epoch; checkpoints every 2 steps and every epoch.
@@ -16,14 +16,9 @@ const base = () => tinyRecipe(RECIPE_OVERRIDES);
 const run = (options: Parameters<typeof pretrain>[1], recipe = base()) =>
   pretrain(recipe, { components: tinyComponents(), dataPath: 'generated', progress: false, ...options });
 
-function stepLosses(log: MetricsLog): Array<[number, number]> {
-  return log.stepRows().map((r) => [r.globalStep, r.loss]);
-}
-
 /** Backbone, heads and optimizer state of the run's last checkpoint. */
 function weights(runDir: string): Buffer {
-  const last = readFileSync(path.join(runDir, 'checkpoints', 'last'), 'utf8').trim();
-  return readFileSync(path.join(runDir, 'checkpoints', last, 'tensors.bin'));
+  return readFileSync(path.join(runDir, 'checkpoints', lastCheckpoint(runDir), 'tensors.bin'));
 }
 
 let reference: { runDir: string; steps: Array<[number, number]> };
@@ -41,7 +36,7 @@ describe('resume', () => {
     const first = await run({ outDir, runId: 'r', maxSteps: 9 });
     expect(first.status).toBe('stopped');
     // maxSteps writes a checkpoint where it stops: global step 9 (epoch 1, step 3).
-    expect(readFileSync(path.join(first.runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000009');
+    expect(lastCheckpoint(first.runDir)).toBe('ckpt-000000009');
     const events: string[] = [];
     const second = await run({
       resume: first.runDir,
@@ -71,7 +66,7 @@ describe('resume', () => {
     });
     expect(first.status).toBe('stopped');
     expect(first.losses.length).toBe(3);
-    expect(readFileSync(path.join(first.runDir, 'checkpoints', 'last'), 'utf8').trim()).toBe('ckpt-000000003');
+    expect(lastCheckpoint(first.runDir)).toBe('ckpt-000000003');
     expect(JSON.parse(readFileSync(path.join(first.runDir, 'status.json'), 'utf8')).message).toBe('interrupted');
     await run({ resume: first.runDir });
     expect(stepLosses(MetricsLog.read(path.join(first.runDir, 'metrics.arrow')))).toEqual(reference.steps);
@@ -101,45 +96,21 @@ describe('resume', () => {
 
   it('SIGKILL mid-epoch, then resume: a finished run whose metrics continue the interrupted ones', async () => {
     const outDir = tmp();
-    const child = spawn(
-      process.execPath,
-      ['test/train/fixtures/run-ts.mjs', 'test/train/fixtures/pretrain-child.ts', outDir, 'killed', '20', '9'],
-      { env: { ...process.env, TINY_RECIPE: JSON.stringify(RECIPE_OVERRIDES) }, stdio: ['ignore', 'pipe', 'pipe'] },
+    // Kill in the middle of epoch 1 (steps 7-12), after step 9.
+    const { exit, stderr, printed } = await runAndKill(
+      'test/train/fixtures/pretrain-child.ts',
+      [outDir, 'killed', '20', '9'],
+      9,
+      { TINY_RECIPE: JSON.stringify(RECIPE_OVERRIDES) },
     );
-    const printed: Array<[number, number]> = [];
-    let stderr = '';
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const exit = new Promise<NodeJS.Signals | number | null>((resolve) =>
-      child.on('exit', (code, signal) => resolve(signal ?? code)),
-    );
-    let buffered = '';
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk;
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) {
-        const m = /^step (\d+) (\S+)$/.exec(line);
-        if (!m) continue;
-        printed.push([Number(m[1]), Number(m[2])]);
-        // Kill in the middle of epoch 1 (steps 7-12), after step 9.
-        if (Number(m[1]) === 9) child.kill('SIGKILL');
-      }
-    });
-    const how = await exit;
-    expect(how, stderr).toBe('SIGKILL');
+    expect(exit, stderr).toBe('SIGKILL');
     expect(printed.length).toBe(9);
 
     const runDir = path.join(outDir, 'killed');
     const checkpoints = path.join(runDir, 'checkpoints');
     // Never a half-written checkpoint: every ckpt-* is complete and `last` names one of them.
-    for (const name of readdirSync(checkpoints).filter((n) => n.startsWith('ckpt-'))) {
-      for (const f of ['tensors.bin', 'tensors.json', 'state.json', 'metrics.arrow']) {
-        expect(existsSync(path.join(checkpoints, name, f)), `${name}/${f}`).toBe(true);
-      }
-    }
-    const last = readFileSync(path.join(checkpoints, 'last'), 'utf8').trim();
+    expectCompleteCheckpoints(checkpoints);
+    const last = lastCheckpoint(runDir);
     expect(last).toBe('ckpt-000000008');
     expect(JSON.parse(readFileSync(path.join(runDir, 'status.json'), 'utf8')).status).toBe('running');
 
