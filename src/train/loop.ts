@@ -12,9 +12,8 @@
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { PretextTask, TrainingProgress } from '../../pretext-tasks/types.js';
-import type { Backbone, Head } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
-import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
+import type { Batch, ImageSource, InputSpec } from '../data/types.js';
 import type { ManifestExtras } from '../export/manifest.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
 import { UsageError } from '../util/errors.js';
@@ -24,8 +23,6 @@ import { createRng, type Rng } from '../util/rng.js';
 import {
   checkpointName,
   loadCheckpoint,
-  type NamedTensorVariable,
-  resumePoint,
   saveCheckpoint,
   type TrainingState,
   writeModuleTensors,
@@ -34,24 +31,23 @@ import { isCollapsed } from './collapse.js';
 import { type CompiledOptimizerName, CompiledTrainingStep, compiledStepProblem } from './compiled-step.js';
 import { defaultComponents, type TrainComponents } from './components.js';
 import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
-import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
-import { createOnlineProbe } from './online-probe.js';
-import { createOptimizer, type TrainableParam } from './optimizers.js';
+import { knnAccuracy } from './monitor.js';
+import type { TrainEvent } from './pretrain-run.js';
 import {
-  acquireRunLock,
-  checkResumeRecipe,
-  createRunDir,
-  type RunLock,
-  readResolvedRecipe,
-  recordRunInputs,
-  writeResolvedRecipe,
-  writeStatus,
-} from './run-dir.js';
+  buildPretrainModel,
+  closeSource,
+  disposePretrainModel,
+  openRunFolder,
+  openValidation,
+  planData,
+  requirePath,
+} from './pretrain-setup.js';
+import { type RunLock, writeStatus } from './run-dir.js';
 import { learningRateAt } from './schedules.js';
 import { computeStep, DivergenceError, divergence } from './step.js';
-import { TaskState } from './task-state.js';
 import { chooseTrainingPath } from './training-path.js';
 
+export type { TrainEvent };
 export { DivergenceError, divergence };
 
 /**
@@ -59,22 +55,6 @@ export { DivergenceError, divergence };
  * per-parameter update counts; the applied update is counted as the eager optimizer counts it).
  */
 const PRETRAIN_OPTIMIZERS: readonly CompiledOptimizerName[] = ['sgd', 'lars', 'adam', 'adamw'];
-
-export type TrainEvent =
-  | {
-      type: 'start';
-      runDir: string;
-      epochs: number;
-      stepsPerEpoch: number;
-      resumedFrom?: string;
-      /** Which training step runs and why (training-path.ts): `compiled graph, bfloat16 (...)` or `eager step, float32 (...)`. */
-      trainingStep: string;
-    }
-  | { type: 'step'; row: MetricsRow }
-  | { type: 'epoch'; row: MetricsRow }
-  | { type: 'checkpoint'; dir: string }
-  | { type: 'warning'; message: string }
-  | { type: 'end'; runDir: string; status: 'finished' | 'stopped' };
 
 export interface PretrainOptions {
   /** Unlabeled images: a folder, manifest or IDX file (opened by the data layer). */
@@ -132,7 +112,7 @@ async function pretrainLocked(
   const taskOptions = task.validate(given.task.options);
   const recipe: PretrainRecipe = structuredClone(given);
   recipe.task.options = structuredClone(taskOptions);
-  const input = {
+  const input: InputSpec = {
     size: recipe.input.size,
     channels: recipe.input.channels,
     mean: recipe.input.mean ?? new Array(recipe.input.channels).fill(0.5),
@@ -140,100 +120,16 @@ async function pretrainLocked(
   };
   const train = recipe.train;
 
-  // The run folder: new, or the one being resumed (its recipe may differ only in epochs / lrOverrides).
-  let runDir: string;
-  let resumeDir: string | undefined;
-  const takeOver = (message: string) => options.onEvent?.({ type: 'warning', message });
-  if (options.resume) {
-    runDir = options.resume;
-    checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
-    held.lock = acquireRunLock(runDir, takeOver);
-    resumeDir = await resumePoint(runDir);
-    // A run that stopped before its first checkpoint starts again from step 0.
-    if (!resumeDir) takeOver(`${runDir} has no checkpoint yet: starting it from the first step`);
-  } else {
-    const inputs = [
-      { path: options.dataPath ?? '', option: '--data' },
-      { path: options.validationPath ?? '', option: '--val' },
-    ];
-    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId, inputs);
-    held.lock = acquireRunLock(runDir, takeOver);
-  }
-  await writeResolvedRecipe(runDir, recipe);
-  const inputs = await recordRunInputs(runDir, options);
+  const { runDir, resumeDir, inputs } = await openRunFolder(recipe, options, held);
 
   const source = options.source ?? (await parts.openSource(requirePath(inputs.dataPath)));
   const root = createRng(recipe.seed);
-  let subset: Int32Array | undefined;
-  if (recipe.data.limit !== null && recipe.data.limit < source.size) {
-    subset = root.derive('subset').permutation(source.size).slice(0, recipe.data.limit).sort();
-  }
-  const images = subset?.length ?? source.size;
-  const fullSteps = recipe.data.dropLast
-    ? Math.floor(images / recipe.data.batchSize)
-    : Math.ceil(images / recipe.data.batchSize);
-  if (fullSteps < 1) {
-    throw new UsageError(
-      `recipe.data.batchSize (${recipe.data.batchSize}) is larger than the ${images} images with dropLast: true`,
-    );
-  }
-  const stepsPerEpoch = Math.min(fullSteps, train.maxStepsPerEpoch ?? fullSteps);
-  const views = task.views(taskOptions, input);
-  const loaderOptions = (epoch: number, startBatch: number): LoaderOptions => ({
-    batchSize: recipe.data.batchSize,
-    views,
-    channels: input.channels,
-    seed: recipe.seed,
-    epoch,
-    shuffle: true,
-    dropLast: recipe.data.dropLast,
-    startBatch,
-    subset,
-    workers: recipe.data.workers ?? undefined,
-    prefetch: recipe.data.prefetch,
-    cacheSize: recipe.data.cacheSize ?? undefined,
-  });
+  const { stepsPerEpoch, loaderOptions } = planData(recipe, task, taskOptions, input, source, root);
 
   // Model, heads and optimizer; every variable is owned here and disposed in `finally`.
-  const backbone: Backbone = parts.createBackbone(
-    { ...recipe.backbone, inputChannels: input.channels },
-    root.derive('backbone'),
-  );
-  const heads = task.createHeads(taskOptions, backbone.featureDim, root.derive('heads'));
-  const headModules: Record<string, Head> = task.headModules(heads);
-  const params: TrainableParam[] = [];
-  const saved: NamedTensorVariable[] = [];
-  const addModule = (prefix: string, module: { variables(): ReturnType<Backbone['variables']> }) => {
-    for (const v of module.variables()) {
-      const name = `${prefix}.${v.name}`;
-      saved.push({ name, variable: v.variable });
-      if (v.trainable) params.push({ name, variable: v.variable, kind: v.kind });
-    }
-  };
-  addModule('backbone', backbone);
-  for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
-  // The task's cross-step state (momentum target, queues): created here, checkpointed with the weights.
-  const taskState = TaskState.create({
-    task,
-    taskOptions,
-    backbone,
-    heads,
-    createBackbone: () =>
-      parts.createBackbone({ ...recipe.backbone, inputChannels: input.channels }, root.derive('target')),
-    rng: root.derive('task-state'),
-  });
-  saved.push(...taskState.variables());
-  const probe = createOnlineProbe(
-    recipe.monitor.onlineProbe,
-    source.labels,
-    source.classNames,
-    backbone.featureDim,
-    root.derive('online-probe'),
-  );
-  if (probe) saved.push(...probe.variables());
+  const model = buildPretrainModel(parts, recipe, task, taskOptions, input, root, source);
+  const { backbone, heads, headModules, params, backboneParams, saved, taskState, probe, optimizer } = model;
   const collapseMinRatio = recipe.monitor.collapse.minRatio ?? task.collapseMinRatio ?? 0.1;
-  const optimizer = createOptimizer(train.optimizer, params);
-  saved.push(...optimizer.stateVariables());
   // The step: one compiled graph where the run allows it (training-path.ts), else the eager step.
   // A task's state (momentum target, queue) compiles with it when its hook runs it (compiledStepProblem).
   const loopProblem = probe
@@ -254,7 +150,6 @@ async function pretrainLocked(
   );
   let compiledStep: CompiledTrainingStep | undefined;
   // Continued pretraining: the backbone is a parameter group at a lower rate while the random heads settle.
-  const backboneParams = params.filter((p) => p.name.startsWith('backbone.'));
   const setBackboneGroupFor = (epoch: number) => {
     const warm = recipe.init.weights !== null && epoch < recipe.init.warmEpochs;
     for (const p of backboneParams) p.lrScale = warm ? recipe.init.backboneLrMultiplier : 1;
@@ -302,14 +197,7 @@ async function pretrainLocked(
     emit({ type: 'checkpoint', dir: lastGood });
   };
 
-  let validation: { source: ImageSource; split: KnnSplit } | undefined;
-  const validationSource =
-    options.validationSource ??
-    (inputs.validationPath ? await parts.openSource(inputs.validationPath, { labelled: true }) : undefined);
-  if (validationSource) {
-    const { bankImages, queryImages } = recipe.monitor.knn;
-    validation = { source: validationSource, split: knnSplit(validationSource, bankImages, queryImages, recipe.seed) };
-  }
+  const validation = await openValidation(parts, recipe, options.validationSource, inputs.validationPath);
 
   try {
     if (resumeDir) {
@@ -610,12 +498,8 @@ async function pretrainLocked(
     throw error;
   } finally {
     compiledStep?.dispose();
-    optimizer.dispose();
-    taskState.dispose();
-    probe?.dispose();
-    for (const head of Object.values(headModules)) head.dispose();
-    backbone.dispose();
-    if (validationSource && !options.validationSource) await closeSource(validationSource);
+    disposePretrainModel(model);
+    if (validation && !options.validationSource) await closeSource(validation.source);
   }
 }
 
@@ -642,14 +526,4 @@ function runCompiledStep(
   } finally {
     tf.dispose(views);
   }
-}
-
-async function closeSource(source: ImageSource): Promise<void> {
-  const closable = source as ImageSource & { close?: () => unknown };
-  await closable.close?.();
-}
-
-function requirePath(dataPath: string | undefined): string {
-  if (!dataPath) throw new UsageError('pretrain needs data: pass --data <folder|manifest.arrow|file.idx>');
-  return dataPath;
 }
