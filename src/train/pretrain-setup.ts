@@ -13,10 +13,10 @@ import { UsageError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { type NamedTensorVariable, resumePoint } from './checkpoint.js';
 import type { TrainComponents } from './components.js';
-import { type KnnSplit, knnSplit } from './monitor.js';
+import { knnSplit } from './monitor.js';
 import { createOnlineProbe } from './online-probe.js';
 import { createOptimizer, type TrainableParam } from './optimizers.js';
-import type { PretrainModel, TrainEvent } from './pretrain-run.js';
+import type { PretrainModel, TrainEvent, Validation } from './pretrain-run.js';
 import {
   acquireRunLock,
   checkResumeRecipe,
@@ -188,11 +188,6 @@ export function disposePretrainModel(model: PretrainModel): void {
   model.probe?.dispose();
   for (const head of Object.values(model.headModules)) head.dispose();
   model.backbone.dispose();
-}
-
-export interface Validation {
-  source: ImageSource;
-  split: KnnSplit;
 }
 
 /** The kNN monitor's labelled images (given, or opened from `validationPath`) and their seeded bank/query split. */
