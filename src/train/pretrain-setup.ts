@@ -5,7 +5,6 @@
  * it owns (backbone, heads, task state, online probe, optimizer, and every
  * variable a checkpoint holds) and the kNN monitor's validation images.
  */
-import type { PretextTask } from '../../pretext-tasks/types.js';
 import type { Backbone, Head } from '../backbones/types.js';
 import type { ImageSource, InputSpec, LoaderOptions } from '../data/types.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
@@ -16,7 +15,7 @@ import type { TrainComponents } from './components.js';
 import { knnSplit } from './monitor.js';
 import { createOnlineProbe } from './online-probe.js';
 import { createOptimizer, type TrainableParam } from './optimizers.js';
-import type { PretrainModel, TrainEvent, Validation } from './pretrain-run.js';
+import type { PretrainModel, PretrainRun, TrainEvent, Validation } from './pretrain-run.js';
 import {
   acquireRunLock,
   checkResumeRecipe,
@@ -28,9 +27,6 @@ import {
   writeResolvedRecipe,
 } from './run-dir.js';
 import { TaskState } from './task-state.js';
-
-// biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
-type AnyTask = PretextTask<any, any>;
 
 /** Where a run goes: pretrain's options for the run folder. */
 export interface RunFolderOptions extends RunInputs {
@@ -91,7 +87,7 @@ export interface DataPlan {
 /** The batches a run draws from `source`: throws UsageError when dropLast leaves no full batch. */
 export function planData(
   recipe: PretrainRecipe,
-  task: AnyTask,
+  task: PretrainRun['task'],
   taskOptions: object,
   input: InputSpec,
   source: ImageSource,
@@ -133,7 +129,7 @@ export function planData(
 export function buildPretrainModel(
   parts: TrainComponents,
   recipe: PretrainRecipe,
-  task: AnyTask,
+  task: PretrainRun['task'],
   taskOptions: object,
   input: InputSpec,
   root: Rng,
