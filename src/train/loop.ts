@@ -8,73 +8,43 @@
  * trainable variables of backbone + heads) and clips them; the loss is read on
  * the host and checked (NaN, Inf, explosion) before a second tf.tidy applies the
  * update, so a diverged step never touches the weights. Nothing awaits inside a tidy.
+ *
+ * This file runs the epochs and steps; its pieces sit beside it: pretrain-setup.ts
+ * (run folder, data plan, model), pretrain-step.ts (which step runs, computing and
+ * applying it), pretrain-checkpoints.ts (saving, resuming, init weights),
+ * pretrain-epoch.ts (step rows, collapse alarm, end of epoch) and pretrain-end.ts
+ * (finished, stopped, diverged, failed); pretrain-run.ts declares what they share.
  */
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import type { PretextTask, TrainingProgress } from '../../pretext-tasks/types.js';
-import type { Backbone, Head } from '../backbones/types.js';
-import { evalView } from '../data/augment/presets.js';
-import type { Batch, ImageSource, LoaderOptions } from '../data/types.js';
+import type { TrainingProgress } from '../../pretext-tasks/types.js';
+import type { Batch, ImageSource, InputSpec } from '../data/types.js';
 import type { ManifestExtras } from '../export/manifest.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
-import { UsageError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
-import { createRng, type Rng } from '../util/rng.js';
-import {
-  checkpointName,
-  loadCheckpoint,
-  type NamedTensorVariable,
-  resumePoint,
-  saveCheckpoint,
-  type TrainingState,
-  writeModuleTensors,
-} from './checkpoint.js';
-import { isCollapsed } from './collapse.js';
-import { type CompiledOptimizerName, CompiledTrainingStep, compiledStepProblem } from './compiled-step.js';
+import { createRng } from '../util/rng.js';
 import { defaultComponents, type TrainComponents } from './components.js';
-import { MetricsLog, type MetricsRow, summarizeEpoch, writeCurves } from './metrics.js';
-import { type KnnSplit, knnAccuracy, knnSplit } from './monitor.js';
-import { createOnlineProbe } from './online-probe.js';
-import { createOptimizer, type TrainableParam } from './optimizers.js';
+import { MetricsLog } from './metrics.js';
+import { resumeRun, saveRunCheckpoint, startFromInitWeights } from './pretrain-checkpoints.js';
+import { divergedRun, finishRun, recordFailure, stopRun } from './pretrain-end.js';
+import { beginEpoch, type EpochRecord, endEpoch, recordStep } from './pretrain-epoch.js';
+import type { PretrainRun, TrainEvent } from './pretrain-run.js';
 import {
-  acquireRunLock,
-  checkResumeRecipe,
-  createRunDir,
-  type RunLock,
-  readResolvedRecipe,
-  recordRunInputs,
-  writeResolvedRecipe,
-  writeStatus,
-} from './run-dir.js';
+  buildPretrainModel,
+  closeSource,
+  disposePretrainModel,
+  openRunFolder,
+  openValidation,
+  planData,
+  requirePath,
+} from './pretrain-setup.js';
+import { applyRunStep, buildCompiledStep, choosePretrainPath, computeRunStep } from './pretrain-step.js';
+import { type RunLock, writeStatus } from './run-dir.js';
 import { learningRateAt } from './schedules.js';
-import { computeStep, DivergenceError, divergence } from './step.js';
-import { TaskState } from './task-state.js';
-import { chooseTrainingPath } from './training-path.js';
+import { DivergenceError, divergence } from './step.js';
 
+export type { TrainEvent };
 export { DivergenceError, divergence };
-
-/**
- * The optimizers pretraining runs compiled: every one (runCompiledStep feeds Adam's
- * per-parameter update counts; the applied update is counted as the eager optimizer counts it).
- */
-const PRETRAIN_OPTIMIZERS: readonly CompiledOptimizerName[] = ['sgd', 'lars', 'adam', 'adamw'];
-
-export type TrainEvent =
-  | {
-      type: 'start';
-      runDir: string;
-      epochs: number;
-      stepsPerEpoch: number;
-      resumedFrom?: string;
-      /** Which training step runs and why (training-path.ts): `compiled graph, bfloat16 (...)` or `eager step, float32 (...)`. */
-      trainingStep: string;
-    }
-  | { type: 'step'; row: MetricsRow }
-  | { type: 'epoch'; row: MetricsRow }
-  | { type: 'checkpoint'; dir: string }
-  | { type: 'warning'; message: string }
-  | { type: 'end'; runDir: string; status: 'finished' | 'stopped' };
 
 export interface PretrainOptions {
   /** Unlabeled images: a folder, manifest or IDX file (opened by the data layer). */
@@ -127,12 +97,11 @@ async function pretrainLocked(
   held: { lock?: RunLock },
 ): Promise<PretrainResult> {
   const parts: TrainComponents = { ...(await defaultComponents()), ...options.components };
-  // biome-ignore lint/suspicious/noExplicitAny: tasks have their own option types
-  const task: PretextTask<any, any> = parts.getTask(given.task.id);
+  const task: PretrainRun['task'] = parts.getTask(given.task.id);
   const taskOptions = task.validate(given.task.options);
   const recipe: PretrainRecipe = structuredClone(given);
   recipe.task.options = structuredClone(taskOptions);
-  const input = {
+  const input: InputSpec = {
     size: recipe.input.size,
     channels: recipe.input.channels,
     mean: recipe.input.mean ?? new Array(recipe.input.channels).fill(0.5),
@@ -140,138 +109,21 @@ async function pretrainLocked(
   };
   const train = recipe.train;
 
-  // The run folder: new, or the one being resumed (its recipe may differ only in epochs / lrOverrides).
-  let runDir: string;
-  let resumeDir: string | undefined;
-  const takeOver = (message: string) => options.onEvent?.({ type: 'warning', message });
-  if (options.resume) {
-    runDir = options.resume;
-    checkResumeRecipe(readResolvedRecipe(runDir), recipe, runDir);
-    held.lock = acquireRunLock(runDir, takeOver);
-    resumeDir = await resumePoint(runDir);
-    // A run that stopped before its first checkpoint starts again from step 0.
-    if (!resumeDir) takeOver(`${runDir} has no checkpoint yet: starting it from the first step`);
-  } else {
-    const inputs = [
-      { path: options.dataPath ?? '', option: '--data' },
-      { path: options.validationPath ?? '', option: '--val' },
-    ];
-    runDir = createRunDir(options.outDir ?? 'runs', recipe.name ?? recipe.task.id, options.runId, inputs);
-    held.lock = acquireRunLock(runDir, takeOver);
-  }
-  await writeResolvedRecipe(runDir, recipe);
-  const inputs = await recordRunInputs(runDir, options);
-
+  const { runDir, resumeDir, inputs } = await openRunFolder(recipe, options, held);
   const source = options.source ?? (await parts.openSource(requirePath(inputs.dataPath)));
   const root = createRng(recipe.seed);
-  let subset: Int32Array | undefined;
-  if (recipe.data.limit !== null && recipe.data.limit < source.size) {
-    subset = root.derive('subset').permutation(source.size).slice(0, recipe.data.limit).sort();
-  }
-  const images = subset?.length ?? source.size;
-  const fullSteps = recipe.data.dropLast
-    ? Math.floor(images / recipe.data.batchSize)
-    : Math.ceil(images / recipe.data.batchSize);
-  if (fullSteps < 1) {
-    throw new UsageError(
-      `recipe.data.batchSize (${recipe.data.batchSize}) is larger than the ${images} images with dropLast: true`,
-    );
-  }
-  const stepsPerEpoch = Math.min(fullSteps, train.maxStepsPerEpoch ?? fullSteps);
-  const views = task.views(taskOptions, input);
-  const loaderOptions = (epoch: number, startBatch: number): LoaderOptions => ({
-    batchSize: recipe.data.batchSize,
-    views,
-    channels: input.channels,
-    seed: recipe.seed,
-    epoch,
-    shuffle: true,
-    dropLast: recipe.data.dropLast,
-    startBatch,
-    subset,
-    workers: recipe.data.workers ?? undefined,
-    prefetch: recipe.data.prefetch,
-    cacheSize: recipe.data.cacheSize ?? undefined,
-  });
+  const { stepsPerEpoch, loaderOptions } = planData(recipe, task, taskOptions, input, source, root);
 
   // Model, heads and optimizer; every variable is owned here and disposed in `finally`.
-  const backbone: Backbone = parts.createBackbone(
-    { ...recipe.backbone, inputChannels: input.channels },
-    root.derive('backbone'),
-  );
-  const heads = task.createHeads(taskOptions, backbone.featureDim, root.derive('heads'));
-  const headModules: Record<string, Head> = task.headModules(heads);
-  const params: TrainableParam[] = [];
-  const saved: NamedTensorVariable[] = [];
-  const addModule = (prefix: string, module: { variables(): ReturnType<Backbone['variables']> }) => {
-    for (const v of module.variables()) {
-      const name = `${prefix}.${v.name}`;
-      saved.push({ name, variable: v.variable });
-      if (v.trainable) params.push({ name, variable: v.variable, kind: v.kind });
-    }
-  };
-  addModule('backbone', backbone);
-  for (const [key, head] of Object.entries(headModules)) addModule(`heads.${key}`, head);
-  // The task's cross-step state (momentum target, queues): created here, checkpointed with the weights.
-  const taskState = TaskState.create({
-    task,
-    taskOptions,
-    backbone,
-    heads,
-    createBackbone: () =>
-      parts.createBackbone({ ...recipe.backbone, inputChannels: input.channels }, root.derive('target')),
-    rng: root.derive('task-state'),
-  });
-  saved.push(...taskState.variables());
-  const probe = createOnlineProbe(
-    recipe.monitor.onlineProbe,
-    source.labels,
-    source.classNames,
-    backbone.featureDim,
-    root.derive('online-probe'),
-  );
-  if (probe) saved.push(...probe.variables());
-  const collapseMinRatio = recipe.monitor.collapse.minRatio ?? task.collapseMinRatio ?? 0.1;
-  const optimizer = createOptimizer(train.optimizer, params);
-  saved.push(...optimizer.stateVariables());
+  const model = buildPretrainModel(parts, recipe, task, taskOptions, input, root, source);
   // The step: one compiled graph where the run allows it (training-path.ts), else the eager step.
-  // A task's state (momentum target, queue) compiles with it when its hook runs it (compiledStepProblem).
-  const loopProblem = probe
-    ? "the online linear probe (recipe.monitor.onlineProbe) needs each step's embeddings"
-    : recipe.init.weights !== null && recipe.init.warmEpochs > 0
-      ? 'the backbone has its own learning rate while the heads warm up (recipe.init.warmEpochs)'
-      : undefined;
-  const trainingPath = chooseTrainingPath(
-    train.compile,
-    train.precision,
-    train.compile === 'off'
-      ? undefined
-      : (loopProblem ??
-          compiledStepProblem(
-            { task, taskOptions, backbone, heads: headModules, optimizer: train.optimizer },
-            PRETRAIN_OPTIMIZERS,
-          )),
-  );
-  let compiledStep: CompiledTrainingStep | undefined;
-  // Continued pretraining: the backbone is a parameter group at a lower rate while the random heads settle.
-  const backboneParams = params.filter((p) => p.name.startsWith('backbone.'));
-  const setBackboneGroupFor = (epoch: number) => {
-    const warm = recipe.init.weights !== null && epoch < recipe.init.warmEpochs;
-    for (const p of backboneParams) p.lrScale = warm ? recipe.init.backboneLrMultiplier : 1;
-  };
+  const trainingPath = choosePretrainPath(recipe, task, taskOptions, model);
 
-  const emit = (event: TrainEvent) => options.onEvent?.(event);
   const progress = new Progress({
     total: train.epochs * stepsPerEpoch,
     label: 'pretrain',
     silent: options.progress === false,
   });
-  const losses: number[] = [];
-  let metrics = new MetricsLog();
-  let position = { epoch: 0, step: 0, globalStep: 0 };
-  let referenceLoss: number | null = null;
-  let lastGood: string | undefined;
-
   const exportMetadata: ManifestExtras = {
     inputSize: input.size,
     mean: input.mean,
@@ -280,104 +132,37 @@ async function pretrainLocked(
     source: `selfsup pretrain run ${path.basename(runDir)}`,
     ...(recipe.init.weights !== null ? { notes: { initWeights: recipe.init.weights } } : {}),
   };
-  const state = (): TrainingState => ({
-    epoch: position.epoch,
-    step: position.step,
-    globalStep: position.globalStep,
+  const validation = await openValidation(parts, recipe, options.validationSource, inputs.validationPath);
+  const run: PretrainRun = {
+    recipe,
+    task,
+    taskOptions,
+    input,
+    parts,
+    runDir,
+    root,
+    source,
     stepsPerEpoch,
-    seed: recipe.seed,
-    referenceLoss,
-    optimizer: { name: optimizer.name, ...optimizer.hostState() },
-    rngState: root.state(),
-    savedAt: new Date().toISOString(),
-    numBatchesTracked: (backbone as { numBatchesTracked?: number }).numBatchesTracked,
-  });
-  const checkpoint = async () => {
-    compiledStep?.pull();
-    const exportInto = parts.saveBackbone
-      ? (dir: string) => parts.saveBackbone!(backbone, path.join(dir, 'backbone'), exportMetadata)
-      : undefined;
-    lastGood = await saveCheckpoint(runDir, saved, state(), metrics, train.keepCheckpoints, exportInto);
-    await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
-    emit({ type: 'checkpoint', dir: lastGood });
+    loaderOptions,
+    model,
+    validation,
+    exportMetadata,
+    progress,
+    emit: (event) => options.onEvent?.(event),
+    compiledStep: undefined,
+    position: { epoch: 0, step: 0, globalStep: 0 },
+    metrics: new MetricsLog(),
+    referenceLoss: null,
+    lastGood: undefined,
+    losses: [],
+    stepsThisCall: 0,
   };
 
-  let validation: { source: ImageSource; split: KnnSplit } | undefined;
-  const validationSource =
-    options.validationSource ??
-    (inputs.validationPath ? await parts.openSource(inputs.validationPath, { labelled: true }) : undefined);
-  if (validationSource) {
-    const { bankImages, queryImages } = recipe.monitor.knn;
-    validation = { source: validationSource, split: knnSplit(validationSource, bankImages, queryImages, recipe.seed) };
-  }
-
   try {
-    if (resumeDir) {
-      const loaded = loadCheckpoint(resumeDir, saved);
-      if (loaded.state.stepsPerEpoch !== stepsPerEpoch) {
-        throw new UsageError(
-          `cannot resume ${runDir}: it had ${loaded.state.stepsPerEpoch} steps per epoch, the data now gives ${stepsPerEpoch}`,
-        );
-      }
-      metrics = loaded.metrics;
-      position = { epoch: loaded.state.epoch, step: loaded.state.step, globalStep: loaded.state.globalStep };
-      referenceLoss = loaded.state.referenceLoss;
-      optimizer.restoreHostState(loaded.state.optimizer);
-      if (loaded.state.numBatchesTracked !== undefined)
-        (backbone as { numBatchesTracked?: number }).numBatchesTracked = loaded.state.numBatchesTracked;
-      lastGood = resumeDir;
-      await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
-    } else if (recipe.init.weights !== null) {
-      if (!parts.loadInitWeights) throw new UsageError('recipe.init.weights is set but no weight loader was given');
-      const from = await parts.loadInitWeights(backbone, recipe.init.weights);
-      for (const key of ['mean', 'std'] as const) {
-        const differs =
-          from[key].length !== input[key].length || from[key].some((v, i) => Math.abs(v - input[key][i]) > 1e-6);
-        if (differs) {
-          emit({
-            type: 'warning',
-            message:
-              `recipe.input.${key} [${input[key].join(', ')}] differs from the one ${recipe.init.weights} was trained with ` +
-              `[${from[key].join(', ')}]; set recipe.input.${key} to match unless the change is deliberate`,
-          });
-        }
-      }
-    }
-    if (trainingPath.compiled) {
-      // Built once; the weights (just initialised, loaded or resumed) are copied into its session.
-      // The optimizer's slots (SGD/LARS momentum, Adam's moments) are mirrored with their parameters.
-      const slots = new Map(optimizer.stateVariables().map((v) => [v.name, v.variable]));
-      const mirrored = [
-        ...backbone.variables().map((v) => ({ ...v, name: `backbone.${v.name}` })),
-        ...Object.entries(headModules).flatMap(([key, head]) =>
-          head.variables().map((v) => ({ ...v, name: `heads.${key}.${v.name}` })),
-        ),
-      ].map((v) => {
-        const m = slots.get(`optimizer.m.${v.name}`);
-        const second = slots.get(`optimizer.v.${v.name}`);
-        return {
-          ...v,
-          momentum: slots.get(`optimizer.momentum.${v.name}`),
-          adam: m && second ? { m, v: second } : undefined,
-        };
-      });
-      compiledStep = new CompiledTrainingStep({
-        task,
-        taskOptions,
-        backbone,
-        heads: headModules,
-        variables: mirrored,
-        optimizer: train.optimizer,
-        gradClipNorm: train.gradClipNorm,
-        imageShape: [input.size, input.size, input.channels],
-        precision: trainingPath.precision,
-        intraOpThreads: Number(process.env.TF_NUM_INTRAOP_THREADS) || 0,
-        interOpThreads: Number(process.env.TF_NUM_INTEROP_THREADS) || 0,
-        state: taskState.compiledState(),
-        optimizers: PRETRAIN_OPTIMIZERS,
-      });
-    }
-    emit({
+    if (resumeDir) await resumeRun(run, resumeDir);
+    else if (recipe.init.weights !== null) await startFromInitWeights(run, recipe.init.weights);
+    if (trainingPath.compiled) run.compiledStep = buildCompiledStep(run, trainingPath.precision);
+    run.emit({
       type: 'start',
       runDir,
       epochs: train.epochs,
@@ -385,271 +170,117 @@ async function pretrainLocked(
       resumedFrom: resumeDir,
       trainingStep: trainingPath.reason,
     });
-    await writeStatus(runDir, { status: 'running', ...position });
-    progress.update(position.globalStep);
-    let stepsThisCall = 0;
+    await writeStatus(runDir, { status: 'running', ...run.position });
+    progress.update(run.position.globalStep);
 
-    while (position.epoch < train.epochs) {
-      const epoch = position.epoch;
-      const epochStart = performance.now();
-      // Step rows of this epoch so far (a resumed epoch continues its summary).
-      const epochRows: MetricsRow[] = metrics.stepRows().filter((r) => r.epoch === epoch);
-      let collapseWarned = false;
-      const loader = parts.createLoader(source, loaderOptions(epoch, position.step));
-      const iterator = loader[Symbol.asyncIterator]();
-      try {
-        while (position.step < stepsPerEpoch) {
-          // Signal handlers (Ctrl-C, SIGTERM) run only when the event loop turns; cached batches never let it.
-          await yieldToEventLoop();
-          const stop = options.signal?.aborted
-            ? 'interrupted'
-            : options.maxSteps !== undefined && stepsThisCall >= options.maxSteps
-              ? `stopped after ${options.maxSteps} step(s) (maxSteps)`
-              : undefined;
-          if (stop) {
-            // Interrupted (Ctrl-C, SIGTERM) or the step budget is spent: keep everything done so far, then stop.
-            if (lastGood === undefined || !lastGood.endsWith(checkpointName(position.globalStep))) await checkpoint();
-            await writeStatus(runDir, { status: 'stopped', message: stop, ...position });
-            emit({ type: 'end', runDir, status: 'stopped' });
-            progress.finish(stop === 'interrupted' ? 'interrupted' : 'stopped');
-            return { runDir, status: 'stopped', metrics, losses };
-          }
-          const waitStart = performance.now();
-          const next = await iterator.next();
-          const dataWaitMs = performance.now() - waitStart;
-          if (next.done) break;
-          const batch: Batch = next.value;
-          const stepStart = performance.now();
-          const lr = learningRateAt(
-            train.optimizer.lr,
-            train.schedule,
-            { epoch, step: position.step, stepsPerEpoch, epochs: train.epochs },
-            train.lrOverrides,
-          );
-          const stepPosition: TrainingProgress = {
-            globalStep: position.globalStep,
-            totalSteps: train.epochs * stepsPerEpoch,
-            epoch,
-            epochs: train.epochs,
-            stepsPerEpoch,
-          };
-          const measureSpread =
-            recipe.monitor.collapse.everySteps > 0 && position.globalStep % recipe.monitor.collapse.everySteps === 0;
-
-          const stepRng = root.derive('step', epoch, position.step);
-          const computed = compiledStep
-            ? runCompiledStep(
-                compiledStep,
-                batch,
-                stepRng,
-                lr,
-                measureSpread,
-                // Adam's bias correction: each parameter's own update count with this step.
-                (name) => optimizer.updateCount(name) + 1,
-                taskState.momentum(stepPosition),
-              )
-            : await computeStep({
-                task,
-                taskOptions,
-                backbone,
-                heads,
-                params,
-                batch,
-                rng: stepRng,
-                gradClipNorm: train.gradClipNorm,
-                measureSpread,
-                context: taskState.context(stepPosition),
-                keepEmbeddings: probe !== undefined,
-              });
-          const {
-            loss: lossValue,
-            gradNorm: normValue,
-            metrics: metricValues,
-            spread: spreadValue,
-            embeddingDim,
-          } = computed;
-          const problem = divergence(lossValue, normValue, referenceLoss, train.divergence);
-          if (problem) {
-            computed.dispose();
-            const where = `epoch ${epoch}, step ${position.step} (global step ${position.globalStep + 1})`;
-            const kept = lastGood ? `the last good checkpoint is ${lastGood}` : 'no checkpoint had been written yet';
-            const message = `training stopped at ${where}: ${problem}; ${kept}. Lower the learning rate (recipe.train.optimizer.lr or --lr-override ${epoch}=LR) or set recipe.train.gradClipNorm, then resume.`;
-            await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
-            await writeStatus(runDir, { status: 'diverged', message, ...position });
-            progress.finish('diverged');
-            throw new DivergenceError(message, runDir, lastGood);
-          }
-          setBackboneGroupFor(epoch);
-          if (compiledStep) {
-            // The session applied the update; count it as the eager optimizer does:
-            // one step, and one update for each parameter the loss reached (Adam's own t).
-            optimizer.countUpdate(compiledStep.updatedNames);
-            // As the eager backbone counts its training calls: one per forward pass (two-view methods: per view).
-            const tracked = backbone as { numBatchesTracked?: number };
-            if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked += compiledStep.forwardPasses;
-          } else {
-            tf.tidy(() => optimizer.apply(computed.grads, lr));
-          }
-          // The compiled step updated the task's state (buffers, then the EMA) in its session.
-          if (!compiledStep) taskState.update(computed.bufferUpdates, stepPosition);
-          const probeAccuracy =
-            probe && computed.embeddings && batch.labels
-              ? await probe.update(computed.embeddings, batch.labels)
-              : undefined;
-          computed.dispose();
-          referenceLoss ??= lossValue;
-          losses.push(lossValue);
-
-          const seconds = (performance.now() - stepStart) / 1000;
-          const row: MetricsRow = {
-            kind: 'step',
-            epoch,
-            step: position.step,
-            globalStep: position.globalStep + 1,
-            loss: lossValue,
-            lr,
-            gradNorm: normValue,
-            imagesPerSecond: batch.indices.length / Math.max(seconds, 1e-9),
-            dataWaitMs,
-            embeddingSpread: spreadValue,
-            knnAccuracy: Number.NaN,
-            seconds,
-            ...metricValues,
-            ...(probeAccuracy === undefined ? {} : { probeAccuracy }),
-          };
-          metrics.add(row);
-          epochRows.push(row);
-          emit({ type: 'step', row });
-          if (
-            Number.isFinite(spreadValue) &&
-            !collapseWarned &&
-            isCollapsed(spreadValue, embeddingDim, collapseMinRatio)
-          ) {
-            collapseWarned = true;
-            emit({
-              type: 'warning',
-              message: `possible collapse at epoch ${epoch}, step ${position.step}: embedding spread ${spreadValue.toExponential(2)} is below ${collapseMinRatio} x 1/sqrt(${embeddingDim}) = ${(collapseMinRatio / Math.sqrt(embeddingDim)).toExponential(2)}`,
-            });
-          }
-          position = { ...position, step: position.step + 1, globalStep: position.globalStep + 1 };
-          stepsThisCall++;
-          progress.update(
-            position.globalStep,
-            `epoch ${epoch} loss ${lossValue.toFixed(4)} lr ${lr.toExponential(2)} ${row.imagesPerSecond.toFixed(1)} img/s`,
-          );
-          if (
-            train.checkpointEverySteps > 0 &&
-            position.globalStep % train.checkpointEverySteps === 0 &&
-            position.step < stepsPerEpoch
-          ) {
-            await checkpoint();
-          }
-        }
-      } finally {
-        await iterator.return?.();
-        await loader.close?.();
-      }
-      const bad = (loader.stats?.() as { bad?: Array<{ name: string; reason: string }> } | undefined)?.bad ?? [];
-      if (bad.length) {
-        const examples = bad
-          .slice(0, 3)
-          .map((b) => `${b.name} (${b.reason})`)
-          .join('; ');
-        emit({
-          type: 'warning',
-          message: `epoch ${epoch}: ${bad.length} image(s) could not be loaded and were replaced: ${examples}`,
-        });
-      }
-
-      // End of epoch: summary row, monitors, checkpoint.
-      const epochSeconds = (performance.now() - epochStart) / 1000;
-      const summary = summarizeEpoch(epochRows, epoch, position.globalStep, epochSeconds);
-      const lastEpoch = epoch + 1 === train.epochs;
-      if (validation && ((epoch + 1) % recipe.monitor.knn.everyEpochs === 0 || lastEpoch)) {
-        compiledStep?.pull();
-        const evalViews = [evalView(input)];
-        summary.knnAccuracy = await knnAccuracy(
-          backbone,
-          validation.source,
-          validation.split,
-          (indices) =>
-            parts.createLoader(validation!.source, {
-              ...loaderOptions(0, 0),
-              views: evalViews,
-              subset: indices,
-              shuffle: false,
-              dropLast: false,
-              batchSize: Math.min(256, recipe.data.batchSize),
-            }),
-          recipe.monitor.knn.k,
-          recipe.monitor.knn.temperature,
-        );
-      }
-      metrics.add(summary);
-      emit({ type: 'epoch', row: summary });
-      position = { epoch: epoch + 1, step: 0, globalStep: position.globalStep };
-      if ((epoch + 1) % train.checkpointEveryEpochs === 0 || lastEpoch) await checkpoint();
+    while (run.position.epoch < train.epochs) {
+      const stopped = await runEpoch(run, options);
+      if (stopped) return { runDir, status: 'stopped', metrics: run.metrics, losses: run.losses };
     }
-
-    // The finished run: backbone export, curves, status.
-    const exportDir = path.join(runDir, 'backbone');
-    compiledStep?.pull();
-    if (parts.saveBackbone) await parts.saveBackbone(backbone, exportDir, exportMetadata);
-    else await writeModuleTensors(exportDir, backbone, { config: backbone.config, ...exportMetadata });
-    await metrics.writeArrow(path.join(runDir, 'metrics.arrow'));
-    await writeCurves(path.join(runDir, 'curves.png'), metrics, `${recipe.task.id} / ${recipe.backbone.arch}`);
-    await writeStatus(runDir, { status: 'finished', ...position });
-    progress.finish('done');
-    emit({ type: 'end', runDir, status: 'finished' });
-    return { runDir, status: 'finished', metrics, losses };
+    await finishRun(run);
+    return { runDir, status: 'finished', metrics: run.metrics, losses: run.losses };
   } catch (error) {
-    if (!(error instanceof DivergenceError || error instanceof UsageError)) {
-      // Any other failure: say so in status.json; the last checkpoint stays the resume point.
-      await writeStatus(runDir, { status: 'failed', message: (error as Error).message, ...position }).catch(() => {});
-    }
+    await recordFailure(run, error);
     throw error;
   } finally {
-    compiledStep?.dispose();
-    optimizer.dispose();
-    taskState.dispose();
-    probe?.dispose();
-    for (const head of Object.values(headModules)) head.dispose();
-    backbone.dispose();
-    if (validationSource && !options.validationSource) await closeSource(validationSource);
+    run.compiledStep?.dispose();
+    disposePretrainModel(model);
+    if (validation && !options.validationSource) await closeSource(validation.source);
   }
 }
 
-/** A compiled step in the shape of step.ts's ComputedStep (no gradients leave the session). */
-function runCompiledStep(
-  step: CompiledTrainingStep,
-  batch: Batch,
-  rng: Rng,
-  lr: number,
-  measureSpread: boolean,
-  updateCount: (name: string) => number,
-  targetMomentum: number | undefined,
-) {
-  const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
+/**
+ * Trains the epoch at the run's position from its step on, then does the
+ * end-of-epoch work (pretrain-epoch.ts). Returns true when an abort or
+ * options.maxSteps stopped the run inside it (checkpoint and status written).
+ */
+async function runEpoch(run: PretrainRun, options: PretrainOptions): Promise<boolean> {
+  const record = beginEpoch(run);
+  const loader = run.parts.createLoader(run.source, run.loaderOptions(record.epoch, run.position.step));
+  const iterator = loader[Symbol.asyncIterator]();
   try {
-    const result = step.run(views, rng, lr, measureSpread, updateCount, targetMomentum);
-    return {
-      ...result,
-      grads: {} as Record<string, tf.Tensor>,
-      bufferUpdates: {} as Record<string, tf.Tensor>,
-      embeddings: undefined as tf.Tensor2D | undefined,
-      dispose: () => {},
-    };
+    while (run.position.step < run.stepsPerEpoch) {
+      // Signal handlers (Ctrl-C, SIGTERM) run only when the event loop turns; cached batches never let it.
+      await yieldToEventLoop();
+      const stop = options.signal?.aborted
+        ? 'interrupted'
+        : options.maxSteps !== undefined && run.stepsThisCall >= options.maxSteps
+          ? `stopped after ${options.maxSteps} step(s) (maxSteps)`
+          : undefined;
+      if (stop) {
+        await stopRun(run, stop);
+        return true;
+      }
+      const waitStart = performance.now();
+      const next = await iterator.next();
+      const dataWaitMs = performance.now() - waitStart;
+      if (next.done) break;
+      await trainStep(run, record, next.value, dataWaitMs);
+    }
   } finally {
-    tf.dispose(views);
+    await iterator.return?.();
+    await loader.close?.();
   }
+  await endEpoch(run, record, loader);
+  return false;
 }
 
-async function closeSource(source: ImageSource): Promise<void> {
-  const closable = source as ImageSource & { close?: () => unknown };
-  await closable.close?.();
-}
+/**
+ * One step on `batch`: computed, checked (a diverged step throws before it
+ * touches the weights), applied and recorded; then the run moves on a step and
+ * writes a checkpoint when train.checkpointEverySteps says.
+ */
+async function trainStep(run: PretrainRun, record: EpochRecord, batch: Batch, dataWaitMs: number): Promise<void> {
+  const train = run.recipe.train;
+  const { epoch } = record;
+  const { stepsPerEpoch } = run;
+  const stepStart = performance.now();
+  const lr = learningRateAt(
+    train.optimizer.lr,
+    train.schedule,
+    { epoch, step: run.position.step, stepsPerEpoch, epochs: train.epochs },
+    train.lrOverrides,
+  );
+  const progress: TrainingProgress = {
+    globalStep: run.position.globalStep,
+    totalSteps: train.epochs * stepsPerEpoch,
+    epoch,
+    epochs: train.epochs,
+    stepsPerEpoch,
+  };
+  const { everySteps } = run.recipe.monitor.collapse;
+  const measureSpread = everySteps > 0 && run.position.globalStep % everySteps === 0;
 
-function requirePath(dataPath: string | undefined): string {
-  if (!dataPath) throw new UsageError('pretrain needs data: pass --data <folder|manifest.arrow|file.idx>');
-  return dataPath;
+  const rng = run.root.derive('step', epoch, run.position.step);
+  const computed = await computeRunStep(run, { batch, rng, lr, measureSpread, progress });
+  const { loss, gradNorm } = computed;
+  const problem = divergence(loss, gradNorm, run.referenceLoss, train.divergence);
+  if (problem) {
+    computed.dispose();
+    throw await divergedRun(run, problem);
+  }
+  applyRunStep(run, computed, lr, epoch, progress);
+  const probe = run.model.probe;
+  const probeAccuracy =
+    probe && computed.embeddings && batch.labels ? await probe.update(computed.embeddings, batch.labels) : undefined;
+  computed.dispose();
+  run.referenceLoss ??= loss;
+  run.losses.push(loss);
+
+  const seconds = (performance.now() - stepStart) / 1000;
+  const timing = { lr, images: batch.indices.length, dataWaitMs, seconds, probeAccuracy };
+  const row = recordStep(run, record, computed, timing);
+  run.position = { ...run.position, step: run.position.step + 1, globalStep: run.position.globalStep + 1 };
+  run.stepsThisCall++;
+  run.progress.update(
+    run.position.globalStep,
+    `epoch ${epoch} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} ${row.imagesPerSecond.toFixed(1)} img/s`,
+  );
+  if (
+    train.checkpointEverySteps > 0 &&
+    run.position.globalStep % train.checkpointEverySteps === 0 &&
+    run.position.step < stepsPerEpoch
+  ) {
+    await saveRunCheckpoint(run);
+  }
 }
