@@ -76,12 +76,14 @@ node -e '
     return xs.length ? `${mean(xs).toFixed(2)} ± ${sd(xs).toFixed(2)}` : "-";
   };
   const mins = (rs) => (rs.length ? mean(rs.map((r) => r.pretrainMinutes)).toFixed(2) : "-");
-  console.log("\n| method | seeds | lightly linear % | selfsup linear % | lightly kNN % | selfsup kNN % | lightly pretrain min | selfsup pretrain min | selfsup / lightly time |");
-  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  // Highest 1-minute load average seen before or after the method\x27s runs (2 = the bench alone on 2 cores).
+  const maxLoad = (rs) => Math.max(...rs.flatMap((r) => [r.load, r.loadAfter].filter(Boolean).map((l) => Number(l.split(" ")[0]))));
+  console.log("\n| method | seeds | lightly linear % | selfsup linear % | lightly kNN % | selfsup kNN % | lightly pretrain min | selfsup pretrain min | selfsup / lightly time | max load |");
+  console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const m of [...new Set(rows.map((r) => r.method))]) {
     const l = of(m, "lightly"), s = of(m, "selfsup");
     const ratio = l.length && s.length ? (mean(s.map((r) => r.pretrainMinutes)) / mean(l.map((r) => r.pretrainMinutes))).toFixed(2) : "-";
     const seeds = `${l.length}/${s.length}`;
-    console.log(`| ${m} | ${seeds} | ${pct(l, "testAccuracy")} | ${pct(s, "testAccuracy")} | ${pct(l, "knnAccuracy")} | ${pct(s, "knnAccuracy")} | ${mins(l)} | ${mins(s)} | ${ratio} |`);
+    console.log(`| ${m} | ${seeds} | ${pct(l, "testAccuracy")} | ${pct(s, "testAccuracy")} | ${pct(l, "knnAccuracy")} | ${pct(s, "knnAccuracy")} | ${mins(l)} | ${mins(s)} | ${ratio} | ${maxLoad([...l, ...s]).toFixed(1)} |`);
   }
 ' "$OUT/rows.jsonl"
