@@ -9,7 +9,7 @@ import { evalView } from '../data/augment/presets.js';
 import { createLoader } from '../data/loader.js';
 import type { Batch, ImageSource, InputSpec } from '../data/types.js';
 import { UsageError } from '../util/errors.js';
-import { knnClassify } from './knn.js';
+import { accuracyOf, knnClassify } from './knn.js';
 import { type FeatureSet, type LinearProbeOptions, type LinearProbeResult, linearProbe } from './linear-probe.js';
 
 /** Batches over a subset of source indices (a data loader, or a test's own). */
@@ -101,19 +101,16 @@ export interface BackboneProbeResult extends LinearProbeResult {
 
 /** Share of `test` features whose weighted-kNN class among the `train` features equals their label. */
 export function knnProbeAccuracy(train: FeatureSet, test: FeatureSet, options: KnnProbeOptions): number {
-  if (test.labels.length === 0) return Number.NaN;
   const predicted = tf.tidy(() =>
     knnClassify(
       tf.tensor2d(train.features, [train.labels.length, train.dim]),
       train.labels,
       tf.tensor2d(test.features, [test.labels.length, test.dim]),
-      Math.min(options.k, train.labels.length),
+      options.k,
       options.temperature ?? 0.1,
     ),
   );
-  let right = 0;
-  for (let i = 0; i < predicted.length; i++) if (predicted[i] === test.labels[i]) right++;
-  return right / predicted.length;
+  return accuracyOf(predicted, test.labels);
 }
 
 /**

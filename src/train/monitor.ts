@@ -1,13 +1,6 @@
-/**
- * The kNN monitor during pretraining: frozen backbone features of a labelled
- * validation source, split (seeded) into a memory bank and queries, classified
- * with the probes' weighted kNN.
- */
-import * as tf from '@tensorflow/tfjs';
 import type { Backbone } from '../backbones/types.js';
 import type { ImageSource } from '../data/types.js';
-import { type BatchesOf, extractFeatures } from '../probes/features.js';
-import { accuracyOf, knnClassify } from '../probes/knn.js';
+import { type BatchesOf, extractFeatures, knnProbeAccuracy } from '../probes/features.js';
 import { UsageError } from '../util/errors.js';
 import { createRng } from '../util/rng.js';
 
@@ -53,14 +46,5 @@ export async function knnAccuracy(
   if (!labels) throw new UsageError('the kNN validation data has no labels');
   const bank = await extractFeatures(backbone, batches, split.bank, labels);
   const queries = await extractFeatures(backbone, batches, split.queries, labels);
-  const predicted = tf.tidy(() =>
-    knnClassify(
-      tf.tensor2d(bank.features, [bank.labels.length, bank.dim]),
-      bank.labels,
-      tf.tensor2d(queries.features, [queries.labels.length, queries.dim]),
-      k,
-      temperature,
-    ),
-  );
-  return accuracyOf(predicted, queries.labels);
+  return knnProbeAccuracy(bank, queries, { k, temperature });
 }
