@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { type EngineInfo, type EngineOptions, initEngine } from './backend.js';
-import { cpuBfloat16Features, type GraphRuntimeStatus, graphRuntimeStatus } from './graph-runtime.js';
+import { cpuBfloat16Features, cpuRunsBfloat16, type GraphRuntimeStatus, graphRuntimeStatus } from './graph-runtime.js';
 import { describeNativePackage, GPU_PACKAGE, gpuSystemProblem, listedGpus, type NativeRuntime } from './native.js';
 
 const require = createRequire(import.meta.url);
@@ -40,6 +40,8 @@ export interface DoctorReport {
   graph: GraphRuntimeStatus & {
     /** CPU features that make bfloat16 pay (avx512_bf16, amx_bf16). */
     bfloat16Features: string[];
+    /** Whether TensorFlow runs bfloat16 graphs on this CPU at all (AVX-512). */
+    runsBfloat16: boolean;
     /** What `train.precision: auto` resolves to on this machine when the step is compiled. */
     autoPrecision: 'float32' | 'bfloat16';
   };
@@ -100,7 +102,12 @@ export async function runDoctor(
       const status = engine.native
         ? graphRuntimeStatus()
         : ({ available: false, reason: 'it needs native TensorFlow' } as const);
-      return { ...status, bfloat16Features, autoPrecision: bfloat16Features.length ? 'bfloat16' : 'float32' } as const;
+      return {
+        ...status,
+        bfloat16Features,
+        runsBfloat16: cpuRunsBfloat16(),
+        autoPrecision: bfloat16Features.length ? 'bfloat16' : 'float32',
+      } as const;
     })(),
     gpu: {
       listed: listedGpus(),
@@ -129,7 +136,7 @@ function describeGraph(g: DoctorReport['graph']): string {
   const precision =
     g.autoPrecision === 'bfloat16'
       ? `train.precision auto -> bfloat16 (the CPU has ${g.bfloat16Features.join(', ')})`
-      : 'train.precision auto -> float32 (the CPU has neither AVX512-BF16 nor AMX)';
+      : `train.precision auto -> float32 (the CPU has neither AVX512-BF16 nor AMX${g.runsBfloat16 ? '' : '; bfloat16 is unavailable: no AVX-512'})`;
   return g.available
     ? `available (graph addon on TensorFlow ${g.version}): pretraining and finetuning runs with train.compile auto|on use it where they can; ${precision}; evaluation, embedding and feature extraction run compiled forward passes (float32 unless asked)`
     : `unavailable, runs use the eager step and forward pass in float32: ${g.reason}`;

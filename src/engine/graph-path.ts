@@ -6,7 +6,7 @@
  * reference and the fallback; the choice carries one sentence saying why.
  */
 import { UsageError } from '../util/errors.js';
-import { cpuBfloat16Features } from './graph-runtime.js';
+import { cpuBfloat16Features, cpuRunsBfloat16 } from './graph-runtime.js';
 
 /** The compiled graph where it can run (auto), always (on) or never (off). */
 export type CompileSetting = 'auto' | 'on' | 'off';
@@ -39,7 +39,8 @@ export interface GraphPathWording {
 /**
  * The path for `compile` and `precision` given why the work cannot be compiled
  * (undefined when it can). Throws UsageError when the settings ask for what
- * cannot be had: `on` with a problem, or bfloat16 on the eager path.
+ * cannot be had: `on` with a problem, bfloat16 on the eager path, or bfloat16 on a
+ * CPU whose TensorFlow cannot run it (no AVX-512: `runsBfloat16` false).
  */
 export function chooseGraphPath(
   compile: CompileSetting,
@@ -47,6 +48,7 @@ export function chooseGraphPath(
   problem: string | undefined,
   wording: GraphPathWording,
   bfloat16Features: string[] = cpuBfloat16Features(),
+  runsBfloat16: boolean = bfloat16Features.length > 0 || cpuRunsBfloat16(),
 ): GraphPath {
   const why = compile === 'off' ? `${wording.compileKey} is off` : problem;
   if (why) {
@@ -71,6 +73,11 @@ export function chooseGraphPath(
           precision: 'float32',
           reason: 'compiled graph, float32 (the CPU has neither AVX512-BF16 nor AMX)',
         };
+  }
+  if (precision === 'bfloat16' && !runsBfloat16) {
+    throw new UsageError(
+      `${wording.precisionKey} bfloat16 needs a CPU with AVX-512 (TensorFlow's oneDNN runs bfloat16 only there) and this CPU has none; use float32 or auto`,
+    );
   }
   return { compiled: true, precision, reason: `compiled graph, ${precision} (${wording.precisionKey})` };
 }

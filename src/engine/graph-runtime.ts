@@ -132,16 +132,27 @@ function addon(): GraphAddon {
   return addon;
 }
 
-/** CPU features that make oneDNN's bfloat16 kernels fast (Linux: /proc/cpuinfo flags). */
-export function cpuBfloat16Features(): string[] {
+/** The CPU's feature flags (Linux: /proc/cpuinfo; empty where it cannot be read). */
+function cpuFlags(): Set<string> {
   try {
-    const flags = new Set(
-      (readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/),
-    );
-    return ['avx512_bf16', 'amx_bf16'].filter((f) => flags.has(f));
+    return new Set((readFileSync('/proc/cpuinfo', 'utf8').match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
   } catch {
-    return [];
+    return new Set();
   }
+}
+
+/** CPU features that make oneDNN's bfloat16 kernels fast (Linux: /proc/cpuinfo flags). */
+export function cpuBfloat16Features(flags: Set<string> = cpuFlags()): string[] {
+  return ['avx512_bf16', 'amx_bf16'].filter((f) => flags.has(f));
+}
+
+/**
+ * Whether TensorFlow's oneDNN kernels run bfloat16 on this CPU at all: they need
+ * AVX-512 (emulated, slower, without AVX512-BF16 or AMX); elsewhere a bfloat16 graph
+ * fails at its first BatchNorm ("Op does not support bfloat16 inputs").
+ */
+export function cpuRunsBfloat16(flags: Set<string> = cpuFlags()): boolean {
+  return flags.has('avx512f') || cpuBfloat16Features(flags).length > 0;
 }
 
 /** An attribute value: the field says its TensorFlow kind. */

@@ -133,7 +133,7 @@ export function compileSchema(conditions: string): Field {
 /** `train.precision`: float32, bfloat16 (compiled only) or auto. */
 export function precisionSchema(): Field {
   return s.oneOf(
-    '`float32`, `bfloat16` (the compiled graph runs convolutions and matrix products in bfloat16 through oneDNN; weights, BatchNorm statistics and the loss stay float32) or `auto` (bfloat16 when the step is compiled and the CPU has AVX512-BF16 or AMX, else float32).',
+    '`float32`, `bfloat16` (the compiled graph runs convolutions and matrix products in bfloat16 through oneDNN; weights, BatchNorm statistics and the loss stay float32) or `auto` (bfloat16 when the step is compiled and the CPU has AVX512-BF16 or AMX, else float32). TensorFlow runs bfloat16 only on AVX-512 CPUs: elsewhere `bfloat16` is refused before the run starts.',
     PRECISION_SETTINGS,
     { default: 'auto' },
   );

@@ -21,6 +21,7 @@ export function chooseTrainingPath(
   precision: PrecisionSetting,
   problem: string | undefined,
   bfloat16Features?: string[],
+  runsBfloat16?: boolean,
 ): TrainingPath {
   return chooseGraphPath(
     compile,
@@ -33,5 +34,6 @@ export function chooseTrainingPath(
       precisionKey: 'recipe.train.precision',
     },
     bfloat16Features,
+    runsBfloat16,
   );
 }

@@ -3,7 +3,7 @@
  * eager step: rotation-small.yaml shrunk to tiny generated data, three steps each.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
+import { cpuBfloat16Features, cpuRunsBfloat16, graphRuntimeStatus } from '../../src/engine/graph-runtime.js';
 import { initEngine } from '../../src/engine/index.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
 import { chooseTrainingPath } from '../../src/train/training-path.js';
@@ -52,6 +52,20 @@ describe('train.compile and train.precision', () => {
     expect(() => chooseTrainingPath('off', 'bfloat16', undefined, ['amx_bf16'])).toThrow(
       'recipe.train.precision bfloat16 needs the compiled training step, which this run cannot use (recipe.train.compile is off); use float32 or auto',
     );
+    // bfloat16 asked for on a CPU whose TensorFlow cannot run it (no AVX-512): refused before the run, not at its first step.
+    expect(() => chooseTrainingPath('on', 'bfloat16', undefined, [], false)).toThrow(
+      "recipe.train.precision bfloat16 needs a CPU with AVX-512 (TensorFlow's oneDNN runs bfloat16 only there) and this CPU has none; use float32 or auto",
+    );
+    expect(chooseTrainingPath('on', 'bfloat16', undefined, [], true).precision).toBe('bfloat16');
+    expect(chooseTrainingPath('auto', 'auto', undefined, [], false).precision).toBe('float32');
+  });
+
+  it('reads from the CPU flags whether TensorFlow runs bfloat16 (AVX-512) and whether it pays (AVX512-BF16, AMX)', () => {
+    expect(cpuRunsBfloat16(new Set(['sse4_2', 'avx2', 'fma']))).toBe(false);
+    expect(cpuRunsBfloat16(new Set(['avx2', 'avx512f']))).toBe(true);
+    expect(cpuRunsBfloat16(new Set(['amx_bf16']))).toBe(true);
+    expect(cpuBfloat16Features(new Set(['avx512f', 'avx512_bf16', 'amx_bf16']))).toEqual(['avx512_bf16', 'amx_bf16']);
+    expect(cpuBfloat16Features(new Set(['avx512f']))).toEqual([]);
   });
 
   it.skipIf(!graphRuntimeStatus().available)(
