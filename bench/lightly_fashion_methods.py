@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
 from lightly.loss import BarlowTwinsLoss, DINOLoss, NegativeCosineSimilarity, NTXentLoss, VICRegLoss
+from lightly.loss.vicreg_loss import covariance_loss, invariance_loss, variance_loss
 from lightly.models.modules import (
     BarlowTwinsProjectionHead,
     BYOLPredictionHead,
@@ -125,6 +126,13 @@ class Method(torch.nn.Module):
             return (2 + 2 * self.criterion(p[0], t[1])) + (2 + 2 * self.criterion(p[1], t[0]))
         if self.name in ("barlow-twins", "vicreg", "simclr"):
             z = [self.projection(self.backbone(x)) for x in views]
+            if self.name == "vicreg" and (step + 1) % 50 == 0:  # the terms on the logged steps, as selfsup's metrics
+                with torch.no_grad():
+                    self.terms = {
+                        "invariance": invariance_loss(z[0], z[1]).item(),
+                        "variance": 0.5 * (variance_loss(z[0]) + variance_loss(z[1])).item(),
+                        "covariance": (covariance_loss(z[0]) + covariance_loss(z[1])).item(),
+                    }
             return self.criterion(z[0], z[1])
         if self.name == "moco":
             q = self.projection(self.backbone(views[0]))
@@ -193,7 +201,8 @@ def main():
                 losses.append(loss.item())
                 step += 1
                 if step % 50 == 0:
-                    print(f"{name} step {step}/{total} loss {loss.item():.4f}", flush=True)
+                    terms = " ".join(f"{k} {v:.4f}" for k, v in getattr(method, "terms", {}).items())
+                    print(f"{name} step {step}/{total} loss {loss.item():.4f} {terms}", flush=True)
         pretrain_minutes = round((time.time() - start) / 60, 2)
         probe_start = time.time()
         ftr = features(method.backbone, train_images[probe_idx])
