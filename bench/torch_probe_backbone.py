@@ -12,6 +12,9 @@ for --seed. Prints one JSON line per backbone.
     selfsup export <run> --format safetensors --out <dir>
     /work/venvs/lightly/bin/python bench/torch_probe_backbone.py --seed 0 <dir>/backbone.safetensors ...
 With --random-init, first the untrained backbone lightly's side starts from for that seed.
+With --save-random-init PATH, writes that untrained backbone as .safetensors (torchvision names)
+and exits: selfsup's side can then start from it (bench/fashion-mnist-pretext.mjs --init PATH),
+so both sides pretrain from the same initial backbone.
 """
 
 import argparse
@@ -41,8 +44,19 @@ def main():
     p.add_argument("--knn-k", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--save-random-init", metavar="PATH", help="write lightly's starting backbone for --seed to PATH and exit")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.save_random_init:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "torch"))
+        from make_fixtures import write_safetensors  # noqa: E402
+
+        torch.manual_seed(args.seed)  # as lightly_fashion_methods.py before it builds the backbone
+        model = ResNet18(args.width)
+        state = {k: v.numpy() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+        write_safetensors(args.save_random_init, state, {"width_multiplier": str(args.width)})
+        print(f"wrote {args.save_random_init}")
+        return
     train_images = read_idx(os.path.join(args.data, "train-images-idx3-ubyte.gz"))
     train_labels = read_idx(os.path.join(args.data, "train-labels-idx1-ubyte.gz")).astype(np.int64)
     test_images = read_idx(os.path.join(args.data, "t10k-images-idx3-ubyte.gz"))
