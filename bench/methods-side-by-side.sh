@@ -17,6 +17,10 @@
 # SELFSUP_COMPILE=on SELFSUP_PRECISION=float32|bfloat16 run selfsup's side with the compiled step
 # (recipe train.compile / train.precision; default off = eager). ORDER=method runs every seed of a
 # method before the next method (default: every method of a seed first). The table alone: TABLE_ONLY=1.
+# SAME_INIT=1: selfsup's side starts from the very backbone lightly's side starts from for the seed
+# (bench/torch_probe_backbone.py --save-random-init, then --init), so the pair differs only in the
+# implementation, the head's initial weights and the random draws of data order and views; use its
+# own <out> (rows carry "init":"lightly").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: bash bench/methods-side-by-side.sh <out> [methods] [limit] [batch] [epochs] [seeds]}
@@ -57,11 +61,18 @@ if [ -z "${TABLE_ONLY:-}" ]; then
           --seed "$seed" --threads 2 --out "$OUT/seed$seed/lightly" | grep '^{' | tag lightly "$m" "$seed" "$l" | tee -a "$OUT/rows.jsonl"
       fi
       if ! done_already selfsup "$m" "$seed"; then
+        init=() mark=
+        if [ -n "${SAME_INIT:-}" ]; then
+          init=(--init "$OUT/seed$seed/lightly-init.safetensors") mark='s/^{/{"init":"lightly",/'
+          mkdir -p "$OUT/seed$seed"
+          [ -f "${init[1]}" ] || "$PY" bench/torch_probe_backbone.py --seed "$seed" --save-random-init "${init[1]}" >/dev/null
+        fi
         l=$(load)
-        echo "== seed $seed $m: selfsup [load $l]"
+        echo "== seed $seed $m: selfsup [load $l] ${init[*]}"
         node bench/fashion-mnist-pretext.mjs --tasks "$m" --no-baseline --limit "$LIMIT" --batch "$BATCH" --epochs "$EPOCHS" \
-          --seed "$seed" --compile "${SELFSUP_COMPILE:-off}" --precision "${SELFSUP_PRECISION:-float32}" \
-          --out "$OUT/seed$seed/selfsup" | grep '^{' | tag selfsup "$m" "$seed" "$l" | tee -a "$OUT/rows.jsonl"
+          --seed "$seed" --compile "${SELFSUP_COMPILE:-off}" --precision "${SELFSUP_PRECISION:-float32}" "${init[@]}" \
+          --out "$OUT/seed$seed/selfsup" | grep '^{' | tag selfsup "$m" "$seed" "$l" | sed -e "$mark" \
+          | tee -a "$OUT/rows.jsonl"
       fi
   done
   echo "end: $(uptime)"
