@@ -16,7 +16,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { createNamedHead, mlpBlocks } from '../src/backbones/heads.js';
 import type { HeadBlock } from '../src/backbones/types.js';
+import { DT_FLOAT } from '../src/engine/graph-runtime.js';
 import { type SimclrAugmentationOptions, simclrView } from './augmentations.js';
+import { dinoCenterGraph, dinoLossGraph, rowBlocksGraph } from './graph-losses.js';
 import { dinoCenter, dinoLoss } from './losses.js';
 import {
   checkColorAugmentation,
@@ -209,5 +211,51 @@ export const dinoTask: PretextTask<DinoOptions, ProjectionHeads> = {
       embeddings: tf.slice(studentFeatures, [0, 0], [batch, -1]) as tf.Tensor2D,
       bufferUpdates: { center: dinoCenter(center, teacher, options.centerMomentum) },
     };
+  },
+  // The eager step as one graph: the two global views as one batch through the online backbone and
+  // head (one pass each), the local views as the step's second images (another size: one backbone
+  // and head pass of their own), the momentum teacher on the global views; the centre is a buffer
+  // updated in the graph and the epoch's teacher temperature is fed per step.
+  compiled: {
+    problem: () => undefined,
+    stateful: {},
+    secondImageSize: (options, [height, width]) =>
+      options.localViews > 0 ? [localViewSize(options, height), localViewSize(options, width)] : undefined,
+    scalars: () => ['teacherTemperature'],
+    inputs: ({ views, progress }, options) => {
+      const images = tf.concat(views.slice(0, 2), 0) as tf.Tensor4D; // [2B, H, W, C]
+      return {
+        images,
+        targetImages: images,
+        secondImages: views.length > 2 ? (tf.concat(views.slice(2), 0) as tf.Tensor4D) : undefined, // [L B, h, w, C]
+        scalars: { teacherTemperature: teacherTemperatureAt(options, progress?.epoch ?? 0) },
+      };
+    },
+    graph: (g, features, _targets, head, options, state, extra) => {
+      const center = state?.buffers.center;
+      const temperature = extra?.scalars.teacherTemperature;
+      if (!state?.targetFeatures || !state.targetHead || !center || !temperature) {
+        throw new Error('dino needs its momentum teacher, centre and teacher temperature in the graph');
+      }
+      const student = rowBlocksGraph(g, head('projection', features), 2); // 2 x [B, K]
+      if (options.localViews > 0) {
+        if (!extra.secondFeatures) throw new Error('dino needs its local views in the graph');
+        student.push(...rowBlocksGraph(g, head('projection', extra.secondFeatures), options.localViews));
+      }
+      const teacherOutputs = state.targetHead('projection', state.targetFeatures); // [2B, K]
+      return {
+        loss: dinoLossGraph(
+          g,
+          rowBlocksGraph(g, teacherOutputs, 2),
+          student,
+          center,
+          temperature,
+          options.studentTemperature,
+        ),
+        metrics: { teacherTemperature: g.op('Identity', [temperature], { T: { type: DT_FLOAT } }) },
+        embeddings: rowBlocksGraph(g, features, 2)[0],
+        bufferUpdates: { center: dinoCenterGraph(g, center, teacherOutputs, options.centerMomentum) },
+      };
+    },
   },
 };

@@ -372,3 +372,60 @@ export function enqueueGraph(
     pointer: intOp('FloorMod', intOp('AddV2', pointer, n), int(size)),
   };
 }
+
+/** x [N, ...] in `parts` equal row blocks, in order (Split along the rows). */
+export function rowBlocksGraph(g: GraphBuilder, x: string, parts: number): string[] {
+  if (parts === 1) return [x];
+  const split = g.op('Split', [g.constInt([0], [], 'split_axis'), x], { T: FLOAT, num_split: { int: parts } });
+  return Array.from({ length: parts }, (_, i) => g.output(split, i));
+}
+
+/**
+ * DINO's loss, as losses.ts's dinoLoss: the teacher views' outputs [B, K] centred by `center`
+ * [1, K] and sharpened by the scalar `teacherTemperature` (a graph output) into targets (no
+ * gradient), the student views' log-softmax at `studentTemperature`, the cross-entropy of
+ * every pair of different view indices averaged over rows and pairs -> scalar.
+ */
+export function dinoLossGraph(
+  g: GraphBuilder,
+  teacher: string[],
+  student: string[],
+  center: string,
+  teacherTemperature: string,
+  studentTemperature: number,
+): string {
+  if (teacher.length < 1 || student.length < 2) {
+    throw new RangeError(
+      `dinoLoss needs >= 1 teacher and >= 2 student views, got ${teacher.length} and ${student.length}`,
+    );
+  }
+  const targets = teacher.map((t) =>
+    unary(
+      g,
+      'StopGradient',
+      g.op('Softmax', [binary(g, 'RealDiv', binary(g, 'Sub', t, center), teacherTemperature)], { T: FLOAT }),
+    ),
+  );
+  const logP = student.map((s) =>
+    g.op('LogSoftmax', [binary(g, 'RealDiv', s, scalar(g, studentTemperature))], { T: FLOAT }),
+  );
+  const terms: string[] = [];
+  targets.forEach((target, i) => {
+    logP.forEach((l, j) => {
+      if (i !== j)
+        terms.push(unary(g, 'Neg', reduce(g, 'Mean', reduce(g, 'Sum', binary(g, 'Mul', target, l), [1]), [0])));
+    });
+  });
+  const total = terms.length === 1 ? terms[0] : g.op('AddN', [terms], { T: FLOAT, N: { int: terms.length } });
+  return binary(g, 'RealDiv', total, scalar(g, terms.length));
+}
+
+/** DINO's centre update, as losses.ts's dinoCenter: m c + (1 - m) mean of the teacher outputs' rows -> [1, K]. */
+export function dinoCenterGraph(g: GraphBuilder, center: string, teacherOutputs: string, momentum: number): string {
+  return binary(
+    g,
+    'AddV2',
+    binary(g, 'Mul', center, scalar(g, momentum)),
+    binary(g, 'Mul', reduce(g, 'Mean', teacherOutputs, [0], true), scalar(g, 1 - momentum)),
+  );
+}

@@ -161,14 +161,34 @@ export interface CompiledTaskStep<Options> {
    */
   stateful?: { targetForwardPasses?(options: Options): number };
   /**
+   * Optional: the side [h, w] of a second set of images of another size (DINO's local views)
+   * for an input of side [H, W], or undefined for none. They go through the online backbone
+   * in one pass of their own after `images` (BatchNorm's running statistics chained on, as an
+   * eager step's separate call), and their features reach `graph` as `extra.secondFeatures`.
+   */
+  secondImageSize?(options: Options, imageSize: [number, number]): [number, number] | undefined;
+  /**
+   * Optional: names of scalars fed per step (DINO's teacher temperature, which follows the
+   * epoch); `inputs` returns their values and `graph` gets them as `extra.scalars`.
+   */
+  scalars?(options: Options): string[];
+  /**
    * Host side, inside tf.tidy: backbone input images [N, H, W, C] and, with `targetShape`,
    * float32 targets [N, ...targetShape]; with a momentum target, the images its backbone
-   * sees, `targetImages` [M, H, W, C] (may be `images` itself).
+   * sees, `targetImages` [M, H, W, C] (may be `images` itself); with `secondImageSize`,
+   * `secondImages` [L, h, w, C]; with `scalars`, their values. `progress` is the step's place
+   * in the run (the pretraining loop gives it).
    */
   inputs(
-    ctx: { views: tf.Tensor[]; rng: Rng },
+    ctx: { views: tf.Tensor[]; rng: Rng; progress?: TrainingProgress },
     options: Options,
-  ): { images: tf.Tensor4D; targets?: tf.Tensor; targetImages?: tf.Tensor4D };
+  ): {
+    images: tf.Tensor4D;
+    targets?: tf.Tensor;
+    targetImages?: tf.Tensor4D;
+    secondImages?: tf.Tensor4D;
+    scalars?: Record<string, number>;
+  };
   /**
    * Graph side: the loss (a scalar output) and scalar metric outputs from `features` [N, D]
    * and `targets` (undefined without `targetShape`); `head(name, x)` applies the task's head
@@ -184,6 +204,8 @@ export interface CompiledTaskStep<Options> {
     options: Options,
     /** The task's state in the graph (a `stateful` task only). */
     state?: CompiledStateGraph,
+    /** The second images' pooled features [L, D] (`secondImageSize`) and the fed scalars' placeholders (`scalars`). */
+    extra?: { secondFeatures?: string; scalars: Record<string, string> },
   ): {
     loss: string;
     metrics: Record<string, string>;

@@ -148,13 +148,30 @@ export function resnetGraph(
   return { output };
 }
 
-/** Why a head cannot be built as a graph yet, or undefined when it can (linear, BatchNorm and ReLU blocks). */
+/**
+ * Why a head cannot be built as a graph, or undefined when it can: every block of heads.ts
+ * (linear, weight-normalised linear, BatchNorm, ReLU, L2 normalisation) has its graph form.
+ */
 export function headGraphProblem(blocks: HeadBlock[]): string | undefined {
   for (const block of blocks) {
-    if ('linear' in block && block.normalizedWeight) return 'weight-normalised linear blocks are not compiled yet';
-    if ('l2normalize' in block) return 'l2normalize head blocks are not compiled yet';
+    if (!('linear' in block || 'batchNorm' in block || 'relu' in block || 'l2normalize' in block)) {
+      return `the head block ${JSON.stringify(block)} has no graph form`;
+    }
   }
   return undefined;
+}
+
+/** x / max(||x||_2, 1e-12) along `axis` (kept), as heads.ts's l2normalize (axis 1) and normalised kernel (axis 0). */
+function l2Normalized(g: GraphBuilder, x: string, axis: number): string {
+  const squares = g.op('Sum', [g.op('Square', [x], { T: FLOAT }), g.constInt([axis], [1], 'norm_axis')], {
+    T: FLOAT,
+    Tidx: { type: DT_INT32 },
+    keep_dims: { bool: true },
+  });
+  const norm = g.op('Maximum', [g.op('Sqrt', [squares], { T: FLOAT }), g.constFloat([1e-12], [], 'norm_floor')], {
+    T: FLOAT,
+  });
+  return g.op('RealDiv', [x, norm], { T: FLOAT });
 }
 
 /**
@@ -183,7 +200,9 @@ export function headGraph(
       return;
     }
     if ('linear' in block) {
-      y = g.op('MatMul', [y, weights.read(`${prefix}.${index}.weight`)], {
+      const kernel = weights.read(`${prefix}.${index}.weight`); // [in, out]
+      // Weight-normalised (DINO's last layer): every output column of the kernel at norm 1.
+      y = g.op('MatMul', [y, block.normalizedWeight ? l2Normalized(g, kernel, 0) : kernel], {
         T: FLOAT,
         transpose_a: { bool: false },
         transpose_b: { bool: false },
@@ -193,6 +212,8 @@ export function headGraph(
       }
     } else if ('relu' in block) {
       y = g.op('Relu', [y], { T: FLOAT });
+    } else if ('l2normalize' in block) {
+      y = l2Normalized(g, y, 1);
     }
   });
   return y;

@@ -169,7 +169,7 @@ export const PRETRAIN_SCHEMA: ObjectField = s.object('A pretraining recipe.', {
     keepCheckpoints: s.integer('Keep the newest N checkpoints.', { min: 1, default: 3 }),
     divergence: divergenceSchema(),
     compile: compileSchema(
-      'a task with a compiled step (rotation with its linear head, contrastive, barlow-twins, vicreg, simsiam, and byol and moco with their momentum target and queue in the graph; dino and jigsaw train eagerly), a ResNet, heads of linear/BatchNorm/ReLU blocks, SGD, LARS, Adam or AdamW (per-parameter bias correction, as the eager optimizer), no online probe, no warm-up parameter groups',
+      'a task with a compiled step (rotation with its linear head, contrastive, barlow-twins, vicreg, simsiam, and byol, moco and dino with their momentum target, queue and centre in the graph and dino with its local views as a second image input; jigsaw trains eagerly), a ResNet, heads of linear, weight-normalised linear, BatchNorm, ReLU and L2-normalisation blocks, SGD, LARS, Adam or AdamW (per-parameter bias correction, as the eager optimizer), no online probe, no warm-up parameter groups',
     ),
     precision: precisionSchema(),
   }),

@@ -3,10 +3,11 @@
  * pass (resnet-graph.ts, from the same resnetLayout as the eager ResNet; one pass,
  * or one per view when the task's eager step calls the backbone per view, BatchNorm
  * running statistics chained from pass to pass), the task's loss (its `compiled`
- * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam, BYOL, MoCo), the gradients (TensorFlow's gradient
+ * hook: rotation, SimCLR, Barlow Twins, VICReg, SimSiam, BYOL, MoCo, DINO), the gradients (TensorFlow's gradient
  * registry), global-norm clipping and the SGD update, built once and run per
- * step in a session with the batch fed in. A task's state (BYOL's and MoCo's momentum
- * target, MoCo's queue) lives in the session too (compiled-task-state.ts). The grappler remapper fuses ops; with
+ * step in a session with the batch fed in. A task's state (BYOL's, MoCo's and DINO's momentum
+ * target, MoCo's queue, DINO's centre) lives in the session too (compiled-task-state.ts); DINO's
+ * local views of another size are a second image input with a backbone pass of their own. The grappler remapper fuses ops; with
  * `precision: 'bfloat16'` oneDNN's auto mixed precision runs convolutions and
  * matrix products in bfloat16 while weights, BatchNorm statistics and the loss
  * stay float32.
@@ -20,7 +21,7 @@
  * graph-optimizer.ts's.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { CompiledTaskStep, TaskStateSpec } from '../../pretext-tasks/types.js';
+import type { CompiledTaskStep, TaskStateSpec, TrainingProgress } from '../../pretext-tasks/types.js';
 import type { ResNetLayout } from '../backbones/resnet.js';
 import { headGraph, headGraphProblem, resnetGraph, TrainingGraphWeights } from '../backbones/resnet-graph.js';
 import type { Backbone, Head, HeadBlock, NamedVariable } from '../backbones/types.js';
@@ -172,6 +173,10 @@ export class CompiledTrainingStep {
   /** Per trained parameter (adam, adamw): placeholders of beta1^t and beta2^t. */
   private readonly betaPowers: Map<string, AdamPowerFeeds>;
   private readonly images: string;
+  /** Placeholder of the task's second images (another size: DINO's local views), when it has them. */
+  private readonly secondImages: string | undefined;
+  /** Placeholders of the task's per-step scalars, by name. */
+  private readonly scalars: Record<string, string> = {};
   /** Placeholder of the momentum target's images, when the task has a target. */
   private readonly targetImages: string | undefined;
   private readonly state: CompiledTaskState | undefined;
@@ -184,8 +189,10 @@ export class CompiledTrainingStep {
   private readonly metricNames: string[];
   private readonly targetsRun: string[];
   private readonly compiled: CompiledTaskStep<object>;
-  /** Backbone forward passes per step (the task's `forwardPasses`): BatchNorm's num_batches_tracked counts each. */
+  /** Forward passes of the online backbone over equal parts of the images (the task's `forwardPasses`). */
   readonly forwardPasses: number;
+  /** Online backbone passes per step, the second images' included: BatchNorm's num_batches_tracked counts each. */
+  readonly backbonePasses: number;
   /** The trained parameters each step updates (those the loss reaches; the eager step's gradients). */
   readonly updatedNames: readonly string[];
   private disposed = false;
@@ -214,6 +221,11 @@ export class CompiledTrainingStep {
       }
       const [height, width, channels] = spec.imageShape;
       this.images = g.placeholder('images', DT_FLOAT, [-1, height, width, channels]);
+      const second = this.compiled.secondImageSize?.(spec.taskOptions, [height, width]);
+      this.secondImages = second ? g.placeholder('second_images', DT_FLOAT, [-1, ...second, channels]) : undefined;
+      for (const name of this.compiled.scalars?.(spec.taskOptions) ?? []) {
+        this.scalars[name] = g.placeholder(`scalar_${name}`, DT_FLOAT, []);
+      }
       const targetShape = this.compiled.targetShape?.(spec.taskOptions);
       this.targets = targetShape ? g.placeholder('targets', DT_FLOAT, [-1, ...targetShape]) : undefined;
       this.lr = g.placeholder('learning_rate', DT_FLOAT, []);
@@ -225,6 +237,10 @@ export class CompiledTrainingStep {
       // BatchNorm running statistics chain from pass to pass and are assigned once, at the end.
       const weights = new TrainingGraphWeights(g, (name) => this.variable(name));
       const features = this.backboneFeatures(g, layout, weights);
+      // The second images' pass follows the first images' passes (BatchNorm statistics chained on).
+      const secondFeatures = this.secondImages
+        ? resnetGraph(g, layout, this.secondImages, weights.scoped('backbone.'), spec.backboneTraining ?? true).output
+        : undefined;
       const heads = spec.heads as Record<string, HeadWithBlocks>;
       // BatchNorm head blocks in training mode, as the eager step's heads.
       const head = (name: string, x: string) => {
@@ -247,6 +263,7 @@ export class CompiledTrainingStep {
         head,
         spec.taskOptions,
         stateGraph,
+        { secondFeatures, scalars: this.scalars },
       );
       this.embeddings = embeddings ?? features;
       this.metricNames = Object.keys(metrics);
@@ -279,6 +296,7 @@ export class CompiledTrainingStep {
       g.dispose();
       throw error;
     }
+    this.backbonePasses = this.forwardPasses + (this.secondImages ? 1 : 0);
     this.push();
   }
 
@@ -366,6 +384,8 @@ export class CompiledTrainingStep {
     updateCount?: (name: string) => number,
     /** A task with a momentum target: this step's momentum m (TaskState.momentum). */
     targetMomentum?: number,
+    /** The step's place in the run, for a task whose inputs follow it (DINO's teacher temperature). */
+    progress?: TrainingProgress,
   ): CompiledStepResult {
     if (this.disposed) throw new Error('this compiled step was disposed');
     const powers: Record<string, HostTensor> = {};
@@ -383,9 +403,15 @@ export class CompiledTrainingStep {
       }
     }
     const state = this.state?.step(targetMomentum);
-    const { images, targets, targetImages } = tf.tidy(() => {
-      const out = this.compiled.inputs({ views, rng }, this.spec.taskOptions);
-      return { images: out.images, targets: out.targets, targetImages: out.targetImages };
+    const { images, targets, targetImages, secondImages, scalars } = tf.tidy(() => {
+      const out = this.compiled.inputs({ views, rng, progress }, this.spec.taskOptions);
+      return {
+        images: out.images,
+        targets: out.targets,
+        targetImages: out.targetImages,
+        secondImages: out.secondImages,
+        scalars: out.scalars ?? {},
+      };
     });
     let feeds: Record<string, HostTensor>;
     try {
@@ -398,6 +424,14 @@ export class CompiledTrainingStep {
         );
       }
       if (this.targets && !targets) throw new Error(`task ${this.spec.task.id} gave no targets for its compiled step`);
+      if (this.secondImages && !secondImages) {
+        throw new Error(`task ${this.spec.task.id} gave no second images for its compiled step`);
+      }
+      for (const name of Object.keys(this.scalars)) {
+        if (!Number.isFinite(scalars[name])) {
+          throw new Error(`task ${this.spec.task.id} gave no value for its compiled step's scalar ${name}`);
+        }
+      }
       if (images.shape[0] % this.forwardPasses !== 0) {
         throw new Error(
           `task ${this.spec.task.id} gave ${images.shape[0]} images for ${this.forwardPasses} equal forward passes`,
@@ -412,6 +446,12 @@ export class CompiledTrainingStep {
         ...powers,
         ...state?.feeds,
       };
+      if (this.secondImages && secondImages) {
+        feeds[this.secondImages] = hostTensor(secondImages.dataSync() as Float32Array, secondImages.shape);
+      }
+      for (const [name, placeholder] of Object.entries(this.scalars)) {
+        feeds[placeholder] = hostTensor(Float32Array.of(scalars[name]), []);
+      }
       if (this.targetImages && targetImages) {
         feeds[this.targetImages] =
           targetImages === images
@@ -419,7 +459,12 @@ export class CompiledTrainingStep {
             : hostTensor(targetImages.dataSync() as Float32Array, targetImages.shape);
       }
     } finally {
-      tf.dispose([images, ...(targets ? [targets] : []), ...(targetImages ? [targetImages] : [])]);
+      tf.dispose([
+        images,
+        ...(targets ? [targets] : []),
+        ...(targetImages ? [targetImages] : []),
+        ...(secondImages ? [secondImages] : []),
+      ]);
     }
     const fetches = measureSpread ? [...this.fetches, this.embeddings] : this.fetches;
     const out = this.session.run(feeds, fetches, state ? [...this.targetsRun, ...state.targets] : this.targetsRun);

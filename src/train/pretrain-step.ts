@@ -119,6 +119,7 @@ export async function computeRunStep(run: PretrainRun, request: StepRequest): Pr
         // Adam's bias correction: each parameter's own update count with this step.
         (name) => optimizer.updateCount(name) + 1,
         taskState.momentum(progress),
+        progress,
       )
     : await computeStep({
         task: run.task,
@@ -159,7 +160,7 @@ export function applyRunStep(
     optimizer.countUpdate(compiledStep.updatedNames);
     // As the eager backbone counts its training calls: one per forward pass (two-view methods: per view).
     const tracked = backbone as { numBatchesTracked?: number };
-    if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked += compiledStep.forwardPasses;
+    if (tracked.numBatchesTracked !== undefined) tracked.numBatchesTracked += compiledStep.backbonePasses;
   } else {
     tf.tidy(() => optimizer.apply(computed.grads, lr));
   }
@@ -176,10 +177,11 @@ function runCompiledStep(
   measureSpread: boolean,
   updateCount: (name: string) => number,
   targetMomentum: number | undefined,
+  progress: TrainingProgress,
 ) {
   const views = batch.views.map((v) => tf.tensor(v.data, v.shape, 'float32'));
   try {
-    const result = step.run(views, rng, lr, measureSpread, updateCount, targetMomentum);
+    const result = step.run(views, rng, lr, measureSpread, updateCount, targetMomentum, progress);
     return {
       ...result,
       grads: {} as Record<string, tf.Tensor>,

@@ -140,14 +140,36 @@ describe.skipIf(!status.available)('inference graph (graph addon)', () => {
     }
   });
 
-  it('falls back to eager with one line saying why, and refuses what cannot be had', () => {
-    const mlp = createHead([{ linear: 8 }, { l2normalize: true }], backbone!.featureDim, rng, 'mlp');
+  it("an L2-normalising head with a weight-normalised last layer (DINO's) gives the eager output (float32, within 1e-4)", () => {
+    const dinoLike = createHead(
+      [{ linear: 8 }, { l2normalize: true }, { linear: 6, bias: false, normalizedWeight: true }],
+      backbone!.featureDim,
+      rng,
+      'dino',
+    );
+    const eager = createForwardPass(backbone!, dinoLike, { compile: 'off', precision: 'float32' });
+    const graph = createForwardPass(backbone!, dinoLike, { compile: 'on', precision: 'float32' });
     try {
-      expect(chooseInferencePath(backbone!, mlp).reason).toBe(
-        'eager forward pass, float32 (the head: l2normalize head blocks are not compiled yet)',
+      const e = eager.run(images, shape);
+      const g = graph.run(images, shape);
+      expect(relativeError(g.logits!, e.logits!)).toBeLessThan(1e-4);
+    } finally {
+      eager.dispose();
+      graph.dispose();
+      dinoLike.dispose();
+    }
+  });
+
+  it('falls back to eager with one line saying why, and refuses what cannot be had', () => {
+    const mlp = createHead([{ linear: 8 }], backbone!.featureDim, rng, 'mlp');
+    // A head of the caller's own, not built from block specs.
+    const { blocks: _, ...opaque } = mlp;
+    try {
+      expect(chooseInferencePath(backbone!, opaque).reason).toBe(
+        'eager forward pass, float32 (the head is not built from block specs)',
       );
-      expect(() => chooseInferencePath(backbone!, mlp, { compile: 'on', precision: 'float32' })).toThrow(
-        'compile is on but the forward pass cannot be compiled: the head: l2normalize head blocks are not compiled yet',
+      expect(() => chooseInferencePath(backbone!, opaque, { compile: 'on', precision: 'float32' })).toThrow(
+        'compile is on but the forward pass cannot be compiled: the head is not built from block specs',
       );
       expect(() => chooseInferencePath(backbone!, undefined, { compile: 'off', precision: 'bfloat16' })).toThrow(
         'precision bfloat16 needs the compiled forward pass, which this run cannot use (compile is off); use float32 or auto',

@@ -1,9 +1,10 @@
 /**
- * The shipped BYOL and MoCo recipes in the pretraining loop, shrunk to tiny noise
- * data: with `train.compile: on` they run compiled (the momentum target and queue
- * in the session) and give the eager losses over two steps, the first with the
- * EMA at the recipe's starting momentum; the checkpoint written at the stop holds
- * the target and queue the eager run holds. A compiled MoCo run stopped after one
+ * The shipped BYOL, MoCo and DINO recipes in the pretraining loop, shrunk to tiny
+ * noise data: with `train.compile: on` they run compiled (the momentum target, queue
+ * and centre in the session; DINO's local views as a second image input) and give the
+ * eager losses over two steps, the first with the EMA at the recipe's starting
+ * momentum; the checkpoint written at the stop holds the target, queue and centre the
+ * eager run holds, and the backbone's BatchNorm pass count. A compiled MoCo run stopped after one
  * step and resumed gives the uninterrupted losses, target and queue.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ beforeAll(() => {
   expect(initEngine({ quiet: true }).backend).toBe('tensorflow');
 });
 
-const recipeFiles = recipesOfTasks(['byol', 'moco']);
+const recipeFiles = recipesOfTasks(['byol', 'moco', 'dino']);
 
 /** The recipe at test size: batch 4 per view, width 0.125, one epoch of 2 steps; task options, views, optimizer kept. */
 const shrink = (file: string, train: Partial<PretrainRecipe['train']>) => shrinkRecipe(file, train);
@@ -59,9 +60,16 @@ function relativeError(a: Float32Array | Int32Array, b: Float32Array | Int32Arra
 
 const STATE_TENSORS = ['target.backbone.conv1.weight', 'target.heads.projection.head.projection.0.weight'];
 
-describe('compiled BYOL and MoCo recipes', () => {
+describe('compiled BYOL, MoCo and DINO recipes', () => {
   it('covers a small-image and a 96 px recipe of each method', () => {
-    expect(recipeFiles).toEqual(['byol-96.yaml', 'byol-small.yaml', 'moco-96.yaml', 'moco-small.yaml']);
+    expect(recipeFiles).toEqual([
+      'byol-96.yaml',
+      'byol-small.yaml',
+      'dino-96.yaml',
+      'dino-small.yaml',
+      'moco-96.yaml',
+      'moco-small.yaml',
+    ]);
   });
 
   for (const file of recipeFiles) {
@@ -76,11 +84,19 @@ describe('compiled BYOL and MoCo recipes', () => {
         expect(compiled.losses.length).toBe(2);
         expectEagerLosses(compiled.losses, eager.losses, 2e-4, 1e-5);
         expect(compiled.counts).toEqual([compiled.counts[0], compiled.counts[0]]);
-        const names = file.startsWith('moco') ? [...STATE_TENSORS, 'buffers.queue'] : STATE_TENSORS;
+        const names = file.startsWith('moco')
+          ? [...STATE_TENSORS, 'buffers.queue']
+          : file.startsWith('dino')
+            ? [...STATE_TENSORS, 'buffers.center']
+            : STATE_TENSORS;
         for (const name of names) {
           const error = relativeError(checkpointTensor(compiled.runDir, name), checkpointTensor(eager.runDir, name));
           expect(error, name).toBeLessThan(1e-4);
         }
+        // Every online backbone pass counted (BYOL: a pass per view; DINO: globals, then locals).
+        const tracked = readCheckpoint(compiled.runDir).state.numBatchesTracked;
+        expect(tracked).toBe(file.startsWith('moco') ? 2 : 4);
+        expect(tracked).toBe(readCheckpoint(eager.runDir).state.numBatchesTracked);
         if (file.startsWith('moco')) {
           expect([...checkpointTensor(compiled.runDir, 'buffers.pointer')]).toEqual([8]);
           expect([...checkpointTensor(eager.runDir, 'buffers.pointer')]).toEqual([8]);

@@ -1,11 +1,13 @@
 /**
- * The compiled step of the methods with a momentum target (BYOL, MoCo) against the
+ * The compiled step of the methods with a momentum target (BYOL, MoCo, DINO) against the
  * loop's eager step (step.ts's computeStep, the SGD update, then TaskState.update):
  * one step from the same online weights, momentum buffers, target weights (moved
  * off the online ones, so the EMA shows), queue and pointer (near the end of the
  * queue, so the enqueue wraps around), with a target momentum of 0.9-ish. float32:
  * loss, metric, embedding spread, online weights, target weights and statistics,
- * queue and pointer; bfloat16: the loss; and a flat tensor count over compiled steps.
+ * queue and pointer; bfloat16: the loss; and a flat tensor count over compiled steps. DINO adds
+ * local views of another size (the step's second images), its centre buffer (moved off zero) and
+ * the teacher temperature of the step's epoch (mid warm-up, fed per step).
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,10 +48,11 @@ const BATCH = 8; // images per view
 const SIZE = 16;
 const QUEUE = 16; // two batches: the pointer at 12 wraps the enqueue around
 const optimizer: OptimizerConfig = nesterovSgd(0.05);
-// Step 2 of 5: momentum between start and end (BYOL 0.95 and MoCo 0.945 here).
-const PROGRESS: TrainingProgress = { globalStep: 2, totalSteps: 5, epoch: 0, epochs: 1, stepsPerEpoch: 5 };
+// Step 7 of 12, epoch 1 of 2: momentum between start and end (BYOL 0.963, MoCo 0.957, DINO 0.981 here).
+const PROGRESS: TrainingProgress = { globalStep: 7, totalSteps: 12, epoch: 1, epochs: 2, stepsPerEpoch: 6 };
+const LOCAL = 8; // DINO's local views' side
 
-const CASES: Array<{ task: AnyTask; options: object; metrics: string[]; bfloat16: number }> = [
+const CASES: Array<{ task: AnyTask; options: object; metrics: string[]; bfloat16: number; viewSizes?: number[] }> = [
   {
     task: byolTask,
     options: byolTask.validate({ projectionDim: 16, hiddenDim: 32, momentum: 0.9, momentumEnd: 1 }),
@@ -69,10 +72,28 @@ const CASES: Array<{ task: AnyTask; options: object; metrics: string[]; bfloat16
     metrics: ['accuracy'],
     bfloat16: 0.01,
   },
+  {
+    task: dinoTask,
+    options: dinoTask.validate({
+      outputDim: 32,
+      hiddenDim: 32,
+      bottleneckDim: 16,
+      localViews: 2,
+      localSize: LOCAL,
+      // Epoch 1 of a 3-epoch warm-up: 0.055, between the two temperatures.
+      warmupTeacherTemperature: 0.04,
+      teacherTemperature: 0.07,
+      warmupTeacherEpochs: 3,
+      momentum: 0.95,
+    }),
+    metrics: ['teacherTemperature'],
+    bfloat16: 0.02,
+    viewSizes: [SIZE, SIZE, LOCAL, LOCAL],
+  },
 ];
 
-/** A ResNet-18 at width 0.125, the task's heads and state, SGD with momentum buffers, and two views of 8 images. */
-function setUp(task: AnyTask, options: object) {
+/** A ResNet-18 at width 0.125, the task's heads and state, SGD with momentum buffers, and views of 8 images. */
+function setUp(task: AnyTask, options: object, viewSizes: number[] = [SIZE, SIZE]) {
   const rng = createRng(3);
   const fixture = createStepFixture({ task, options, optimizer, momentumNoise: { rng, scale: 0.01 } });
   const state = TaskState.create({
@@ -87,7 +108,9 @@ function setUp(task: AnyTask, options: object) {
     // The target a little off the online network, its pointer near the queue's end.
     for (const v of state.variables()) {
       if (v.name === 'buffers.pointer') v.variable.assign(tf.tensor1d([QUEUE - 4], 'int32'));
-      else if (v.name.startsWith('target.')) {
+      else if (v.name === 'buffers.center') {
+        v.variable.assign(tf.mul(tf.randomNormal(v.variable.shape, 0, 1, 'float32', 11), 0.1));
+      } else if (v.name.startsWith('target.')) {
         const target = v.variable as tf.Variable;
         target.assign(
           tf.add(
@@ -101,12 +124,14 @@ function setUp(task: AnyTask, options: object) {
       }
     }
   });
-  const { views, viewTensors } = randomViews(rng, 2, BATCH, SIZE);
+  const parts = viewSizes.map((size) => randomViews(rng, 1, BATCH, size));
+  const views = parts.map((p) => p.views[0]);
+  const viewTensors = () => parts.flatMap((p) => p.viewTensors());
   const dispose = () => {
     fixture.dispose();
     state.dispose();
   };
-  return { ...fixture, state, views, viewTensors, dispose };
+  return { ...fixture, state, views, viewSizes, viewTensors, dispose };
 }
 
 type Setup = ReturnType<typeof setUp>;
@@ -134,7 +159,7 @@ async function eagerStep(c: Setup, lr: number) {
     params: c.params,
     batch: {
       indices: Int32Array.from({ length: BATCH }, (_, i) => i),
-      views: c.views.map((data) => ({ data, shape: [BATCH, SIZE, SIZE, 3] })),
+      views: c.views.map((data, i) => ({ data, shape: [BATCH, c.viewSizes[i], c.viewSizes[i], 3] })),
     },
     rng: createRng(5),
     gradClipNorm: 0,
@@ -159,7 +184,7 @@ function bothSteps(c: Setup, precision: 'float32' | 'bfloat16', lr: number) {
       compiledStepOnce(
         () => buildCompiled(c, precision),
         c.viewTensors,
-        (step, views) => step.run(views, createRng(5), lr, true, undefined, c.state.momentum(PROGRESS)),
+        (step, views) => step.run(views, createRng(5), lr, true, undefined, c.state.momentum(PROGRESS), PROGRESS),
       ),
     eager: () => eagerStep(c, lr),
     state: { snapshot: () => stateSnapshot(c), restore: (values) => stateRestore(c, values) },
@@ -170,9 +195,9 @@ const floats = (values: Map<string, Float32Array | Int32Array>) =>
   new Map([...values].filter(([, v]) => v instanceof Float32Array) as Array<[string, Float32Array]>);
 
 describe.skipIf(!status.available)('compiled steps with a momentum target (graph addon)', () => {
-  for (const { task, options, metrics, bfloat16 } of CASES) {
+  for (const { task, options, metrics, bfloat16, viewSizes } of CASES) {
     describe(task.id, () => {
-      const c = status.available ? setUp(task, options) : undefined;
+      const c = status.available ? setUp(task, options, viewSizes) : undefined;
       afterAll(() => c?.dispose());
 
       it('float32: the eager loss, metric, spread, online weights, target weights, queue and pointer', async () => {
@@ -237,7 +262,7 @@ describe.skipIf(!status.available)('compiled steps with a momentum target (graph
         const { counts, losses } = repeatCompiledStep(
           step,
           c!.viewTensors,
-          (views, i) => step.run(views, createRng(5), optimizer.lr, i === 0, undefined, 0.9).loss,
+          (views, i) => step.run(views, createRng(5), optimizer.lr, i === 0, undefined, 0.9, PROGRESS).loss,
           () => {
             restore(mirrored, before);
             stateRestore(c!, stateBefore);
@@ -255,7 +280,9 @@ describe.skipIf(!status.available)('compiled steps with a momentum target (graph
     try {
       const base = { task: byolTask, taskOptions: c.options, backbone: c.backbone, heads: c.modules, optimizer };
       expect(compiledStepProblem(base)).toBeUndefined();
-      expect(compiledStepProblem({ ...base, task: dinoTask })).toBe('task dino has no compiled step');
+      expect(compiledStepProblem({ ...base, task: { ...dinoTask, compiled: undefined } })).toBe(
+        'task dino has no compiled step',
+      );
       const { stateful: _, ...stateless } = byolTask.compiled!;
       expect(compiledStepProblem({ ...base, task: { ...byolTask, compiled: stateless } })).toBe(
         'task byol keeps state across steps (momentum target or buffers) that its compiled step does not run',
