@@ -8,6 +8,8 @@
 #
 #   bash bench/fewlabels-semi.sh [backbone] [out]
 #   ARMS=pretrained+fixmatch bash bench/fewlabels-semi.sh [backbone] [out]   # FixMatch instead
+#   RECIPE=recipes/finetune-fixmatch-long.yaml ARMS=pretrained+fixmatch UNLABELED=50000 \
+#     bash bench/fewlabels-semi.sh [backbone] [out]                          # FixMatch, 1,500 steps
 #
 # The self-training arm logs, per seed, round 0 (= recipes/finetune-few-labels.yaml alone:
 # the teacher) and the student; the budget table reports the student.
@@ -17,8 +19,8 @@ OUT=${2:-runs/fewlabels-semi}
 DATA=${FMNIST:-/usr/share/datasets/fashion-mnist}
 cd "$(dirname "$0")/.."
 uptime
-time nice -n 10 node bin/selfsup.js budget recipes/finetune-semi-supervised.yaml \
+time nice -n 10 node bin/selfsup.js budget "${RECIPE:-recipes/finetune-semi-supervised.yaml}" \
   --backbone "$BACKBONE" --labels "$DATA" --test "$DATA" --val-per-class 100 \
-  --unlabeled-limit 10000 --per-class 10 --seeds 0,1,2 --arms "${ARMS:-pretrained+self-training}" \
+  --unlabeled-limit "${UNLABELED:-10000}" --per-class 10 --seeds "${SEEDS:-0,1,2}" --arms "${ARMS:-pretrained+self-training}" \
   --out "$OUT"
 uptime

@@ -35,6 +35,7 @@ import {
   prepareData,
 } from './run.js';
 import { type SelfTrainingOutcome, selfTrainOnData } from './self-training.js';
+import type { EpochMetrics } from './train.js';
 
 export const BUDGET_ARMS = [
   'scratch',
@@ -55,6 +56,37 @@ export function initWeightsOf(arm: string): string | undefined {
 export function checkBudgetArm(arm: string): BudgetArm {
   if ((BUDGET_ARMS as readonly string[]).includes(arm) || (initWeightsOf(arm) ?? '') !== '') return arm as BudgetArm;
   throw invalidOption('--arms', `names from ${BUDGET_ARMS.join(', ')} or init:<weights>`, arm);
+}
+
+/**
+ * A line every tenth of a long run's epochs (20 or more, the probe's not counted), so a study
+ * of FixMatch runs that take minutes each shows it is moving: epoch, loss, and FixMatch's
+ * mask rate and pseudo-label accuracy when it has them.
+ */
+function progressOf(
+  label: string,
+  recipe: FinetuneRecipe,
+  options: Pick<BudgetOptions, 'progress' | 'log'>,
+): ((m: EpochMetrics) => void) | undefined {
+  const total = recipe.stages.reduce((sum, stage) => sum + stage.epochs, 0);
+  if (!options.progress || !options.log || total < 20) return undefined;
+  const every = Math.ceil(total / 10);
+  let done = 0;
+  const started = Date.now();
+  return (m) => {
+    if (m.stage < 0) return;
+    done += 1;
+    if (done % every !== 0 && done !== total) return;
+    const parts = [`${label}: epoch ${done}/${total}, loss ${m.loss.toFixed(3)}`];
+    if (m.maskRate !== undefined && Number.isFinite(m.maskRate)) {
+      parts.push(`mask rate ${(100 * m.maskRate).toFixed(0)}%`);
+    }
+    if (m.pseudoLabelAccuracy !== undefined && Number.isFinite(m.pseudoLabelAccuracy)) {
+      parts.push(`pseudo-labels ${(100 * m.pseudoLabelAccuracy).toFixed(1)}% right`);
+    }
+    parts.push(`${((Date.now() - started) / 60000).toFixed(1)} min`);
+    options.log?.(parts.join(', '));
+  };
 }
 
 /** The study's data are a finetune's (`unlabeled`: for the FixMatch arm; default: the labeled pool, labels hidden). */
@@ -336,9 +368,11 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           train,
           unlabeled: usesFixMatch(arm) || usesSelfTraining(arm) ? unlabeled : undefined,
         };
+        const label = `${arm} ${perClass}/class seed ${seed}`;
         const finetuneOptions = {
           recipeFile: options.recipeFile,
           onNote: noteOnce,
+          onEpoch: progressOf(label, armRecipe, options),
           featureCache,
           // A scratch backbone depends on the seed; the pretrained one does not.
           featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',

@@ -75,6 +75,38 @@ describe('budget init:<weights> arms', () => {
     ]);
   });
 
+  it("a long run says how far it is, with FixMatch's mask rate and pseudo-label accuracy", async () => {
+    const lines: string[] = [];
+    const long = resolveFinetuneRecipe({
+      stages: [{ epochs: 20, trainable: ['all'] }],
+      train: { batchSize: 4, stepsPerEpoch: 1 },
+      probe: { epochs: 2, batchSize: 4 },
+      fixmatch: { ratio: 1, threshold: 0 },
+      eval: { holdout: 0.3 },
+    });
+    const study = (progress: boolean, out: string) =>
+      runBudget({
+        recipe: long,
+        backbone,
+        labels: labeled,
+        perClass: [2],
+        seeds: [0],
+        arms: [checkBudgetArm('pretrained+fixmatch')],
+        out: path.join(tmp, out),
+        progress,
+        log: (line) => lines.push(line),
+      });
+    await study(true, 'long');
+    const progress = lines.filter((l) => l.startsWith('pretrained+fixmatch 2/class seed 0: epoch '));
+    // Every second epoch of 20 (the probe's 2 not counted), each with FixMatch's figures.
+    expect(progress.map((l) => Number(/epoch (\d+)\/20/.exec(l)?.[1]))).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+    for (const line of progress)
+      expect(line).toMatch(/loss \d+\.\d{3}, mask rate \d+%, pseudo-labels \d+\.\d% right, \d+\.\d min$/);
+    lines.length = 0;
+    await study(false, 'long-quiet');
+    expect(lines.filter((l) => / epoch \d+\/20/.test(l))).toEqual([]);
+  });
+
   it('rejects an empty init: arm and weights with other input channels', async () => {
     expect(() => checkBudgetArm('init:')).toThrow(
       'Expected names from scratch, pretrained, pretrained+fixmatch, pretrained+self-training, pretrained+fixmatch+self-training or init:<weights> for --arms but received "init:" (string)',

@@ -71,6 +71,8 @@ Every arm runs the same recipe (default: recipes/${DEFAULT_FINETUNE_RECIPE}); th
 random initialisation, trains every layer at the head's learning rate and skips the recipe's linear probe
 (probe:). The +fixmatch arms turn the recipe's fixmatch: on; the +self-training arms run its selfTraining:
 rounds (at least one; with +fixmatch, round 0 is the FixMatch finetune); the other arms run neither.
+Each run prints a line when it ends, and runs of 20 or more epochs one every tenth of their epochs too
+(loss; FixMatch's mask rate and pseudo-label accuracy), unless --quiet.
 Outputs in --out: runs.arrow (one row per run), summary.arrow and budget.md (accuracy mean ± std per arm
 and N, and the cost: wall minutes per run and in total), budget.png (bars with error bars), budget.json,
 subsets.json (the source indices of every label subset and of the validation split).
