@@ -76,8 +76,10 @@ function progressOf(
   return (m) => {
     if (m.stage < 0) return;
     done += 1;
-    if (done % every !== 0 && done !== total) return;
-    const parts = [`${label}: epoch ${done}/${total}, loss ${m.loss.toFixed(3)}`];
+    // A self-training arm runs the recipe once per round: count each round's epochs from 1.
+    const epoch = ((done - 1) % total) + 1;
+    if (epoch % every !== 0 && epoch !== total) return;
+    const parts = [`${label}: epoch ${epoch}/${total}, loss ${m.loss.toFixed(3)}`];
     if (m.maskRate !== undefined && Number.isFinite(m.maskRate)) {
       parts.push(`mask rate ${(100 * m.maskRate).toFixed(0)}%`);
     }
@@ -368,11 +370,10 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           train,
           unlabeled: usesFixMatch(arm) || usesSelfTraining(arm) ? unlabeled : undefined,
         };
-        const label = `${arm} ${perClass}/class seed ${seed}`;
         const finetuneOptions = {
           recipeFile: options.recipeFile,
           onNote: noteOnce,
-          onEpoch: progressOf(label, armRecipe, options),
+          onEpoch: progressOf(`${arm} ${perClass}/class seed ${seed}`, armRecipe, options),
           featureCache,
           // A scratch backbone depends on the seed; the pretrained one does not.
           featureKey: arm === 'scratch' ? `scratch:${seed}` : initWeights !== undefined ? arm : 'pretrained',
