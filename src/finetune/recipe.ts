@@ -103,6 +103,7 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
       backboneLrMultiplier: recipe.train.backboneLrMultiplier,
       schedule: structuredClone(recipe.train.schedule),
       gradClipNorm: recipe.train.gradClipNorm,
+      emaDecay: recipe.train.emaDecay,
       divergence: { ...recipe.train.divergence },
       checkpoints: { everyEpochs: recipe.train.checkpointEveryEpochs, keep: recipe.train.keepCheckpoints },
       loss: { ...recipe.loss },

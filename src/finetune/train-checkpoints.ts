@@ -22,6 +22,7 @@ import {
 import type { MetricsLog } from '../train/metrics.js';
 import type { VariableOptimizer } from '../train/optimizers.js';
 import { type RunStatus, writeStatus } from '../train/run-dir.js';
+import type { WeightEma } from '../train/weight-ema.js';
 import { UsageError } from '../util/errors.js';
 import type { Classifier } from './classifier.js';
 import { type PseudoLabelState, restorePseudoLabelState } from './pseudo-labels.js';
@@ -33,6 +34,8 @@ interface FinetuneState extends TrainingState {
   history: EpochMetrics[];
   /** Running statistics of FixMatch's alignment and self-adaptive thresholds. */
   pseudoLabels?: PseudoLabelState;
+  /** Updates of the weights' moving average (train.emaDecay) so far. */
+  emaUpdates?: number;
 }
 
 export interface FinetuneProgress {
@@ -58,12 +61,15 @@ export class FinetuneCheckpoints {
       keep: number;
       /** Save the backbone too (false when only the head ever trains). */
       withBackbone: boolean;
+      /** The weights' moving average, saved as `ema.<name>` with its update count. */
+      ema?: WeightEma;
     },
   ) {
     this.saved = [...(options.withBackbone ? classifier.backbone.variables() : []), ...classifier.head.variables()].map(
       (v) => ({ name: `classifier.${v.name}`, variable: v.variable }),
     );
     this.saved.push(...optimizer.stateVariables());
+    if (options.ema) this.saved.push(...options.ema.stateVariables());
   }
 
   /**
@@ -81,6 +87,7 @@ export class FinetuneCheckpoints {
       );
     }
     this.optimizer.restoreHostState(state.optimizer);
+    if (this.options.ema) this.options.ema.updates = state.emaUpdates ?? 0;
     this.lastGood = dir;
     await loaded.metrics.writeArrow(path.join(this.runDir, 'metrics.arrow'));
     return {
@@ -106,6 +113,7 @@ export class FinetuneCheckpoints {
       savedAt: new Date().toISOString(),
       history: progress.history,
       pseudoLabels: progress.pseudoLabels,
+      emaUpdates: this.options.ema?.updates,
     };
     this.lastGood = await saveCheckpoint(this.runDir, this.saved, state, progress.metrics, this.options.keep);
     await progress.metrics.writeArrow(path.join(this.runDir, 'metrics.arrow'));

@@ -31,6 +31,7 @@ import { MetricsLog, type MetricsRow, summarizeEpoch } from '../train/metrics.js
 import { createOptimizer, type TrainableParam } from '../train/optimizers.js';
 import { DivergenceError, divergence, lossAndGradients } from '../train/step.js';
 import { chooseTrainingPath } from '../train/training-path.js';
+import { WeightEma } from '../train/weight-ema.js';
 import { UsageError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
@@ -90,6 +91,11 @@ export interface TrainOptions {
   schedule: ScheduleConfig;
   /** Clip gradients to this global L2 norm; 0 = no clipping. */
   gradClipNorm: number;
+  /**
+   * Decay of the moving average of the weights over the stages' steps (src/train/weight-ema.ts),
+   * written into the classifier when training ends; 0 or unset = the last step's weights.
+   */
+  emaDecay?: number;
   divergence: DivergenceLimits;
   /** With a run folder (TrainContext.runDir): checkpoint every N stage epochs, keep the newest `keep`. */
   checkpoints: { everyEpochs: number; keep: number };
@@ -230,6 +236,14 @@ export async function trainClassifier(
     allParams.filter((p) => used.has(p.name)),
   );
   const stagePhases = phases.filter((p) => p.stage >= 0);
+  // The moving average of the weights the run ends with (train.emaDecay), over the stages' steps.
+  const ema =
+    options.emaDecay && options.emaDecay > 0
+      ? new WeightEma(
+          variables.map((v) => ({ name: v.name, variable: v.variable })),
+          options.emaDecay,
+        )
+      : undefined;
   // The stages' step: one compiled graph where the run allows it (training-path.ts), else eager.
   const compile = options.compile ?? 'off';
   const runProblem = options.fixmatch
@@ -268,6 +282,7 @@ export async function trainClassifier(
     ? new FinetuneCheckpoints(context.runDir, classifier, optimizer, {
         keep: options.checkpoints.keep,
         withBackbone: phases.some((p) => !p.precomputed),
+        ema,
       })
     : undefined;
 
@@ -366,6 +381,8 @@ export async function trainClassifier(
         await yieldToEventLoop();
       }
     }
+    // The average replaces the last step's weights (before standardised features are folded in below).
+    ema?.apply();
   } catch (error) {
     // A diverged run has said so in status.json already; any other failure says "failed".
     if (checkpoints && !(error instanceof DivergenceError))
@@ -375,6 +392,7 @@ export async function trainClassifier(
     compiledStep?.dispose();
     if (features && moments && firstLinear) foldStandardization(firstLinear, moments);
     optimizer.dispose();
+    ema?.dispose();
     progress?.finish();
   }
   await checkpoints?.status('finished', epoch, globalStep);
@@ -524,6 +542,11 @@ export async function trainClassifier(
       }
       if (compiledStep) compiledStep.countUpdate();
       else if (step) tf.tidy(() => optimizer.apply(step.grads, lr));
+      if (ema && phase.stage >= 0) {
+        // The session's weights to the tfjs variables first when the step is compiled.
+        compiledStep?.pull();
+        ema.update();
+      }
       if (nextPseudoState) pseudoState = nextPseudoState;
       referenceLoss ??= lossValue;
       globalStep++;

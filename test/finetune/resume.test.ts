@@ -90,6 +90,8 @@ describe('finetuning checkpoints and resume', () => {
     // The checkpoint the run resumes from holds FixMatch's running statistics after its 8 stage steps.
     const saved = JSON.parse(readFileSync(path.join(checkpoints, 'ckpt-000000012', 'state.json'), 'utf8'));
     expect(saved.pseudoLabels.updates).toBe(8);
+    // And the weights' moving average (train.emaDecay) after the same 8 stage steps.
+    expect(saved.emaUpdates).toBe(8);
 
     const { classifier, result } = await runResumeFixture({ runDir, resume: true });
     expect(weights(classifier)).toEqual(reference.weights);
