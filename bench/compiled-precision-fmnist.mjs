@@ -16,6 +16,8 @@
  * Recipe: rotation (all four rotations, linear head), ResNet-18 small stem at --width,
  * SGD lr 0.1 momentum 0.9 Nesterov, weight decay 5e-4, cosine without warmup,
  * gradient clipping at 5 (as recipes/base/optim-sgd.yaml, warmup removed for one-epoch runs).
+ * --optimizer adamw instead: AdamW lr 0.002, weight decay 1e-4 (not on BatchNorm parameters and
+ * biases), cosine to 0 — bench/torch_fashion_pretext.py's settings; --lr overrides either rate.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,9 +45,18 @@ const { values: args } = parseArgs({
     'probe-steps': { type: 'string', default: '500' },
     out: { type: 'string', default: 'runs/compiled-precision' },
     baseline: { type: 'boolean', default: false },
+    optimizer: { type: 'string', default: 'sgd' },
+    lr: { type: 'string' },
   },
 });
 
+const OPTIMIZERS = {
+  sgd: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+  adamw: { name: 'adamw', lr: 0.002, weightDecay: 1e-4 },
+};
+const optimizer = OPTIMIZERS[args.optimizer];
+if (!optimizer) throw new Error(`--optimizer: one of ${Object.keys(OPTIMIZERS).join(', ')}, got ${args.optimizer}`);
+if (args.lr) optimizer.lr = Number(args.lr);
 const INPUT = { size: 28, channels: 1, mean: [0.286], std: [0.353] };
 initEngine();
 assertFastBackend(false);
@@ -88,7 +99,7 @@ for (const seed of args.seeds.split(',').map(Number)) {
   for (const precision of args.precisions === 'none' ? [] : args.precisions.split(',')) {
     const recipe = resolvePretrainRecipe(
       {
-        name: `rotation-${precision}-s${seed}`,
+        name: `rotation-${args.optimizer === 'sgd' ? '' : `${args.optimizer}-`}${precision}-s${seed}`,
         seed,
         task: { id: 'rotation', options: { mode: 'all-four', head: 'linear' } },
         backbone: { arch: 'resnet18', widthMultiplier: Number(args.width), stem: 'small' },
@@ -96,7 +107,7 @@ for (const seed of args.seeds.split(',').map(Number)) {
         data: { batchSize: Number(args.batch), limit: Number(args.limit), dropLast: true },
         train: {
           epochs: Number(args.epochs),
-          optimizer: { name: 'sgd', lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+          optimizer,
           schedule: { name: 'cosine', warmupEpochs: 0, minLr: 0 },
           gradClipNorm: 5,
           keepCheckpoints: 1,
@@ -125,6 +136,7 @@ for (const seed of args.seeds.split(',').map(Number)) {
     const row = {
       seed,
       precision,
+      optimizer: args.optimizer,
       trainingStep,
       steps: run.losses.length,
       firstLoss: run.losses[0],

@@ -7,6 +7,7 @@
  * them for checkpoints (so a resumed run continues bit-identically) and
  * disposes them.
  */
+
 import * as tf from '@tensorflow/tfjs';
 import type {
   BufferSpec,
@@ -19,6 +20,7 @@ import type { Backbone, Head } from '../backbones/types.js';
 import { UsageError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import type { NamedTensorVariable } from './checkpoint.js';
+import { moveAverage } from './weight-ema.js';
 
 /**
  * The momentum of the target at step k of K (0-based k): BYOL's schedule
@@ -187,9 +189,10 @@ export class TaskState {
     }
     const m = this.momentum(progress);
     if (m === undefined || m === 1) return;
-    tf.tidy(() => {
-      for (const { online, target } of this.pairs) target.assign(tf.add(tf.mul(target, m), tf.mul(online, 1 - m)));
-    });
+    moveAverage(
+      this.pairs.map((p) => ({ target: p.target, source: p.online })),
+      m,
+    );
   }
 
   dispose(): void {

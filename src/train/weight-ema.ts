@@ -14,6 +14,16 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NamedTensorVariable } from './checkpoint.js';
 
+/**
+ * `target <- m target + (1 - m) source` for each pair, in one tidy: the moving-average
+ * step of this average and of a momentum target network (task-state.ts).
+ */
+export function moveAverage(pairs: Iterable<{ target: tf.Variable; source: tf.Tensor }>, m: number): void {
+  tf.tidy(() => {
+    for (const { target, source } of pairs) target.assign(tf.add(tf.mul(target, m), tf.mul(source, 1 - m)));
+  });
+}
+
 export class WeightEma {
   /** Updates so far (the bias correction's n; saved with checkpoints). */
   updates = 0;
@@ -35,10 +45,10 @@ export class WeightEma {
 
   /** Folds the current weights into the average. */
   update(): void {
-    const d = this.decay;
-    tf.tidy(() => {
-      for (const { source, shadow } of this.pairs) shadow.assign(tf.add(tf.mul(shadow, d), tf.mul(source, 1 - d)));
-    });
+    moveAverage(
+      this.pairs.map((p) => ({ target: p.shadow, source: p.source })),
+      this.decay,
+    );
     this.updates++;
   }
 
