@@ -7,7 +7,6 @@
  * them for checkpoints (so a resumed run continues bit-identically) and
  * disposes them.
  */
-
 import * as tf from '@tensorflow/tfjs';
 import type {
   BufferSpec,

@@ -39,7 +39,8 @@ export class WeightEma {
       .map((v) => ({
         name: v.name,
         source: v.variable,
-        shadow: tf.variable(tf.zerosLike(v.variable), false, undefined, 'float32'),
+        // Inside a tidy: the zeros the variable starts from are not left behind.
+        shadow: tf.tidy(() => tf.variable(tf.zerosLike(v.variable), false, undefined, 'float32')),
       }));
   }
 
