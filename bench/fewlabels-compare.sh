@@ -10,6 +10,10 @@
 # Usage: bash bench/fewlabels-compare.sh <backbone run or export> [out-dir]
 #   The backbone of the published figures: `node bench/fashion-mnist-pretext.mjs --tasks rotation
 #   --limit 12288 --batch 64 --epochs 2 --seed 0 --probe-train 2000 --probe-test 2000 --out <dir>`.
+#   <backbone> may also be a PyTorch-pretrained one (the reference pretraining, same size and budget):
+#   `python bench/torch_fashion_pretext.py --task rotation --limit 60000 --epochs 4 --batch 128
+#   --save-backbone <dir>/backbone.safetensors` (AdamW 0.002, cosine; torchvision names), then
+#   `bash bench/fewlabels-compare.sh <dir>/backbone.safetensors <out>`: both loops from that backbone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKBONE=${1:?usage: bash bench/fewlabels-compare.sh <backbone run or export> [out-dir]}

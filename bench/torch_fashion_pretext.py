@@ -13,6 +13,10 @@ test images. A randomly initialised backbone is probed the same way.
 
 Run with the system Python that has torch:
     /usr/bin/python3 bench/torch_fashion_pretext.py --task rotation --width 0.25 --limit 16384 --batch 64
+
+--save-backbone <file>.safetensors keeps the pretrained backbone (torchvision names and the
+metadata keys of `selfsup export --format safetensors`), so selfsup and bench/torch_fewlabels.py
+can finetune the PyTorch-pretrained backbone too (bench/fewlabels-compare.sh).
 """
 
 import argparse
@@ -21,6 +25,7 @@ import itertools
 import json
 import math
 import os
+import struct
 import sys
 import time
 
@@ -173,6 +178,39 @@ def linear_probe(train_x, train_y, test_x, test_y, steps=500, lr=0.05, l2=1e-4):
         }
 
 
+def save_backbone(backbone, args, path):
+    """The backbone's state dict (BatchNorm buffers included) as safetensors, written atomically, with the
+    metadata keys `selfsup export --format safetensors` writes, so `selfsup budget --backbone <file>` and
+    bench/torch_fewlabels.py read it as they read a selfsup export."""
+    dtypes = {torch.float32: "F32", torch.int64: "I64"}
+    header, blobs, offset = {}, [], 0
+    for name, tensor in backbone.state_dict().items():
+        data = tensor.detach().contiguous().cpu().numpy().tobytes()
+        header[name] = {"dtype": dtypes[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    header["__metadata__"] = {
+        "format": "pt",
+        "producer": "bench/torch_fashion_pretext.py",
+        "arch": "resnet18",
+        "stem": "small",
+        "input_channels": "1",
+        "width_multiplier": str(args.width),
+        "input_size": "28",
+        "mean": f"[{MEAN}]",
+        "std": f"[{STD}]",
+        "channel_order": "L",
+        "pretext_task": args.task,
+    }
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    os.replace(path + ".tmp", path)
+    print(f"backbone written to {path}", flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
@@ -188,6 +226,10 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="runs/fashion-mnist-pretext")
+    p.add_argument(
+        "--save-backbone",
+        help="write the pretrained backbone here as .safetensors (torchvision names, selfsup's metadata keys)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -284,6 +326,8 @@ def main():
                 if step % 50 == 0:
                     print(f"{args.task} step {step}/{total} loss {loss.item():.4f} acc {acc.item():.3f}", flush=True)
         pretrain_minutes = round((time.time() - start) / 60, 2)
+        if args.save_backbone:
+            save_backbone(backbone, args, args.save_backbone)
         results.append(
             {
                 "task": f"{args.task} (torch)",
