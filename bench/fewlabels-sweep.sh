@@ -6,7 +6,8 @@
 # and writes <out>/<candidate>/budget.md.
 #
 #   bash bench/fewlabels-sweep.sh <backbone run or export> [out-dir] [candidates]
-#   candidates: comma-separated names from the list below (default: all)
+#   candidates: comma-separated names from the list below (default: the first sweep's twelve;
+#   ls0.2-600steps and ls0.3-400steps, the follow-ups to the chosen 400 steps, by name)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BACKBONE=${1:?usage: bash bench/fewlabels-sweep.sh <backbone> [out-dir] [candidates]}
@@ -23,6 +24,8 @@ declare -A CANDIDATES=(
   [ls0.3]='0.3 10'
   [ls0.4]='0.4 10'
   [ls0.2-400steps]='0.2 20'
+  [ls0.2-600steps]='0.2 30'
+  [ls0.3-400steps]='0.3 20'
   [ls0.2-lr0.03]=$'0.2 10\n  optimizer:\n    lr: 0.03'
   [ema0.99]=$'0.1 10\n  emaDecay: 0.99'
   [ema0.998]=$'0.1 10\n  emaDecay: 0.998'

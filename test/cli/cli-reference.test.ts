@@ -6,7 +6,7 @@ import { REFERENCE_BEGIN, REFERENCE_END, renderCliReference } from '../../src/cl
 import { ROOT } from '../support/cli.js';
 
 describe('CLI reference (docs/cli.md)', () => {
-  it('has every command of the issue, each with examples in its help', () => {
+  it('has every command, each with examples in its help', () => {
     const names = buildProgram().commands.map((c) => c.name());
     for (const name of [
       'scan',

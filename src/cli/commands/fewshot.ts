@@ -49,8 +49,10 @@ unfinished one resumes from its last checkpoint, an interrupted finetune resumes
 Exit codes: 0 done, 1 failure, 2 usage.
 
 Examples:
+  $ selfsup fewshot recipes/rotation-small-quick.yaml recipes/finetune-fixmatch-long.yaml \\
+      --data ./dump --labels ./labeled --test ./test --out runs/fewshot   # the measured few-labels path
   $ selfsup fewshot recipes/rotation-small.yaml recipes/finetune-semi-supervised.yaml \\
-      --data ./dump --labels ./labeled --test ./test --out runs/fewshot`,
+      --data ./dump --labels ./labeled --out runs/fewshot-st             # one self-training round`,
     );
   withGlobalOptions(command, { subsetLimits: true }).action(
     (pretrainFile: string, finetuneFile: string, opts: FewShotCliOptions) => {
