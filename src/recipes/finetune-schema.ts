@@ -122,7 +122,7 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
     schedule: optimization.scheduleSchema('Learning-rate schedule of the stages (per step, over all stages).'),
     gradClipNorm: s.number('Clip gradients to this global L2 norm; 0 = no clipping.', { min: 0, default: 0 }),
     emaDecay: s.number(
-      'Evaluate and save an exponential moving average of the weights (BatchNorm statistics included) over the stages\' steps: step k of n weighted by decay^(n - k), bias-corrected; 0 = the last step\'s weights. With a cosine schedule to 0 the average is close to the last weights (measured: no gain for finetune-few-labels.yaml).',
+      "Evaluate and save an exponential moving average of the weights (BatchNorm statistics included) over the stages' steps: step k of n weighted by decay^(n - k), bias-corrected; 0 = the last step's weights. With a cosine schedule to 0 the average is close to the last weights (measured: no gain for finetune-few-labels.yaml).",
       { min: 0, max: 0.99999, default: 0 },
     ),
     divergence: optimization.divergenceSchema(),
