@@ -25,7 +25,6 @@ import itertools
 import json
 import math
 import os
-import struct
 import sys
 import time
 
@@ -179,17 +178,14 @@ def linear_probe(train_x, train_y, test_x, test_y, steps=500, lr=0.05, l2=1e-4):
 
 
 def save_backbone(backbone, args, path):
-    """The backbone's state dict (BatchNorm buffers included) as safetensors, written atomically, with the
-    metadata keys `selfsup export --format safetensors` writes, so `selfsup budget --backbone <file>` and
-    bench/torch_fewlabels.py read it as they read a selfsup export."""
-    dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    header, blobs, offset = {}, [], 0
-    for name, tensor in backbone.state_dict().items():
-        data = tensor.detach().contiguous().cpu().numpy().tobytes()
-        header[name] = {"dtype": dtypes[tensor.dtype], "shape": list(tensor.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {
+    """The backbone's state dict (BatchNorm buffers included) as safetensors, written atomically by the
+    fixtures' writer (scripts/torch/make_fixtures.py), with the metadata keys `selfsup export --format
+    safetensors` writes, so `selfsup budget --backbone <file>` and bench/torch_fewlabels.py read it as they
+    read a selfsup export."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "torch"))
+    from make_fixtures import write_safetensors
+
+    metadata = {
         "format": "pt",
         "producer": "bench/torch_fashion_pretext.py",
         "arch": "resnet18",
@@ -202,11 +198,9 @@ def save_backbone(backbone, args, path):
         "channel_order": "L",
         "pretext_task": args.task,
     }
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
+    tensors = {name: t.detach().cpu().numpy() for name, t in backbone.state_dict().items()}
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
+    write_safetensors(path + ".tmp", tensors, metadata)
     os.replace(path + ".tmp", path)
     print(f"backbone written to {path}", flush=True)
 
