@@ -82,3 +82,20 @@ describe('recipes/', () => {
     }, 300_000);
   }
 });
+
+// Measurement recipes of bench/ (docs/results.md names them): they must keep loading as the
+// shipped recipes they extend change.
+describe('bench/recipes/', () => {
+  const BENCH_DIR = path.resolve('bench/recipes');
+  const files = readdirSync(BENCH_DIR).filter((f) => f.endsWith('.yaml'));
+  it('holds at least one recipe', () => {
+    expect(files.length).toBeGreaterThan(0);
+  });
+  for (const file of files) {
+    it(`${file} loads and validates`, () => {
+      const recipe = loadPretrainRecipe(path.join(BENCH_DIR, file), getTask);
+      expect(recipe.name).toBe(file.replace(/\.yaml$/, ''));
+      expect(recipe.train.epochs).toBeGreaterThan(0);
+    });
+  }
+});
