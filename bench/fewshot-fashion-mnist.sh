@@ -21,34 +21,23 @@ mkdir -p "$OUT/labeled"
 node --input-type=module - "$SUBSETS" "$SEED" "$DATA" "$OUT/labeled" <<'EOF'
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { idxBytes, readIdx } from './scripts/idx-files.mjs';
 const [subsetsFile, seed, data, out] = process.argv.slice(2);
 const subset = JSON.parse(readFileSync(subsetsFile, 'utf8')).subsets.find((s) => s.seed === Number(seed));
 if (!subset) throw new Error(`${subsetsFile}: no subset for seed ${seed}`);
-const read = (f) => gunzipSync(readFileSync(path.join(data, f)));
-const images = read('train-images-idx3-ubyte.gz');
-const labels = read('train-labels-idx1-ubyte.gz');
-const [rows, cols] = [images.readUInt32BE(8), images.readUInt32BE(12)];
-const n = subset.indices.length;
-const imgHeader = Buffer.alloc(16);
-imgHeader.writeUInt32BE(0x803, 0);
-imgHeader.writeUInt32BE(n, 4);
-imgHeader.writeUInt32BE(rows, 8);
-imgHeader.writeUInt32BE(cols, 12);
-const lblHeader = Buffer.alloc(8);
-lblHeader.writeUInt32BE(0x801, 0);
-lblHeader.writeUInt32BE(n, 4);
+const images = readIdx(path.join(data, 'train-images-idx3-ubyte.gz'));
+const labels = readIdx(path.join(data, 'train-labels-idx1-ubyte.gz'));
+const [, rows, cols] = images.shape;
 const size = rows * cols;
-const img = subset.indices.map((i) => images.subarray(16 + i * size, 16 + (i + 1) * size));
-const lbl = Buffer.from(subset.indices.map((i) => labels[8 + i]));
+const ids = subset.indices;
 const write = (name, bytes) => {
   const file = path.join(out, name);
-  writeFileSync(`${file}.tmp`, gzipSync(bytes));
+  writeFileSync(`${file}.tmp`, bytes);
   renameSync(`${file}.tmp`, file);
 };
-write('train-images-idx3-ubyte.gz', Buffer.concat([imgHeader, ...img]));
-write('train-labels-idx1-ubyte.gz', Buffer.concat([lblHeader, lbl]));
-console.log(`${n} labeled images (seed ${seed}) -> ${out}`);
+write('train-images-idx3-ubyte.gz', idxBytes([ids.length, rows, cols], Buffer.concat(ids.map((i) => images.data.subarray(i * size, (i + 1) * size)))));
+write('train-labels-idx1-ubyte.gz', idxBytes([ids.length], Buffer.from(ids.map((i) => labels.data[i]))));
+console.log(`${ids.length} labeled images (seed ${seed}) -> ${out}`);
 EOF
 echo "start: $(uptime)" | tee "$OUT/uptime.txt"
 time node bin/selfsup.js fewshot "$PRETRAIN" "$FINETUNE" --seed "$SEED" \

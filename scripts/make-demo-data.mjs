@@ -11,36 +11,24 @@
  *   test/<class>/NNNNN.png            100 per class from the test set
  *   idx/                              1,000 training + 500 test images as gzipped IDX files
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
 import seedrandom from 'seedrandom';
 import sharp from 'sharp';
+import { idxBytes, readIdx } from './idx-files.mjs';
 
 const CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'ankle-boot'];
 const src = process.argv[2] ?? '/usr/share/datasets/fashion-mnist';
 const out = path.resolve(process.argv[3] ?? 'data/fashion-mnist-demo');
 
-function readIdx(file) {
-  const buf = gunzipSync(readFileSync(path.join(src, file)));
-  const dims = buf[3];
-  const shape = [];
-  for (let i = 0; i < dims; i++) shape.push(buf.readUInt32BE(4 + 4 * i));
-  return { shape, data: buf.subarray(4 + 4 * dims) };
-}
-
-function idxBytes(shape, data) {
-  const header = Buffer.alloc(4 + 4 * shape.length);
-  header[2] = 0x08; // unsigned byte
-  header[3] = shape.length;
-  shape.forEach((d, i) => {
-    header.writeUInt32BE(d, 4 + 4 * i);
-  });
-  return gzipSync(Buffer.concat([header, Buffer.from(data)]), { level: 9 });
-}
-
-const train = { images: readIdx('train-images-idx3-ubyte.gz'), labels: readIdx('train-labels-idx1-ubyte.gz') };
-const test = { images: readIdx('t10k-images-idx3-ubyte.gz'), labels: readIdx('t10k-labels-idx1-ubyte.gz') };
+const train = {
+  images: readIdx(path.join(src, 'train-images-idx3-ubyte.gz')),
+  labels: readIdx(path.join(src, 'train-labels-idx1-ubyte.gz')),
+};
+const test = {
+  images: readIdx(path.join(src, 't10k-images-idx3-ubyte.gz')),
+  labels: readIdx(path.join(src, 't10k-labels-idx1-ubyte.gz')),
+};
 const rng = seedrandom('selfsup-demo-v1');
 const order = (n) => {
   const p = Array.from({ length: n }, (_, i) => i);
