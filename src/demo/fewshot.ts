@@ -17,6 +17,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { progressOf } from '../finetune/budget.js';
 import { type FinetuneSummary, runFinetune, trainingDirOf } from '../finetune/run.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import type { PretrainRecipe } from '../recipes/pretrain-schema.js';
@@ -104,6 +105,7 @@ export async function runFewShot(options: FewShotOptions): Promise<FewShotResult
     out: modelDir,
     resume,
     progress: options.progress,
+    onEpoch: progressOf('finetune', finetuneRecipe, options),
     onWarning: (message) => options.log?.(`warning: ${message}`),
   });
   const result: FewShotResult = {

@@ -63,7 +63,7 @@ export function checkBudgetArm(arm: string): BudgetArm {
  * of FixMatch runs that take minutes each shows it is moving: epoch, loss, and FixMatch's
  * mask rate and pseudo-label accuracy when it has them.
  */
-function progressOf(
+export function progressOf(
   label: string,
   recipe: FinetuneRecipe,
   options: Pick<BudgetOptions, 'progress' | 'log'>,

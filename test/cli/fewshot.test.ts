@@ -26,6 +26,14 @@ selfTraining: {rounds: 1, threshold: 0, maxPerClass: 3}
 labelProblems: {enabled: false}
 `;
 
+// FixMatch over 20 short epochs: long enough for the progress lines (one every tenth of the epochs).
+const FIXMATCH_RECIPE = `stages: [{epochs: 20, trainable: [all]}]
+train: {batchSize: 4, stepsPerEpoch: 1, optimizer: {name: sgd, lr: 0.01}}
+augment: {train: weak}
+fixmatch: {enabled: true, ratio: 1, thresholdSchedule: self-adaptive}
+labelProblems: {enabled: false}
+`;
+
 describe('selfsup fewshot (subprocess)', () => {
   let dir: string;
   let labeled: string;
@@ -38,6 +46,7 @@ describe('selfsup fewshot (subprocess)', () => {
     await writeClassFolders(dump, 6, 2);
     writeFileSync(path.join(dir, 'pretrain.yaml'), PRETRAIN_RECIPE);
     writeFileSync(path.join(dir, 'finetune.yaml'), FINETUNE_RECIPE);
+    writeFileSync(path.join(dir, 'fixmatch.yaml'), FIXMATCH_RECIPE);
     await ensureBuilt();
   }, 180_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -88,5 +97,25 @@ describe('selfsup fewshot (subprocess)', () => {
     const r = await runCli(args(out));
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).pretrainReused).toBe(true);
+  }, 240_000);
+
+  it('prints FixMatch progress every tenth of a long finetune, with the mask rate', async () => {
+    const out = path.join(dir, 'out-fixmatch');
+    const r = await runCli([
+      'fewshot',
+      path.join(dir, 'pretrain.yaml'),
+      path.join(dir, 'fixmatch.yaml'),
+      '--data',
+      dump,
+      '--labels',
+      labeled,
+      '--out',
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split(/[\r\n]+/).filter((l) => l.startsWith('finetune: epoch '));
+    expect(lines.map((l) => Number(/epoch (\d+)\/20/.exec(l)?.[1]))).toEqual([2, 4, 6, 8, 10, 12, 14, 16, 18, 20]);
+    // The dump is read as unlabeled images (its folders' names unused): the mask rate, no pseudo-label accuracy.
+    for (const line of lines) expect(line).toMatch(/loss \d+\.\d{3}, mask rate \d+%, \d+\.\d min$/);
   }, 240_000);
 });

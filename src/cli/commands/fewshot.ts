@@ -46,6 +46,8 @@ export function registerFewShot(program: Command, setResult: (p: Promise<number>
 The same command again continues where it stopped: a finished pretraining is reused, an
 unfinished one resumes from its last checkpoint, an interrupted finetune resumes too.
 <out>/fewshot.json records the recipes, inputs, minutes per stage and the headline numbers.
+A finetune of 20 or more epochs prints a line every tenth of them (loss; FixMatch's mask rate, and
+its pseudo-labels' accuracy when the dump has labels), unless --quiet.
 Exit codes: 0 done, 1 failure, 2 usage.
 
 Examples:
