@@ -61,7 +61,8 @@ export function checkBudgetArm(arm: string): BudgetArm {
 /**
  * A line every tenth of a long run's epochs (20 or more, the probe's not counted), so a study
  * of FixMatch runs that take minutes each shows it is moving: epoch, loss, and FixMatch's
- * mask rate and pseudo-label accuracy when it has them.
+ * mask rate and pseudo-label accuracy when it has them. `selfsup fewshot` prints its finetune's
+ * progress with it too (src/demo/fewshot.ts).
  */
 export function progressOf(
   label: string,
