@@ -24,6 +24,7 @@ import { checkOutputDir, type OutputDirOptions, writeOutputDir } from '../util/o
 import { createRng, type Rng } from '../util/rng.js';
 import { perClassSubset } from './data.js';
 import { type ImageSet, subsetImageSet } from './image-set.js';
+import { argmaxAccuracy } from './metrics.js';
 import { preprocessingMismatches, resolveInput } from './recipe.js';
 import {
   type DataSpec,
@@ -384,9 +385,11 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
         const outcome = usesSelfTraining(arm)
           ? await selfTrainOnData(open, input, armRecipe, armData, {
               ...finetuneOptions,
+              // The report's test set may differ from the validation split: the teacher is judged on both.
+              validation: validation && data.test !== validation ? validation : undefined,
               onRound: (r) =>
                 options.log?.(
-                  `${arm} ${perClass}/class seed ${seed} round ${r.round}: teacher accuracy ${(100 * r.teacherAccuracy).toFixed(1)}%, ${r.pseudoLabeled} pseudo-labels (${(100 * r.coverage).toFixed(1)}% of the unlabeled images, ${r.pseudoLabelAccuracy === undefined ? 'accuracy unknown' : `${(100 * r.pseudoLabelAccuracy).toFixed(1)}% right`}), student accuracy ${(100 * r.accuracy).toFixed(1)}%`,
+                  `${arm} ${perClass}/class seed ${seed} round ${r.round}: teacher accuracy ${(100 * r.teacherAccuracy).toFixed(1)}%${r.teacherValAccuracy === undefined ? '' : ` (val ${(100 * r.teacherValAccuracy).toFixed(1)}%)`}, ${r.pseudoLabeled} pseudo-labels (${(100 * r.coverage).toFixed(1)}% of the unlabeled images, ${r.pseudoLabelAccuracy === undefined ? 'accuracy unknown' : `${(100 * r.pseudoLabelAccuracy).toFixed(1)}% right`}), student accuracy ${(100 * r.accuracy).toFixed(1)}%`,
                 ),
             })
           : await finetuneOnData(await open(), input, armRecipe, armData, finetuneOptions);
@@ -397,7 +400,7 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
           valAccuracy =
             data.test === validation
               ? outcome.evaluation.metrics.accuracy
-              : accuracyOf(
+              : argmaxAccuracy(
                   outcome.classifier.predictProbabilities(validation, recipe.eval.batchSize),
                   validation.labels,
                   numClasses,
@@ -483,16 +486,4 @@ export async function runBudget(options: BudgetOptions): Promise<BudgetResult> {
     note,
     out: options.out,
   };
-}
-
-function accuracyOf(probabilities: Float32Array, labels: Int32Array, numClasses: number): number {
-  let correct = 0;
-  for (let i = 0; i < labels.length; i++) {
-    let best = 0;
-    for (let k = 1; k < numClasses; k++) {
-      if (probabilities[i * numClasses + k] > probabilities[i * numClasses + best]) best = k;
-    }
-    if (best === labels[i]) correct++;
-  }
-  return correct / Math.max(1, labels.length);
 }

@@ -174,3 +174,19 @@ export function argmaxRows(
   }
   return { predicted, confidence };
 }
+
+/**
+ * Share of the rows of probabilities [N * K] whose argmax equals their label; rows labeled < 0
+ * (unlabeled) are left out. NaN when no row has a label.
+ */
+export function argmaxAccuracy(probabilities: Float32Array, labels: ArrayLike<number>, numClasses: number): number {
+  const { predicted } = argmaxRows(probabilities, numClasses);
+  let right = 0;
+  let labeled = 0;
+  for (let i = 0; i < labels.length; i++) {
+    if (labels[i] < 0) continue;
+    labeled++;
+    if (predicted[i] === labels[i]) right++;
+  }
+  return labeled > 0 ? right / labeled : Number.NaN;
+}

@@ -7,7 +7,8 @@
  * then train a student model on the combination of labeled images and pseudo
  * labeled images ... we iterate this process by putting back the student as a teacher").
  *
- * Round 0 finetunes by the recipe (FixMatch too, when the recipe turns it on). Each
+ * Round 0 finetunes by the recipe (FixMatch too, when the recipe turns it on; the students
+ * too unless `selfTraining.studentFixmatch` is false). Each
  * further round: the last model predicts the unlabeled images (evaluation view, no
  * augmentation); those it predicts with at least `threshold` confidence — at most
  * `maxPerClass` per predicted class, most confident first — join the labeled images
@@ -21,6 +22,7 @@ import type { Backbone } from '../backbones/types.js';
 import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { invalidOption, UsageError } from '../util/errors.js';
 import { concatImageSets, type ImageSet, subsetImageSet, withLabels } from './image-set.js';
+import { argmaxAccuracy } from './metrics.js';
 import type { InputSpec, PreparedData } from './prepare-data.js';
 import { type FinetuneOutcome, finetuneOnData } from './run.js';
 
@@ -33,6 +35,8 @@ export interface SelfTrainingOptions {
   maxPerClass: number | null;
   /** Labeled images are repeated to make up about this share of the student's set (0 = once). */
   labeledShare: number;
+  /** Whether the students run FixMatch too when the recipe does (false: supervised students of a FixMatch teacher). */
+  studentFixmatch: boolean;
 }
 
 export interface PseudoLabelPick {
@@ -100,6 +104,8 @@ export interface SelfTrainingRound {
   teacherUnlabeledAccuracy?: number;
   /** The teacher's accuracy on the evaluation set (round 1: the plain finetune's). */
   teacherAccuracy: number;
+  /** The teacher's accuracy on the validation set given as `options.validation` (to keep or drop a student by). */
+  teacherValAccuracy?: number;
   /** The student's accuracy on the evaluation set. */
   accuracy: number;
   seconds: number;
@@ -121,9 +127,13 @@ export async function selfTrainOnData(
   input: InputSpec,
   recipe: FinetuneRecipe,
   data: PreparedData,
-  options: Parameters<typeof finetuneOnData>[4] & { onRound?: (round: SelfTrainingRound) => void } = {},
+  options: Parameters<typeof finetuneOnData>[4] & {
+    onRound?: (round: SelfTrainingRound) => void;
+    /** A labeled set outside training and evaluation: each round reports its teacher's accuracy on it. */
+    validation?: ImageSet;
+  } = {},
 ): Promise<SelfTrainingOutcome> {
-  const { onRound, ...finetuneOptions } = options;
+  const { onRound, validation, ...finetuneOptions } = options;
   const unlabeled = data.unlabeled;
   if (!unlabeled || unlabeled.count === 0) {
     throw new UsageError('self-training needs an unlabeled set (--unlabeled) with at least one image');
@@ -142,7 +152,12 @@ export async function selfTrainOnData(
   const rounds: SelfTrainingRound[] = [];
   const k = data.train.classNames.length;
   // Students train on a set the label review was never meant for (thousands of pseudo-labels).
-  const studentRecipe: FinetuneRecipe = { ...recipe, labelProblems: { ...recipe.labelProblems, enabled: false } };
+  // With studentFixmatch false, FixMatch teaches round 0 only; the students learn from its pseudo-labels alone.
+  const studentRecipe: FinetuneRecipe = {
+    ...recipe,
+    labelProblems: { ...recipe.labelProblems, enabled: false },
+    fixmatch: { ...recipe.fixmatch, enabled: recipe.fixmatch.enabled && recipe.selfTraining.studentFixmatch !== false },
+  };
   for (let round = 1; round <= recipe.selfTraining.rounds; round++) {
     const roundStart = Date.now();
     const teacherAccuracy = outcome.evaluation.metrics.accuracy;
@@ -155,15 +170,10 @@ export async function selfTrainOnData(
       checked++;
       if (unlabeled.labels[p] === pick.labels[i]) right++;
     });
-    let teacherRight = 0;
-    let teacherChecked = 0;
-    for (let i = 0; i < unlabeled.count; i++) {
-      if (unlabeled.labels[i] < 0) continue;
-      teacherChecked++;
-      let best = 0;
-      for (let c = 1; c < k; c++) if (probs[i * k + c] > probs[i * k + best]) best = c;
-      if (best === unlabeled.labels[i]) teacherRight++;
-    }
+    const teacherUnlabeledAccuracy = argmaxAccuracy(probs, unlabeled.labels, k);
+    const teacherValAccuracy = validation
+      ? argmaxAccuracy(outcome.classifier.predictProbabilities(validation, recipe.eval.batchSize), validation.labels, k)
+      : Number.NaN;
     outcome.classifier.dispose();
     // The unlabeled set may carry no class names (a plain folder): the pseudo-labels are the labeled set's classes.
     const pseudo = {
@@ -183,7 +193,8 @@ export async function selfTrainOnData(
       pseudoLabeled: pick.positions.length,
       coverage: pick.positions.length / unlabeled.count,
       pseudoLabelAccuracy: checked > 0 ? right / checked : undefined,
-      teacherUnlabeledAccuracy: teacherChecked > 0 ? teacherRight / teacherChecked : undefined,
+      teacherUnlabeledAccuracy: Number.isNaN(teacherUnlabeledAccuracy) ? undefined : teacherUnlabeledAccuracy,
+      teacherValAccuracy: Number.isNaN(teacherValAccuracy) ? undefined : teacherValAccuracy,
       teacherAccuracy,
       accuracy: outcome.evaluation.metrics.accuracy,
       seconds: (Date.now() - roundStart) / 1000,

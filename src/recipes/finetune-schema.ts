@@ -47,7 +47,13 @@ export interface FinetuneRecipe {
     weakView: PipelineSpec | null;
     strongView: PipelineSpec | null;
   };
-  selfTraining: { rounds: number; threshold: number; maxPerClass: number | null; labeledShare: number };
+  selfTraining: {
+    rounds: number;
+    threshold: number;
+    maxPerClass: number | null;
+    labeledShare: number;
+    studentFixmatch: boolean;
+  };
   probe: { epochs: number; lr: number; batchSize: number };
   eval: { holdout: number; batchSize: number; calibrationBins: number };
   labelProblems: { enabled: boolean; k: number; folds: number };
@@ -218,6 +224,10 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
       labeledShare: s.number(
         "Share of the student's training set that is labeled images: they are repeated until they make up about this share (0 = each once). A few labels among thousands of pseudo-labels are otherwise seen a few times instead of the hundred times the teacher saw them.",
         { min: 0, max: 0.95, default: 0.5 },
+      ),
+      studentFixmatch: s.boolean(
+        'Whether the students run FixMatch too when the recipe turns it on (`fixmatch.enabled`). `false`: round 0 is FixMatch, the students train on the labeled and pseudo-labeled images alone (a noisy student of the FixMatch teacher: no unlabeled forward passes, a few minutes where FixMatch takes twenty).',
+        { default: true },
       ),
     },
   ),

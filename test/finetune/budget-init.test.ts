@@ -52,7 +52,10 @@ describe('budget init:<weights> arms', () => {
     const lines: string[] = [];
     const result = await runBudget({
       // threshold 0 and no cap: every pool image gets a pseudo-label.
-      recipe: { ...recipe, selfTraining: { rounds: 0, threshold: 0, maxPerClass: null, labeledShare: 0.5 } },
+      recipe: {
+        ...recipe,
+        selfTraining: { rounds: 0, threshold: 0, maxPerClass: null, labeledShare: 0.5, studentFixmatch: true },
+      },
       backbone,
       labels: labeled,
       perClass: [2],

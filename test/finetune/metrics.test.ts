@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { indicesByClass } from '../../src/data/datasets/split.js';
-import { argmaxRows, calibration, classificationMetrics, confusionMatrix } from '../../src/finetune/metrics.js';
+import {
+  argmaxAccuracy,
+  argmaxRows,
+  calibration,
+  classificationMetrics,
+  confusionMatrix,
+} from '../../src/finetune/metrics.js';
 import { classBalancedIndices } from '../../src/finetune/sampler.js';
 import { createRng } from '../../src/util/rng.js';
 
@@ -55,6 +61,14 @@ describe('metrics', () => {
     const r = argmaxRows(Float32Array.from([0.1, 0.7, 0.2, 0.5, 0.25, 0.25]), 3);
     expect(Array.from(r.predicted)).toEqual([1, 0]);
     expect(r.confidence[0]).toBeCloseTo(0.7, 6);
+  });
+
+  it('argmaxAccuracy leaves unlabeled rows out', () => {
+    const probs = Float32Array.from([0.1, 0.7, 0.2, 0.5, 0.25, 0.25, 0.2, 0.2, 0.6, 0.3, 0.3, 0.4]);
+    // Predicted 1, 0, 2, 2: the first and third right, the second wrong, the fourth unlabeled.
+    expect(argmaxAccuracy(probs, [1, 2, 2, -1], 3)).toBeCloseTo(2 / 3, 12);
+    expect(argmaxAccuracy(probs, [1, 0, 2, 2], 3)).toBe(1);
+    expect(argmaxAccuracy(probs, [-1, -1, -1, -1], 3)).toBeNaN();
   });
 });
 

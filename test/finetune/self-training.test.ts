@@ -138,6 +138,60 @@ describe('self-training', () => {
   }, 120_000);
 });
 
+describe('self-training after FixMatch', () => {
+  beforeAll(() => {
+    expect(initEngine().backend).toBe('tensorflow');
+  });
+
+  it('with studentFixmatch false the teacher runs FixMatch and the student does not; the teacher is judged on a validation set', async () => {
+    const base = {
+      seed: 2,
+      stages: [{ epochs: 2, trainable: ['all'] }],
+      train: { batchSize: 8, stepsPerEpoch: 4, optimizer: { name: 'adam', lr: 0.01 } },
+      fixmatch: { enabled: true, ratio: 1, threshold: 0.3, warmupEpochs: 0 },
+      labelProblems: { enabled: false },
+    };
+    const data = {
+      train: quadrantSet(12, 5),
+      test: quadrantSet(32, 7),
+      testSource: 'test' as const,
+      unlabeled: quadrantSet(48, 6),
+      skipped: [],
+    };
+    const validation = quadrantSet(20, 8);
+    const makeBackbone = async () => createTinyBackbone(1, createRng('backbone'));
+    const before = tf.memory().numTensors;
+    const rates: Record<string, number[]> = {};
+    for (const studentFixmatch of [false, true]) {
+      const recipe = resolveFinetuneRecipe({
+        ...base,
+        selfTraining: { rounds: 1, threshold: 0, maxPerClass: 8, studentFixmatch },
+      });
+      const seen: number[] = [];
+      // Validation = the test set in the first run: the teacher's two figures must then agree.
+      const outcome = await selfTrainOnData(makeBackbone, INPUT, recipe, data, {
+        validation: studentFixmatch ? validation : data.test,
+        onEpoch: (m) => seen.push(m.maskRate ?? Number.NaN),
+      });
+      rates[String(studentFixmatch)] = seen;
+      const round = outcome.rounds[0];
+      if (!studentFixmatch) expect(round.teacherValAccuracy).toBe(round.teacherAccuracy);
+      expect(round.teacherValAccuracy! * validation.count).toBeCloseTo(Math.round(round.teacherValAccuracy! * 20), 9);
+      expect(round.pseudoLabeled).toBeGreaterThan(0);
+      expect(round.pseudoLabeled).toBeLessThanOrEqual(32);
+      outcome.classifier.dispose();
+    }
+    // Two epochs per round: the FixMatch teacher reports a mask rate in both runs; the student only when it runs FixMatch too.
+    expect(rates.false).toHaveLength(4);
+    expect(rates.false.slice(0, 2).every((r) => r >= 0 && r <= 1)).toBe(true);
+    expect(rates.false.slice(2).every((r) => Number.isNaN(r))).toBe(true);
+    expect(rates.true.every((r) => r >= 0 && r <= 1)).toBe(true);
+    // The same teacher in both runs.
+    expect(rates.true.slice(0, 2)).toEqual(rates.false.slice(0, 2));
+    expect(tf.memory().numTensors).toBe(before);
+  }, 120_000);
+});
+
 describe('self-training in selfsup finetune', () => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'selfsup-self-training-'));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
