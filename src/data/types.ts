@@ -67,6 +67,21 @@ export type AugmentStep =
    * is filled with `value` (0-1 scale, every channel).
    */
   | { op: 'randomErasing'; p?: number; scale?: [number, number]; ratio?: [number, number]; value?: number }
+  /**
+   * torchvision RandomAffine, with probability p (default 1): rotation uniform in
+   * [-degrees, degrees], translation up to translate[0] x width and translate[1] x height
+   * pixels, zoom uniform in `scale`, x-shear uniform in [-shear, shear] degrees, about the
+   * image centre; bilinear, `fill` (0-1 scale, default 0) outside the source. Size unchanged.
+   */
+  | {
+      op: 'randomAffine';
+      p?: number;
+      degrees: number;
+      translate?: [number, number];
+      scale?: [number, number];
+      shear?: number;
+      fill?: number;
+    }
   /** Rotate by k*90 degrees; `k` fixed, or random in {0,1,2,3} when omitted. */
   | { op: 'rotate90'; k?: 0 | 1 | 2 | 3 }
   /**

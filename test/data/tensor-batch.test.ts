@@ -7,8 +7,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adjustHue } from '../../src/data/augment/color.js';
+import { affineSampling, warpAffine } from '../../src/data/augment/geometry.js';
 import type { FloatImage } from '../../src/data/augment/image.js';
-import { runPipeline } from '../../src/data/augment/pipeline.js';
+import { runPipeline, validatePipeline } from '../../src/data/augment/pipeline.js';
 import { strongView, weakView } from '../../src/data/augment/presets.js';
 import { augmentTensorBatch } from '../../src/data/augment/tensor-batch.js';
 import type { PipelineSpec } from '../../src/data/types.js';
@@ -106,6 +107,12 @@ const cases: Array<[string, FloatImage[], PipelineSpec]> = [
   ['solarize', rgb, [{ op: 'solarize', p: 0.5, threshold: 0.5 }]],
   ['random erasing', rgb, [{ op: 'randomErasing', p: 0.7, scale: [0.05, 0.3], value: 0.25 }]],
   ['rotate90', square, [{ op: 'rotate90' }]],
+  [
+    'randomAffine, every key',
+    rgb,
+    [{ op: 'randomAffine', p: 0.7, degrees: 30, translate: [0.1, 0.2], scale: [0.8, 1.2], shear: 15, fill: 0.3 }],
+  ],
+  ['randomAffine, rotation only, 1 channel', gray, [{ op: 'randomAffine', degrees: 180 }]],
   ['randomCrop with padding and fill', rgb, [{ op: 'randomCrop', size: 15, padding: 4, fill: 0.5 }]],
   ['randomCrop without padding (a plain crop)', gray, [{ op: 'randomCrop', size: 11 }]],
   [
@@ -144,6 +151,44 @@ describe('tensor executor vs per-image executor', () => {
     expect(() => augmentTensorBatch(x, [{ op: 'randomCrop', size: 18, padding: 1 }], createRng(1))).toThrow(message);
     expect(tf.memory().numTensors).toBe(before);
     x.dispose();
+  });
+
+  it('randomAffine: no motion keeps the image, a quarter turn moves pixels as rotate90, a shift brings in the fill', () => {
+    const still = [{ op: 'randomAffine', degrees: 0 }] as PipelineSpec;
+    const kept = runPipeline(square[0], still, createRng(1));
+    expect(Array.from(kept.data)).toEqual(Array.from(square[0].data));
+    expect(compare(square, still, 1).difference).toBe(0);
+    // 90 degrees exactly (degrees 90 draws in [-90, 90]: use the sampling itself for the exact angle).
+    const quarter = affineSampling(14, 14, { angle: 90, tx: 0, ty: 0, scale: 1, shear: 0 });
+    const turned = warpAffine(square[0], quarter, 0);
+    const counter = runPipeline(square[0], [{ op: 'rotate90', k: 1 }], createRng(1));
+    const clockwise = runPipeline(square[0], [{ op: 'rotate90', k: 3 }], createRng(1));
+    const distance = (a: ArrayLike<number>, b: ArrayLike<number>) =>
+      Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+    // One of the two directions, to float rounding (the weights are exact 0/1 up to cos(90 deg) ~ 6e-17).
+    expect(Math.min(distance(turned.data, counter.data), distance(turned.data, clockwise.data))).toBeLessThan(1e-5);
+    // A shift right by 3 px: the first 3 columns are the fill, the rest the image's columns moved.
+    const shifted = warpAffine(gray[0], affineSampling(16, 16, { angle: 0, tx: 3, ty: 0, scale: 1, shear: 0 }), 0.25);
+    for (let y = 0; y < 16; y++) {
+      for (let x = 0; x < 16; x++) {
+        const want = x < 3 ? 0.25 : gray[0].data[y * 16 + x - 3];
+        expect(shifted.data[y * 16 + x]).toBeCloseTo(want, 6);
+      }
+    }
+    // Validation names the step and key.
+    expect(() => validatePipeline([{ op: 'randomAffine' }, { op: 'centerCrop', size: 8 }], 3, 'view')).toThrow(
+      /view\[0\]\.degrees/,
+    );
+    expect(() =>
+      validatePipeline(
+        [
+          { op: 'randomAffine', degrees: 10, translate: [0.1] },
+          { op: 'centerCrop', size: 8 },
+        ],
+        3,
+        'view',
+      ),
+    ).toThrow(/view\[0\]\.translate/);
   });
 
   it('resize keeps the aspect ratio (no squashing to a square)', () => {

@@ -202,3 +202,108 @@ export function eraseRect(image: FloatImage, box: CropBox, value: number): void 
     data.fill(value, (y * width + box.left) * channels, (y * width + box.left + box.width) * channels);
   }
 }
+
+/** randomAffine's keys (torchvision RandomAffine: degrees, translate, scale, shear; all but degrees optional). */
+export interface AffineSpec {
+  degrees: number;
+  translate?: [number, number];
+  scale?: [number, number];
+  shear?: number;
+}
+
+/** One image's affine parameters: rotation and x-shear in degrees, translation in pixels, zoom factor. */
+export interface AffineDraw {
+  angle: number;
+  tx: number;
+  ty: number;
+  scale: number;
+  shear: number;
+}
+
+/**
+ * Draws randomAffine's parameters in torchvision's order: angle uniform in [-degrees, degrees];
+ * translation uniform in +-translate[0] x width and +-translate[1] x height pixels (not rounded);
+ * scale uniform in `scale`; x-shear uniform in [-shear, shear] degrees. Absent keys draw nothing.
+ */
+export function drawAffine(width: number, height: number, spec: AffineSpec, rng: Rng): AffineDraw {
+  const angle = spec.degrees > 0 ? rng.uniform(-spec.degrees, spec.degrees) : 0;
+  let tx = 0;
+  let ty = 0;
+  if (spec.translate) {
+    tx = rng.uniform(-spec.translate[0] * width, spec.translate[0] * width);
+    ty = rng.uniform(-spec.translate[1] * height, spec.translate[1] * height);
+  }
+  const scale = spec.scale ? rng.uniform(spec.scale[0], spec.scale[1]) : 1;
+  const shear = spec.shear ? rng.uniform(-spec.shear, spec.shear) : 0;
+  return { angle, tx, ty, scale, shear };
+}
+
+/**
+ * Bilinear sampling of the affine warp `d` about the image centre (output = T(c + t) R Sh S T(-c) input,
+ * pixel centres at +0.5): for output pixel o, its four source pixels `index[4o + k]` (row-major
+ * y * width + x; -1 outside the image, where the fill value is read) and their weights. Both
+ * augmentation executors sample through this, so they compute the same warp.
+ */
+export function affineSampling(
+  width: number,
+  height: number,
+  d: AffineDraw,
+): { index: Int32Array; weight: Float32Array } {
+  const n = width * height;
+  const index = new Int32Array(4 * n);
+  const weight = new Float32Array(4 * n);
+  const rad = (d.angle * Math.PI) / 180;
+  const cos = Math.cos(rad);
+  const sin = Math.sin(rad);
+  const tan = Math.tan((d.shear * Math.PI) / 180);
+  const at = (x: number, y: number) => (x >= 0 && x < width && y >= 0 && y < height ? y * width + x : -1);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      // Output point relative to the centre, less the translation; then R^-1, Sh^-1 and 1/scale.
+      const px = x + 0.5 - width / 2 - d.tx;
+      const py = y + 0.5 - height / 2 - d.ty;
+      const rx = cos * px + sin * py;
+      const ry = -sin * px + cos * py;
+      const sx = (rx - tan * ry) / d.scale;
+      const sy = ry / d.scale;
+      // Back to pixel-index coordinates of the source.
+      const u = sx + width / 2 - 0.5;
+      const v = sy + height / 2 - 0.5;
+      const x0 = Math.floor(u);
+      const y0 = Math.floor(v);
+      const fx = u - x0;
+      const fy = v - y0;
+      const o = 4 * (y * width + x);
+      index[o] = at(x0, y0);
+      index[o + 1] = at(x0 + 1, y0);
+      index[o + 2] = at(x0, y0 + 1);
+      index[o + 3] = at(x0 + 1, y0 + 1);
+      weight[o] = (1 - fx) * (1 - fy);
+      weight[o + 1] = fx * (1 - fy);
+      weight[o + 2] = (1 - fx) * fy;
+      weight[o + 3] = fx * fy;
+    }
+  }
+  return { index, weight };
+}
+
+/** A new image: `image` warped by `sampling` (affineSampling), `fill` outside the source. */
+export function warpAffine(
+  image: FloatImage,
+  sampling: { index: Int32Array; weight: Float32Array },
+  fill: number,
+): FloatImage {
+  const { width, height, channels, data } = image;
+  const out = new Float32Array(width * height * channels);
+  for (let o = 0; o < width * height; o++) {
+    for (let c = 0; c < channels; c++) {
+      let sum = 0;
+      for (let k = 0; k < 4; k++) {
+        const i = sampling.index[4 * o + k];
+        sum += sampling.weight[4 * o + k] * (i < 0 ? fill : data[i * channels + c]);
+      }
+      out[o * channels + c] = sum;
+    }
+  }
+  return { data: out, width, height, channels };
+}

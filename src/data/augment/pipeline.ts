@@ -8,7 +8,9 @@ import type { Rng } from '../../util/rng.js';
 import type { AugmentStep, PipelineSpec, ViewData } from '../types.js';
 import { colorJitter, defaultBlurKernel, gaussianBlur, normalize, solarize, toGrayscale } from './color.js';
 import {
+  affineSampling,
   centerCrop,
+  drawAffine,
   eraseRect,
   flipHorizontal,
   flipVertical,
@@ -18,6 +20,7 @@ import {
   resizeShorter,
   rotate90,
   sampleBox,
+  warpAffine,
 } from './geometry.js';
 import { type AnyImage, cropWithPadding, type FloatImage, resampleBox, toFloatImage } from './image.js';
 
@@ -34,6 +37,7 @@ export const STEP_KEYS: Record<AugmentStep['op'], readonly string[]> = {
   gaussianBlur: ['p', 'sigma', 'kernelSize'],
   solarize: ['p', 'threshold'],
   randomErasing: ['p', 'scale', 'ratio', 'value'],
+  randomAffine: ['p', 'degrees', 'translate', 'scale', 'shear', 'fill'],
   rotate90: ['k'],
   jigsaw: ['grid', 'tileSize', 'gap', 'jitter'],
   normalize: ['mean', 'std'],
@@ -49,6 +53,7 @@ export const STEP_DEFAULTS = {
   gaussianBlur: { p: 0.5, sigma: [0.1, 2] as [number, number] },
   solarize: { p: 0.5, threshold: 0.5 },
   randomErasing: { p: 0.5, scale: [0.02, 0.33] as [number, number], ratio: [0.3, 3.3] as [number, number], value: 0.5 },
+  randomAffine: { p: 1, fill: 0 },
   jigsaw: { gap: 0, jitter: 0 },
 };
 
@@ -132,6 +137,18 @@ export function validateStep(step: unknown, where: string, channels: 1 | 3): Aug
       optional(s, 'scale', (v) => assertRange(k('scale'), v, 1e-6, 1));
       optional(s, 'ratio', (v) => assertRange(k('ratio'), v, 1e-3, 1e3));
       optional(s, 'value', (v) => assertNumber(k('value'), v, 0, 1));
+      break;
+    case 'randomAffine':
+      p();
+      assertNumber(k('degrees'), s.degrees, 0, 180);
+      optional(s, 'translate', (v) => {
+        if (!Array.isArray(v) || v.length !== 2 || !v.every((t) => typeof t === 'number' && t >= 0 && t <= 1)) {
+          throw invalidOption(k('translate'), '[x, y] fractions of the width and height, each in [0, 1]', v);
+        }
+      });
+      optional(s, 'scale', (v) => assertRange(k('scale'), v, 1e-3, 100));
+      optional(s, 'shear', (v) => assertNumber(k('shear'), v, 0, 89));
+      optional(s, 'fill', (v) => assertNumber(k('fill'), v, 0, 1));
       break;
     case 'rotate90':
       optional(s, 'k', (v) => assertInteger(k('k'), v, 0, 3));
@@ -242,6 +259,13 @@ function applyStep(image: AnyImage, step: AugmentStep, rng: Rng): FloatImage {
       const box = sampleBox(out.width, out.height, step.scale ?? d.scale, step.ratio ?? d.ratio, rng);
       if (box) eraseRect(out, box, step.value ?? d.value);
       return out;
+    }
+    case 'randomAffine': {
+      const out = owned();
+      const d = STEP_DEFAULTS.randomAffine;
+      if (!rng.chance(step.p ?? d.p)) return out;
+      const draw = drawAffine(out.width, out.height, step, rng);
+      return warpAffine(out, affineSampling(out.width, out.height, draw), step.fill ?? d.fill);
     }
     case 'rotate90':
       return rotate90(owned(), step.k ?? rng.int(4));

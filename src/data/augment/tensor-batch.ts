@@ -25,7 +25,7 @@ import {
   LUMA_R,
   reflectIndex,
 } from './color.js';
-import { randomCropOffset, randomResizedCropBox, sampleBox } from './geometry.js';
+import { affineSampling, drawAffine, randomCropOffset, randomResizedCropBox, sampleBox } from './geometry.js';
 import { resampleMatrix } from './image.js';
 import { STEP_DEFAULTS } from './pipeline.js';
 
@@ -274,6 +274,34 @@ function applyStep(x: tf.Tensor4D, step: AugmentStep, streams: () => Rng[]): tf.
       if (!any) return x;
       const m = tf.tensor4d(erase, [batch, h, w, 1]);
       return tf.add(tf.mul(x, tf.sub(1, m)), tf.mul(m, step.value ?? d.value)) as tf.Tensor4D;
+    }
+    case 'randomAffine': {
+      // Each output pixel mixes four gathered source pixels (affineSampling); the row after the
+      // batch's pixels holds the fill. Images not chosen take their own pixel with weight 1.
+      const d = STEP_DEFAULTS.randomAffine;
+      const n = h * w;
+      const index = new Int32Array(batch * n * 4);
+      const weight = new Float32Array(batch * n * 4);
+      let any = false;
+      streams().forEach((rng, i) => {
+        const base = i * n * 4;
+        if (!rng.chance(step.p ?? d.p)) {
+          for (let o = 0; o < n; o++) {
+            index.fill(i * n + o, base + 4 * o, base + 4 * o + 4);
+            weight[base + 4 * o] = 1;
+          }
+          return;
+        }
+        const sampling = affineSampling(w, h, drawAffine(w, h, step, rng));
+        for (let k = 0; k < 4 * n; k++) index[base + k] = sampling.index[k] < 0 ? batch * n : i * n + sampling.index[k];
+        weight.set(sampling.weight, base);
+        any = true;
+      });
+      if (!any) return x;
+      const flat = tf.concat([tf.reshape(x, [batch * n, channels]), tf.fill([1, channels], step.fill ?? d.fill)], 0);
+      const picked = tf.reshape(tf.gather(flat, tf.tensor1d(index, 'int32')), [batch * n, 4, channels]);
+      const mixed = tf.sum(tf.mul(picked, tf.tensor3d(weight, [batch * n, 4, 1])), 1);
+      return tf.reshape(mixed, [batch, h, w, channels]) as tf.Tensor4D;
     }
     case 'rotate90': {
       const turns = step.k === undefined ? streams().map((rng) => rng.int(4)) : new Array<number>(batch).fill(step.k);
