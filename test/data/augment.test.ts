@@ -336,7 +336,7 @@ describe('pipelines', () => {
 
   it('rejects bad steps with errors naming the step and key', () => {
     expect(() => validatePipeline([{ op: 'flip' }], 3, 'views[0]')).toThrow(
-      'Expected one of "resize", "centerCrop", "randomResizedCrop", "randomCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "randomErasing", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
+      'Expected one of "resize", "centerCrop", "randomResizedCrop", "randomCrop", "horizontalFlip", "verticalFlip", "colorJitter", "randomGrayscale", "gaussianBlur", "solarize", "randomErasing", "randomAffine", "rotate90", "jigsaw", "normalize" for views[0][0].op but received "flip" (string)',
     );
     expect(() =>
       validatePipeline(
