@@ -88,6 +88,7 @@ export function progressOf(
     if (m.pseudoLabelAccuracy !== undefined && Number.isFinite(m.pseudoLabelAccuracy)) {
       parts.push(`pseudo-labels ${(100 * m.pseudoLabelAccuracy).toFixed(1)}% right`);
     }
+    if (m.auxiliaryLoss !== undefined) parts.push(`auxiliary loss ${m.auxiliaryLoss.toFixed(3)}`);
     parts.push(`${((Date.now() - started) / 60000).toFixed(1)} min`);
     options.log?.(parts.join(', '));
   };

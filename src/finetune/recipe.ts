@@ -2,6 +2,8 @@
  * From a finetuning recipe (schema and defaults: src/recipes/finetune-schema.ts)
  * to what the finetuning loop takes: the resolved input and TrainOptions.
  */
+
+import { type AnyPretextTask, getTask } from '../../pretext-tasks/registry.js';
 import { validatePipeline } from '../data/augment/pipeline.js';
 import {
   LABELED_VIEW_NAMES,
@@ -15,7 +17,7 @@ import type { FinetuneRecipe } from '../recipes/finetune-schema.js';
 import { RecipeError } from '../recipes/load.js';
 import { SchemaError } from '../recipes/schema.js';
 import { UsageError } from '../util/errors.js';
-import type { TrainOptions } from './train.js';
+import type { AuxiliaryTask, TrainOptions } from './train.js';
 
 function checkView(value: unknown, key: string, channels: 1 | 3): PipelineSpec {
   try {
@@ -128,6 +130,7 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
               : strongView(size, mean, std),
           }
         : undefined,
+      auxiliary: auxiliaryOf(recipe.auxiliary, input),
       probe: recipe.probe.epochs > 0 ? { ...recipe.probe } : undefined,
       seed: recipe.seed,
       compile: recipe.train.compile,
@@ -137,4 +140,33 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
     if (e instanceof SchemaError && file !== 'recipe') throw new RecipeError(file, e.message, e.keyPath);
     throw e;
   }
+}
+
+/** The auxiliary pretext task of a recipe, resolved (undefined without `auxiliary.task` or at weight 0). */
+function auxiliaryOf(aux: FinetuneRecipe['auxiliary'], input: InputSpec): AuxiliaryTask | undefined {
+  if (!aux.task || aux.weight === 0) return undefined;
+  let task: AnyPretextTask;
+  try {
+    task = getTask(aux.task);
+  } catch (e) {
+    throw new SchemaError('recipe.auxiliary.task', (e as Error).message);
+  }
+  if (task.state) {
+    throw new SchemaError(
+      'recipe.auxiliary.task',
+      `"${aux.task}" keeps state across steps (a momentum target or buffers), which finetuning does not run; use rotation, contrastive, simsiam, barlow-twins or vicreg`,
+    );
+  }
+  let options: object;
+  try {
+    options = task.validate(aux.options ?? {});
+  } catch (e) {
+    if (e instanceof UsageError) throw new SchemaError('recipe.auxiliary.options', e.message);
+    throw e;
+  }
+  const views = task.views(options, input);
+  views.forEach((view, i) => {
+    checkView(view, `recipe.auxiliary (${aux.task}'s view ${i + 1})`, input.channels);
+  });
+  return { task, options, views, weight: aux.weight, images: aux.images };
 }

@@ -427,6 +427,7 @@ export async function writeHistory(file: string, history: EpochMetrics[]): Promi
     loss: col((m) => m.loss),
     supervised_loss: col((m) => m.supervisedLoss),
     unlabeled_loss: col((m) => m.unlabeledLoss),
+    auxiliary_loss: col((m) => m.auxiliaryLoss),
     train_accuracy: col((m) => m.trainAccuracy),
     learning_rate: col((m) => m.learningRate),
     mask_rate: col((m) => m.maskRate),

@@ -63,6 +63,8 @@ export class FinetuneCheckpoints {
       withBackbone: boolean;
       /** The weights' moving average, saved as `ema.<name>` with its update count. */
       ema?: WeightEma;
+      /** More variables to save under their own names (the auxiliary task's heads). */
+      extra?: NamedTensorVariable[];
     },
   ) {
     this.saved = [...(options.withBackbone ? classifier.backbone.variables() : []), ...classifier.head.variables()].map(
@@ -70,6 +72,7 @@ export class FinetuneCheckpoints {
     );
     this.saved.push(...optimizer.stateVariables());
     if (options.ema) this.saved.push(...options.ema.stateVariables());
+    if (options.extra) this.saved.push(...options.extra);
   }
 
   /**

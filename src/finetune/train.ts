@@ -15,7 +15,9 @@
  * is variables and optimizer slots (owned and disposed here).
  */
 import * as tf from '@tensorflow/tfjs';
+import type { AnyPretextTask } from '../../pretext-tasks/registry.js';
 import { chooseInferencePath } from '../backbones/inference-graph.js';
+import type { Head } from '../backbones/types.js';
 import { evalView } from '../data/augment/presets.js';
 import { augmentTensorBatch } from '../data/augment/tensor-batch.js';
 import type { PipelineSpec } from '../data/types.js';
@@ -35,6 +37,7 @@ import { WeightEma } from '../train/weight-ema.js';
 import { UsageError } from '../util/errors.js';
 import { yieldToEventLoop } from '../util/event-loop.js';
 import { Progress } from '../util/progress.js';
+import { createRng, type Rng } from '../util/rng.js';
 import type { Classifier } from './classifier.js';
 import { CompiledFinetuneStep, compiledFinetuneProblem } from './compiled-finetune.js';
 import {
@@ -114,6 +117,8 @@ export interface TrainOptions {
    * that head. Off when unset or `epochs` is 0.
    */
   probe?: ProbeSpec;
+  /** A pretext task trained alongside the classifier in the stages that train the backbone. */
+  auxiliary?: AuxiliaryTask;
   seed: string | number;
   /**
    * The stages' training step as one compiled graph (compiled-finetune.ts): `auto` where it
@@ -122,6 +127,21 @@ export interface TrainOptions {
   compile?: CompileSetting;
   /** Precision of the compiled step and of the forward passes that follow it (default auto). */
   precision?: PrecisionSetting;
+}
+
+/**
+ * A pretext task as a regulariser of the backbone during finetuning (S4L; ReMixMatch's rotation
+ * loss): its loss on `images` images of each step, in its own `views`, is added with `weight`.
+ */
+export interface AuxiliaryTask {
+  task: AnyPretextTask;
+  /** The task's options, validated. */
+  options: object;
+  /** The task's views (`task.views(options, input)`), run by the tensor executor. */
+  views: PipelineSpec[];
+  weight: number;
+  /** Images per step: the first of the step's unlabeled images with FixMatch, else of its labeled batch. */
+  images: number;
 }
 
 export interface ProbeSpec {
@@ -138,6 +158,8 @@ export interface EpochMetrics {
   loss: number;
   supervisedLoss: number;
   unlabeledLoss?: number;
+  /** Mean loss of the auxiliary pretext task (unweighted), when the recipe has one. */
+  auxiliaryLoss?: number;
   trainAccuracy: number;
   learningRate: number;
   maskRate?: number;
@@ -230,10 +252,23 @@ export async function trainClassifier(
       lrScale: v.name.startsWith('head.') ? 1 : options.backboneLrMultiplier,
     }));
   const phases = planPhases(options, allParams, positions.length);
+  // The auxiliary task's heads (named auxiliary.<name>) train at the head's rate in every stage that trains the backbone.
+  const auxiliary = options.auxiliary ? createAuxiliary(options.auxiliary, classifier, options.seed) : undefined;
+  const auxiliaryPhases = new Set<Phase>();
+  if (auxiliary) {
+    for (const p of phases) if (p.stage >= 0 && p.backboneTraining && !p.precomputed) auxiliaryPhases.add(p);
+    if (auxiliaryPhases.size === 0) {
+      auxiliary.dispose();
+      throw new UsageError(
+        'recipe.auxiliary needs a stage that trains the backbone (trainable: [all], [backbone] or a layer); the stages train the head only',
+      );
+    }
+    for (const p of auxiliaryPhases) p.trained = [...p.trained, ...auxiliary.params];
+  }
   const used = new Set(phases.flatMap((p) => p.trained.map((t) => t.name)));
   const optimizer = createOptimizer(
     options.optimizer,
-    allParams.filter((p) => used.has(p.name)),
+    [...allParams, ...(auxiliary?.params ?? [])].filter((p) => used.has(p.name)),
   );
   const stagePhases = phases.filter((p) => p.stage >= 0);
   // The moving average of the weights the run ends with (train.emaDecay), over the stages' steps.
@@ -248,9 +283,11 @@ export async function trainClassifier(
   const compile = options.compile ?? 'off';
   const runProblem = options.fixmatch
     ? 'FixMatch chooses pseudo-labels on the host between its weak and strong forward passes'
-    : stagePhases.every((p) => p.precomputed)
-      ? 'the stages train the head on backbone features computed once'
-      : undefined;
+    : auxiliary
+      ? 'the auxiliary pretext task trains eagerly'
+      : stagePhases.every((p) => p.precomputed)
+        ? 'the stages train the head on backbone features computed once'
+        : undefined;
   const trainingPath = chooseTrainingPath(
     compile,
     options.precision ?? 'auto',
@@ -283,6 +320,7 @@ export async function trainClassifier(
         keep: options.checkpoints.keep,
         withBackbone: phases.some((p) => !p.precomputed),
         ema,
+        extra: auxiliary?.variables,
       })
     : undefined;
 
@@ -393,6 +431,7 @@ export async function trainClassifier(
     if (features && moments && firstLinear) foldStandardization(firstLinear, moments);
     optimizer.dispose();
     ema?.dispose();
+    auxiliary?.dispose();
     progress?.finish();
   }
   await checkpoints?.status('finished', epoch, globalStep);
@@ -419,7 +458,8 @@ export async function trainClassifier(
     const meter = new FixMatchMeter();
     const stepRows: MetricsRow[] = [];
     // Running sums over the epoch's steps: losses (total, supervised, unlabeled) and right predictions.
-    const sums = { loss: 0, supervised: 0, unlabeled: 0, correct: 0, seen: 0 };
+    const sums = { loss: 0, supervised: 0, unlabeled: 0, auxiliary: 0, correct: 0, seen: 0 };
+    const auxiliaryOn = auxiliaryPhases.has(phase);
     let lr = 0;
     for (let s = 0; s < stepsPerEpoch; s++) {
       const stepStart = performance.now();
@@ -505,7 +545,17 @@ export async function trainClassifier(
             }
             const sup = supervisedLoss(logits, labels, options.loss, classWeights);
             const keep: Record<string, tf.Tensor> = { pred: tf.argMax(logits, 1), sup };
-            if (!unlabeledLogits || !fixmatch) return { loss: sup, keep };
+            // The labeled terms: the supervised loss, plus the auxiliary task's when it is on.
+            let labeledTerms = sup;
+            if (auxiliaryOn && auxiliary) {
+              // The pretext task on the first images of the step's unlabeled batch (its labeled batch without FixMatch).
+              const source = unlabeledBatch && unlabeled ? unlabeled : labeled;
+              const rows = (unlabeledBatch ?? batch).subarray(0, auxiliary.spec.images);
+              const aux = auxiliary.loss(batchPixels(source, rows), stepRng.derive('auxiliary'));
+              keep.aux = aux;
+              labeledTerms = tf.add(sup, tf.mul(aux, auxiliary.spec.weight)) as tf.Scalar;
+            }
+            if (!unlabeledLogits || !fixmatch) return { loss: labeledTerms, keep };
             let unsup: tf.Scalar;
             if (usesRunningStatistics(fixmatch)) {
               // Alignment and thresholds on the host from the weak view's probabilities (constants
@@ -522,7 +572,7 @@ export async function trainClassifier(
               unsup = terms.loss;
               Object.assign(keep, { unsup, mask: terms.mask, pseudo: terms.pseudoLabels });
             }
-            return { loss: tf.add(sup, tf.mul(unsup, lambda)) as tf.Scalar, keep };
+            return { loss: tf.add(labeledTerms, tf.mul(unsup, lambda)) as tf.Scalar, keep };
           },
           options.gradClipNorm,
         );
@@ -556,6 +606,7 @@ export async function trainClassifier(
       else if (step) {
         const predicted = step.kept.pred.dataSync();
         supValue = step.kept.sup.dataSync()[0];
+        if (step.kept.aux) sums.auxiliary += step.kept.aux.dataSync()[0];
         for (let j = 0; j < batchSize; j++) if (predicted[j] === labeled.labels[batch[j]]) batchCorrect++;
       }
       sums.correct += batchCorrect;
@@ -602,6 +653,7 @@ export async function trainClassifier(
       loss: sums.loss / stepsPerEpoch,
       supervisedLoss: sums.supervised / stepsPerEpoch,
       unlabeledLoss: fm ? sums.unlabeled / stepsPerEpoch : undefined,
+      auxiliaryLoss: auxiliaryOn ? sums.auxiliary / stepsPerEpoch : undefined,
       trainAccuracy: sums.correct / sums.seen,
       learningRate: lr,
       maskRate: fm?.maskRate,
@@ -609,4 +661,40 @@ export async function trainClassifier(
       seconds,
     };
   }
+}
+
+/** The auxiliary task's heads in a run: their parameters, checkpointed variables and loss. */
+interface AuxiliaryRun {
+  spec: AuxiliaryTask;
+  /** Trainable variables, named `auxiliary.<head variable>`, at the head's learning rate. */
+  params: TrainableParam[];
+  /** Every variable of the heads (BatchNorm statistics too), for checkpoints. */
+  variables: { name: string; variable: tf.Variable }[];
+  /** The task's loss on images [N, H, W, C] (pixels as batchPixels gives them); call inside the step's tidy. */
+  loss(pixels: tf.Tensor4D, rng: Rng): tf.Scalar;
+  dispose(): void;
+}
+
+function createAuxiliary(spec: AuxiliaryTask, classifier: Classifier, seed: string | number): AuxiliaryRun {
+  const heads = spec.task.createHeads(spec.options, classifier.backbone.featureDim, createRng(`${seed}:auxiliary`));
+  const modules = Object.values(spec.task.headModules(heads)) as Head[];
+  const named = modules.flatMap((m) => m.variables()).map((v) => ({ ...v, name: `auxiliary.${v.name}` }));
+  return {
+    spec,
+    params: named
+      .filter((v) => v.trainable)
+      .map((v) => ({ name: v.name, variable: v.variable, kind: v.kind, lrScale: 1 })),
+    variables: named.map((v) => ({ name: v.name, variable: v.variable })),
+    loss(pixels, rng) {
+      const views = spec.views.map((view, i) => augmentTensorBatch(pixels, view, rng.derive('view', i)));
+      const out = spec.task.step(
+        { backbone: classifier.backbone, heads, views, training: true, rng: rng.derive('task') },
+        spec.options,
+      );
+      return out.loss;
+    },
+    dispose() {
+      for (const m of modules) m.dispose();
+    },
+  };
 }

@@ -54,6 +54,7 @@ export interface FinetuneRecipe {
     labeledShare: number;
     studentFixmatch: boolean;
   };
+  auxiliary: { task: string | null; options: Record<string, unknown>; weight: number; images: number };
   probe: { epochs: number; lr: number; batchSize: number };
   eval: { holdout: number; batchSize: number; calibrationBins: number };
   labelProblems: { enabled: boolean; k: number; folds: number };
@@ -229,6 +230,24 @@ export const FINETUNE_SCHEMA: ObjectField = s.object('A finetuning recipe.', {
         'Whether the students run FixMatch too when the recipe turns it on (`fixmatch.enabled`). `false`: round 0 is FixMatch, the students train on the labeled and pseudo-labeled images alone (a noisy student of the FixMatch teacher: no unlabeled forward passes, a few minutes where FixMatch takes twenty).',
         { default: true },
       ),
+    },
+  ),
+  auxiliary: s.object(
+    "A pretext task trained alongside the classifier, as a regulariser of the backbone (S4L, Zhai et al., 2019; ReMixMatch's rotation loss, Berthelot et al., 2020): in every stage that trains the backbone, the task's loss on `images` images of the step (the first of its unlabeled images with FixMatch, else of its labeled batch, in the task's own views) is added to the loss with `weight`. The task gets fresh heads; they train with the classifier's head and are checkpointed, not exported.",
+    {
+      task: s.string(
+        'Registered pretext task id: `rotation` (use `options: {mode: random-one}` for one rotation per image), `contrastive`, `simsiam`, `barlow-twins`, `vicreg` (tasks with a momentum target or buffers — byol, moco, dino — are not supported here); unset = no auxiliary loss.',
+        { optional: true },
+      ),
+      options: s.any("Task options, checked by the task plugin's `validate()` (as in pretraining recipes).", {
+        default: {},
+      }),
+      weight: s.number('Weight of the task loss in the total loss.', { min: 0, max: 100, default: 0.5 }),
+      images: s.integer('Images per step the task sees (before the task makes its views or rotations).', {
+        min: 1,
+        max: 65536,
+        default: 64,
+      }),
     },
   ),
   probe: s.object(

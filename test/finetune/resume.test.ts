@@ -50,6 +50,8 @@ beforeAll(async () => {
   // probe 2 epochs x 2 steps, head stage 1 x 4, all 3 x 4; checkpoints after the probe and each stage epoch.
   expect(reference.steps.map(([g]) => g)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
   expect(reference.history.map((m) => m.stage)).toEqual([-1, -1, 0, 1, 1, 1]);
+  // The auxiliary rotation loss runs in the stage that trains the backbone only.
+  expect(reference.history.map((m) => m.auxiliaryLoss !== undefined)).toEqual([false, false, false, true, true, true]);
   expect(lastCheckpoint(runDir)).toBe('ckpt-000000020');
   expect(status(runDir).status).toBe('finished');
   expect(MetricsLog.read(path.join(runDir, 'metrics.arrow')).epochRows().length).toBe(6);

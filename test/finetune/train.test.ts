@@ -233,6 +233,66 @@ describe('finetuning loop', () => {
     c.dispose();
   });
 
+  it('an auxiliary pretext loss trains with the stages that train the backbone; tensors flat; errors name the key', async () => {
+    const recipe = finetuneDefaults();
+    recipe.auxiliary = { task: 'rotation', options: { mode: 'random-one' }, weight: 0.5, images: 8 };
+    const auxiliary = trainOptionsOf(recipe, INPUT).auxiliary;
+    expect(auxiliary?.task.id).toBe('rotation');
+    const labeled = quadrantSet(16, 8);
+    const options = (aux: TrainOptions['auxiliary']) =>
+      base({
+        stages: [
+          { epochs: 1, trainable: ['head'] },
+          { epochs: 4, trainable: ['all'] },
+        ],
+        batchSize: 8,
+        trainView: weakView(12, [0.3], [0.3]),
+        auxiliary: aux,
+      });
+    // Without FixMatch the task sees the labeled batch.
+    const withAux = makeClassifier(8);
+    const counts: number[] = [];
+    const result = await trainClassifier(withAux, options(auxiliary), {
+      labeled,
+      onEpoch: () => counts.push(tf.memory().numTensors),
+    });
+    const aux = result.history.map((h) => h.auxiliaryLoss);
+    expect(aux[0]).toBeUndefined(); // the head-only stage
+    for (const v of aux.slice(1)) {
+      expect(Number.isFinite(v)).toBe(true);
+      expect(v).toBeGreaterThan(0);
+    }
+    // A 4-way loss from a fresh head starts near ln 4 = 1.39 (the quadrant images' rotations are
+    // not learnable in 8 steps: one quadrant turned is another's).
+    expect(aux[1]).toBeGreaterThan(0.9);
+    expect(aux[1]).toBeLessThan(2.5);
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    // Seeded: the same run again gives the same auxiliary losses.
+    const again = makeClassifier(8);
+    expect((await trainClassifier(again, options(auxiliary), { labeled })).history.map((h) => h.auxiliaryLoss)).toEqual(
+      aux,
+    );
+    again.dispose();
+    // The same run without it: the same head-only epoch, then a different backbone.
+    const plain = makeClassifier(8);
+    const plainResult = await trainClassifier(plain, options(undefined), { labeled });
+    expect(plainResult.history[0].loss).toBe(result.history[0].loss);
+    expect(changed(snapshot(withAux), snapshot(plain), 'conv1.weight')).toBe(true);
+    // Head-only stages: nothing for the task to regularise.
+    await expect(
+      trainClassifier(plain, base({ stages: [{ epochs: 1, trainable: ['head'] }], auxiliary }), { labeled }),
+    ).rejects.toThrow(/recipe.auxiliary needs a stage that trains the backbone/);
+    withAux.dispose();
+    plain.dispose();
+    // Recipe errors name the key; weight 0 turns it off.
+    const resolve = (a: object) =>
+      trainOptionsOf({ ...finetuneDefaults(), auxiliary: { ...recipe.auxiliary, ...a } }, INPUT);
+    expect(resolve({ weight: 0 }).auxiliary).toBeUndefined();
+    expect(() => resolve({ task: 'no-such-task' })).toThrow(/recipe.auxiliary.task/);
+    expect(() => resolve({ task: 'byol', options: {} })).toThrow(/recipe.auxiliary.task.*momentum target or buffers/);
+    expect(() => resolve({ options: { mode: 'sideways' } })).toThrow(/recipe.auxiliary.options/);
+  });
+
   it('errors: FixMatch without unlabeled data, stages selecting nothing', async () => {
     const c = makeClassifier(6);
     const labeled = quadrantSet(8, 7);

@@ -190,6 +190,7 @@ Examples:
                 (m.pseudoLabelAccuracy !== undefined
                   ? `, pseudo-label accuracy ${(100 * m.pseudoLabelAccuracy).toFixed(1)}%`
                   : '') +
+                (m.auxiliaryLoss !== undefined ? `, auxiliary loss ${m.auxiliaryLoss.toFixed(4)}` : '') +
                 ` (${m.seconds.toFixed(1)} s)`,
             ),
         });
