@@ -6,7 +6,7 @@
  * ```
  * <out>/classifier.json, classifier.safetensors, backbone/   the model (see model-io.ts)
  * <out>/recipe.yaml        the fully resolved recipe
- * <out>/history.arrow      per-epoch loss, accuracy, learning rate, FixMatch mask rate
+ * <out>/history.arrow      per-epoch loss, accuracy, learning rate, FixMatch mask rate, auxiliary loss
  * <out>/metrics.arrow      per-step and per-epoch rows (as a pretraining run's), curves.png their plot
  * <out>/report/            evaluation report (see evaluate.ts)
  * <out>/label-review.arrow training samples ranked by how likely their label is wrong
