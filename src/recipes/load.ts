@@ -5,7 +5,7 @@
  * RECIPE_LIMITS, and `extends` stays inside the recipe's folder tree or the
  * shipped recipes.
  */
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import YAML, { Lexer } from 'yaml';
 import { InputError, UsageError } from '../util/errors.js';
@@ -152,18 +152,28 @@ function realOrSelf(file: string): string {
 /**
  * Resolves one `extends` entry of `file`: a relative path, resolved against the
  * file's folder, that must land (symlinks followed) inside `allowedRoot` (the
- * folder of the recipe first named) or the shipped recipes folder.
+ * folder of the recipe first named) or the shipped recipes folder. A bare file
+ * name that is not beside the recipe names the shipped recipe of that name.
  */
 function resolveExtends(file: string, parent: string, allowedRoot: string): string {
   if (path.isAbsolute(parent)) {
     throw new RecipeError(
       file,
-      `extends: "${parent}" is an absolute path; use a path relative to the recipe (inside ${allowedRoot} or the shipped recipes)`,
+      `extends: "${parent}" is an absolute path; use a path relative to the recipe (inside ${allowedRoot}) or a shipped recipe's file name (e.g. finetune-few-labels.yaml)`,
       'extends',
     );
   }
-  const target = path.resolve(path.dirname(file), parent);
   const shipped = shippedRecipesDir();
+  let target = path.resolve(path.dirname(file), parent);
+  // A bare file name with no such file beside the recipe names a shipped recipe (`extends: finetune-few-labels.yaml`).
+  if (
+    !parent.includes('/') &&
+    !parent.includes('\\') &&
+    !existsSync(target) &&
+    existsSync(path.join(shipped, parent))
+  ) {
+    target = path.join(shipped, parent);
+  }
   const real = realOrSelf(target);
   const allowed = [allowedRoot, shipped].some((root) => inside(target, root) && inside(real, realOrSelf(root)));
   if (!allowed) {

@@ -63,7 +63,9 @@ deep-merges the named recipes in order, then the file's own keys on top: mapping
 merge key by key, lists and scalars replace. A cycle of \`extends\` is an error.
 An \`extends\` path must be relative and stay, symlinks followed, inside the folder
 of the recipe you run (or its subfolders) or the shipped \`recipes/\` folder; an
-absolute path or one leading elsewhere is refused without being read. A recipe
+absolute path or one leading elsewhere is refused without being read. A bare file
+name with no such file beside the recipe names a shipped recipe: a recipe anywhere
+can say \`extends: finetune-fixmatch-long.yaml\`. A recipe
 file is at most 1 MiB, nests mappings and lists at most 64 levels deep, holds at
 most 100,000 YAML tokens, and \`extends\` chains at most 16 files; each limit is
 named in the error that enforces it.

@@ -30,13 +30,30 @@ describe('recipe limits', () => {
   it('refuses extends: /dev/zero (absolute) and a relative FIFO without reading either', () => {
     const zero = write('zero.yaml', 'extends: /dev/zero\n');
     expect(errorOf(() => readRecipeTree(zero)).message).toBe(
-      `${zero}: extends: "/dev/zero" is an absolute path; use a path relative to the recipe (inside ${dir} or the shipped recipes)`,
+      `${zero}: extends: "/dev/zero" is an absolute path; use a path relative to the recipe (inside ${dir}) or a shipped recipe's file name (e.g. finetune-few-labels.yaml)`,
     );
     execFileSync('mkfifo', [path.join(dir, 'pipe.yaml')]);
     const fifo = write('fifo.yaml', 'extends: pipe.yaml\n');
     expect(errorOf(() => readRecipeTree(fifo)).message).toBe(
       `${path.join(dir, 'pipe.yaml')}: cannot read the recipe: not a regular file (a FIFO (named pipe)); refusing to open it`,
     );
+  });
+
+  it('a bare file name not beside the recipe names the shipped recipe; one beside it wins', () => {
+    const user = write('elsewhere/mine.yaml', 'extends: finetune-fixmatch-long.yaml\nseed: 5\n');
+    const tree = readRecipeTree(user) as {
+      fixmatch: { enabled: boolean };
+      stages: Array<{ epochs: number }>;
+      seed: number;
+    };
+    expect(tree.fixmatch.enabled).toBe(true);
+    expect(tree.stages[0].epochs).toBe(75);
+    expect(tree.seed).toBe(5);
+    write('elsewhere/finetune-fixmatch-long.yaml', 'seed: 9\nname: local\n');
+    expect(readRecipeTree(user)).toEqual({ seed: 5, name: 'local' });
+    // Only a bare name falls back: a path with a folder is resolved as written.
+    const nested = write('elsewhere/nested.yaml', 'extends: sub/finetune-few-labels.yaml\n');
+    expect(errorOf(() => readRecipeTree(nested)).message).toContain('does not exist');
   });
 
   it('refuses extends outside the folder tree, and never quotes the target file', () => {
