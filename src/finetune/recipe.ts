@@ -167,6 +167,13 @@ function auxiliaryOf(aux: FinetuneRecipe['auxiliary'], input: InputSpec): Auxili
   const views = task.views(options, input);
   views.forEach((view, i) => {
     checkView(view, `recipe.auxiliary (${aux.task}'s view ${i + 1})`, input.channels);
+    // The steps' images are tensors already; a view the loader must make (jigsaw's tiles) cannot run on them.
+    if (view.some((step) => step.op === 'jigsaw')) {
+      throw new SchemaError(
+        'recipe.auxiliary.task',
+        `"${aux.task}" needs its tiles made by the data loader, which finetuning steps do not run; use rotation, contrastive, simsiam, barlow-twins or vicreg`,
+      );
+    }
   });
   return { task, options, views, weight: aux.weight, images: aux.images };
 }

@@ -290,6 +290,9 @@ describe('finetuning loop', () => {
     expect(resolve({ weight: 0 }).auxiliary).toBeUndefined();
     expect(() => resolve({ task: 'no-such-task' })).toThrow(/recipe.auxiliary.task/);
     expect(() => resolve({ task: 'byol', options: {} })).toThrow(/recipe.auxiliary.task.*momentum target or buffers/);
+    expect(() => resolve({ task: 'jigsaw', options: {} })).toThrow(
+      /recipe.auxiliary.task.*tiles made by the data loader/,
+    );
     expect(() => resolve({ options: { mode: 'sideways' } })).toThrow(/recipe.auxiliary.options/);
   });
 
