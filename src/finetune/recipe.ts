@@ -142,6 +142,9 @@ export function trainOptionsOf(recipe: FinetuneRecipe, input: InputSpec, file = 
   }
 }
 
+/** What to use instead, for the tasks an auxiliary loss cannot run. */
+const AUXILIARY_TASKS = 'use rotation, contrastive, simsiam, barlow-twins or vicreg';
+
 /** The auxiliary pretext task of a recipe, resolved (undefined without `auxiliary.task` or at weight 0). */
 function auxiliaryOf(aux: FinetuneRecipe['auxiliary'], input: InputSpec): AuxiliaryTask | undefined {
   if (!aux.task || aux.weight === 0) return undefined;
@@ -154,7 +157,7 @@ function auxiliaryOf(aux: FinetuneRecipe['auxiliary'], input: InputSpec): Auxili
   if (task.state) {
     throw new SchemaError(
       'recipe.auxiliary.task',
-      `"${aux.task}" keeps state across steps (a momentum target or buffers), which finetuning does not run; use rotation, contrastive, simsiam, barlow-twins or vicreg`,
+      `"${aux.task}" keeps state across steps (a momentum target or buffers), which finetuning does not run; ${AUXILIARY_TASKS}`,
     );
   }
   let options: object;
@@ -171,7 +174,7 @@ function auxiliaryOf(aux: FinetuneRecipe['auxiliary'], input: InputSpec): Auxili
     if (view.some((step) => step.op === 'jigsaw')) {
       throw new SchemaError(
         'recipe.auxiliary.task',
-        `"${aux.task}" needs its tiles made by the data loader, which finetuning steps do not run; use rotation, contrastive, simsiam, barlow-twins or vicreg`,
+        `"${aux.task}" needs its tiles made by the data loader, which finetuning steps do not run; ${AUXILIARY_TASKS}`,
       );
     }
   });
