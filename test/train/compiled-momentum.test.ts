@@ -5,7 +5,7 @@
  * off the online ones, so the EMA shows), queue and pointer (near the end of the
  * queue, so the enqueue wraps around), with a target momentum of 0.9-ish. float32:
  * loss, metric, embedding spread, online weights, target weights and statistics,
- * queue and pointer; bfloat16: the loss; and a flat tensor count over compiled steps. DINO adds
+ * queue and pointer; bfloat16: the loss and the EMA targets against their online weights; and a flat tensor count over compiled steps. DINO adds
  * local views of another size (the step's second images), its centre buffer (moved off zero) and
  * the teacher temperature of the step's epoch (mid warm-up, fed per step).
  */
@@ -240,17 +240,35 @@ describe.skipIf(!status.available)('compiled steps with a momentum target (graph
           expect(kept(stateCompiled.get('buffers.queue')!)).toEqual(kept(queue));
         }
         const error = relative(compiled.loss, eager.loss);
-        // The EMA and the queue's new rows follow the bfloat16 step's online weights and keys.
-        const moves = worstUpdateError(floats(stateBefore), floats(stateCompiled), floats(stateEager));
-        const onlineMoves = worstUpdateError(before, afterCompiled, afterEager);
+        // bfloat16 gradients put the online updates off the float32 ones (up to ~90% for BatchNorm biases at this
+        // size), so the EMA targets differ too — by exactly (1 - m) times the online weights' difference, since
+        // both paths move a target by t <- m t + (1 - m) online in float32: the compiled EMA follows its own
+        // online weights as the eager one follows its. (The target was moved off the online weights, so a
+        // bound relative to the online error alone does not hold: the move (1 - m)(online - target) can be
+        // small where the two nearly cancel.)
+        const m = c!.state.momentum(PROGRESS)!;
+        const pairs = c!.state.compiledState().target.filter((t) => t.online !== undefined);
+        expect(pairs.length).toBeGreaterThan(0);
+        let worstEma = { name: '', value: 0 };
+        for (const { name, online } of pairs) {
+          const [t0, tc, te] = [stateBefore, stateCompiled, stateEager].map((s) => s.get(name) as Float32Array);
+          const [oc, oe] = [afterCompiled, afterEager].map((s) => s.get(online!)!);
+          let residual = 0;
+          let move = 0;
+          for (let i = 0; i < t0.length; i++) {
+            residual += (tc[i] - te[i] - (1 - m) * (oc[i] - oe[i])) ** 2;
+            move += (te[i] - t0[i]) ** 2;
+          }
+          const value = Math.sqrt(residual / move);
+          if (value > worstEma.value) worstEma = { name, value };
+        }
         if (process.env.SELFSUP_PRINT_ERRORS) {
+          const onlineMoves = worstUpdateError(before, afterCompiled, afterEager);
           console.log(
-            `${task.id} bfloat16 loss error ${error}, state moves ${moves.worst} ${moves.value}, online updates ${onlineMoves.worst} ${onlineMoves.value}`,
+            `${task.id} bfloat16 loss error ${error}, EMA residual ${worstEma.name} ${worstEma.value} over ${pairs.length} targets, online updates ${onlineMoves.worst} ${onlineMoves.value}`,
           );
         }
-        // bfloat16 gradients put the online updates off the float32 ones (up to ~90% for BatchNorm biases at this
-        // size); the target's moves, m-weighted towards those updates, are no further off than they are.
-        expect(moves.value, moves.worst).toBeLessThanOrEqual(onlineMoves.value * 1.05);
+        expect(worstEma.value, worstEma.name).toBeLessThan(1e-3);
         expect(error, `loss ${compiled.loss} vs ${eager.loss}`).toBeLessThan(bfloat16);
       });
 
