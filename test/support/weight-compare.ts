@@ -100,3 +100,34 @@ export function maxRelativeDifference(
   }
   return { worst, value };
 }
+
+/**
+ * Worst relative L2 residual of the EMA identity over `pairs` (target name, online name): two paths
+ * that both move a target by t <- m t + (1 - m) online leave targets that differ by exactly (1 - m)
+ * times their online weights' difference, ||(t_c - t_e) - (1 - m)(o_c - o_e)|| / ||t_e - t_0||.
+ */
+export function worstEmaResidual(
+  pairs: Array<{ target: string; online: string }>,
+  m: number,
+  targets: { before: Map<string, Float32Array>; compiled: Map<string, Float32Array>; eager: Map<string, Float32Array> },
+  online: { compiled: Map<string, Float32Array>; eager: Map<string, Float32Array> },
+): { worst: string; value: number } {
+  let worst = '';
+  let value = 0;
+  for (const pair of pairs) {
+    const [t0, tc, te] = [targets.before, targets.compiled, targets.eager].map((s) => s.get(pair.target)!);
+    const [oc, oe] = [online.compiled, online.eager].map((s) => s.get(pair.online)!);
+    let residual = 0;
+    let move = 0;
+    for (let i = 0; i < t0.length; i++) {
+      residual += (tc[i] - te[i] - (1 - m) * (oc[i] - oe[i])) ** 2;
+      move += (te[i] - t0[i]) ** 2;
+    }
+    const relative = Math.sqrt(residual / move);
+    if (relative > value) {
+      value = relative;
+      worst = pair.target;
+    }
+  }
+  return { worst, value };
+}
