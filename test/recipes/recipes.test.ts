@@ -10,7 +10,10 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getTask } from '../../pretext-tasks/registry.js';
+import { validatePipeline } from '../../src/data/augment/pipeline.js';
 import { initEngine } from '../../src/engine/index.js';
+import { resolveInput, trainOptionsOf } from '../../src/finetune/recipe.js';
+import { loadFinetuneRecipe } from '../../src/recipes/finetune-recipe.js';
 import { readRecipeTree } from '../../src/recipes/load.js';
 import { loadPretrainRecipe } from '../../src/recipes/pretrain-recipe.js';
 import type { PretrainRecipe } from '../../src/recipes/pretrain-schema.js';
@@ -83,8 +86,8 @@ describe('recipes/', () => {
   }
 });
 
-// Measurement recipes of bench/ (docs/results.md names them): they must keep loading as the
-// shipped recipes they extend change.
+// Measurement recipes of bench/ (docs/results.md names them), pretraining and finetuning: they must
+// keep loading as the shipped recipes they extend change.
 describe('bench/recipes/', () => {
   const BENCH_DIR = path.resolve('bench/recipes');
   const files = readdirSync(BENCH_DIR).filter((f) => f.endsWith('.yaml'));
@@ -92,10 +95,26 @@ describe('bench/recipes/', () => {
     expect(files.length).toBeGreaterThan(0);
   });
   for (const file of files) {
-    it(`${file} loads and validates`, () => {
-      const recipe = loadPretrainRecipe(path.join(BENCH_DIR, file), getTask);
-      expect(recipe.name).toBe(file.replace(/\.yaml$/, ''));
-      expect(recipe.train.epochs).toBeGreaterThan(0);
-    });
+    const full = path.join(BENCH_DIR, file);
+    if ('task' in readRecipeTree(full)) {
+      it(`${file} loads and validates (pretraining)`, () => {
+        const recipe = loadPretrainRecipe(full, getTask);
+        expect(recipe.name).toBe(file.replace(/\.yaml$/, ''));
+        expect(recipe.train.epochs).toBeGreaterThan(0);
+      });
+    } else {
+      it(`${file} loads, validates and converts to training options (finetuning)`, () => {
+        const recipe = loadFinetuneRecipe(full);
+        expect(recipe.name).toBe(file.replace(/\.yaml$/, ''));
+        const manifest = { inputSize: 28, mean: [0.286], std: [0.353] };
+        const options = trainOptionsOf(recipe, resolveInput(recipe, 1, manifest), file);
+        expect(options.stages.length).toBeGreaterThan(0);
+        // Its views are valid pipelines at the backbone's size (the checks a run makes first).
+        if (options.fixmatch) {
+          expect(validatePipeline(options.fixmatch.weakView, 1, 'weak')).toEqual([28, 28, 1]);
+          expect(validatePipeline(options.fixmatch.strongView, 1, 'strong')).toEqual([28, 28, 1]);
+        }
+      });
+    }
   }
 });
